@@ -1,0 +1,44 @@
+# adr_ops: PGXS build.  `make installcheck` runs pg_regress, isolation, then TAP.
+
+EXTENSION  = adr_ops
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
+               sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = adr_ops
+OBJS = \
+	src/adr_ops.o \
+	src/guc.o \
+	src/health.o \
+	src/info.o \
+	src/serverlog.o
+
+# The install script is assembled from the per-concern fragments, in this
+# order: schema.sql first (it refuses a hostile pre-created schema).
+SQL_FRAGMENTS = \
+	src/schema.sql \
+	src/info.sql \
+	src/serverlog.sql \
+	src/health.sql
+
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
+SCRIPTS = scripts/adr-check
+EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
+
+PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
+SHLIB_LINK = $(shell curl-config --libs)
+
+REGRESS = install health serverlog privileges
+REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
+TAP_TESTS = 1
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) $(EXTENSION).control
+	cat $(SQL_FRAGMENTS) > $@
+
+.PHONY: shellcheck
+shellcheck:
+	shellcheck scripts/adr-* scripts/*.sh .ci/run

@@ -1,0 +1,454 @@
+
+-- health: the daily health check (runbook: System Health Monitoring) ---------
+
+-- Host readings, in C (health.c).
+CREATE FUNCTION adr_ops.adr_host_disk(
+    OUT kind text, OUT name text, OUT path text,
+    OUT total_bytes bigint, OUT used_bytes bigint, OUT available_bytes bigint,
+    OUT used_pct float8, OUT inodes_used_pct float8, OUT error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'adr_host_disk'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION adr_ops.adr_host_disk() IS
+    'file system usage (statvfs) of the data directory, pg_wal and each tablespace: the runbook''s df -h';
+
+CREATE FUNCTION adr_ops.adr_host_memory(
+    OUT kind text, OUT total_bytes bigint, OUT used_bytes bigint, OUT free_bytes bigint,
+    OUT shared_bytes bigint, OUT buff_cache_bytes bigint, OUT available_bytes bigint,
+    OUT error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'adr_host_memory'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION adr_ops.adr_host_memory() IS
+    'memory and swap of the host from /proc/meminfo, as free -b shows them';
+
+CREATE FUNCTION adr_ops.adr_host_load(
+    OUT load1 float8, OUT load5 float8, OUT load15 float8, OUT cpus int, OUT error text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'adr_host_load'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION adr_ops.adr_host_load() IS
+    'load averages and online CPUs of the host, as uptime and nproc show them';
+
+REVOKE ALL ON FUNCTION adr_ops.adr_host_disk() FROM PUBLIC;
+REVOKE ALL ON FUNCTION adr_ops.adr_host_memory() FROM PUBLIC;
+REVOKE ALL ON FUNCTION adr_ops.adr_host_load() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_host_disk() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_host_memory() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_host_load() TO pg_monitor;
+
+-- Thresholds, one row per check (a check_name "disk_tablespace:fast" uses
+-- the row "disk_tablespace").  warn > crit means lower is worse (available
+-- memory, cache hit ratio); otherwise higher is worse.  A reading beyond
+-- (not at) a threshold raises the status, as in Nagios.  A check without a
+-- row is reported OK whatever it reads.
+CREATE TABLE adr_ops.health_thresholds (
+    check_name text PRIMARY KEY,
+    warn numeric NOT NULL,
+    crit numeric NOT NULL
+);
+COMMENT ON TABLE adr_ops.health_thresholds IS
+    'warning and critical levels of adr_health_check(); warn > crit means lower is worse';
+
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES
+    ('connections',          80,          90),          -- % of non-superuser slots
+    ('disk_data',            80,          90),          -- % used
+    ('disk_wal',             80,          90),
+    ('disk_tablespace',      80,          90),
+    ('memory',               10,           5),          -- % available: lower is worse
+    ('swap',                 50,          80),          -- % used
+    ('load',                  2,           4),          -- 1-minute load per CPU
+    ('long_transactions',   300,        3600),          -- seconds
+    ('idle_in_transaction', 300,        1800),          -- seconds
+    ('blocked_sessions',     30,         300),          -- seconds waiting for a lock
+    ('xid_wraparound',      100,         500),          -- % of autovacuum_freeze_max_age
+    ('replication_lag',      60,         300),          -- seconds
+    ('replication_slots', 1073741824, 10737418240),     -- bytes of WAL held by inactive slots
+    ('cache_hit_ratio',      95,          90),          -- %: lower is worse
+    ('recent_errors',        10,         100);          -- entries in the last hour
+
+-- pg_dump keeps the thresholds.  On restore, CREATE EXTENSION has already
+-- inserted the defaults, so a dumped row must update its twin instead of
+-- failing the whole COPY on the primary key.
+CREATE FUNCTION adr_ops._health_thresholds_upsert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE adr_ops.health_thresholds
+       SET warn = NEW.warn, crit = NEW.crit
+     WHERE check_name = NEW.check_name;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._health_thresholds_upsert() IS
+    'API: private. Lets a restored dump update the default thresholds instead of colliding with them';
+REVOKE ALL ON FUNCTION adr_ops._health_thresholds_upsert() FROM PUBLIC;
+CREATE TRIGGER health_thresholds_upsert
+    BEFORE INSERT ON adr_ops.health_thresholds
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._health_thresholds_upsert();
+
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.health_thresholds', '');
+GRANT SELECT ON adr_ops.health_thresholds TO pg_monitor;
+
+-- Every health check function returns readings; adr_health_check() judges
+-- them against the thresholds.  unknown, when set, is why the check could
+-- not be made (status UNKNOWN), never silently OK.
+CREATE TYPE adr_ops._health_reading AS (
+    check_name text,
+    value numeric,
+    unit text,
+    detail text,
+    unknown text
+);
+COMMENT ON TYPE adr_ops._health_reading IS 'API: private. One reading of a health check';
+
+-- Checks that look at other sessions need pg_read_all_stats: without it
+-- pg_stat_activity hides their state and times, and the check would read 0.
+CREATE FUNCTION adr_ops._health_stats_unknown() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN NOT pg_has_role('pg_read_all_stats', 'USAGE')
+                THEN 'requires the privileges of pg_read_all_stats to see other sessions' END
+$$;
+COMMENT ON FUNCTION adr_ops._health_stats_unknown() IS
+    'API: private. Why a check of other sessions cannot be made by the caller, or NULL';
+
+CREATE FUNCTION adr_ops._check_connections() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'connections', round(100.0 * s.used / s.slots, 1), '%',
+           format('%s of %s connection slots for non-superusers in use', s.used, s.slots),
+           adr_ops._health_stats_unknown()
+      FROM (SELECT (SELECT count(*) FROM pg_stat_activity
+                     WHERE backend_type = 'client backend') AS used,
+                   current_setting('max_connections')::int
+                   - current_setting('superuser_reserved_connections')::int
+                   - coalesce(current_setting('reserved_connections', true)::int, 0) AS slots) s
+$$;
+
+CREATE FUNCTION adr_ops._check_disk() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE d.kind WHEN 'data' THEN 'disk_data'
+                       WHEN 'wal' THEN 'disk_wal'
+                       ELSE 'disk_tablespace:' || d.name END,
+           round(d.used_pct::numeric, 1), '%',
+           format('%s: %s used of %s, %s available; %s%% of inodes used',
+                  d.path, pg_size_pretty(d.used_bytes), pg_size_pretty(d.total_bytes),
+                  pg_size_pretty(d.available_bytes),
+                  coalesce(round(d.inodes_used_pct::numeric, 1)::text, 'n/a')),
+           d.error
+      FROM adr_ops.adr_host_disk() d
+$$;
+
+CREATE FUNCTION adr_ops._check_memory() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH m AS (SELECT * FROM adr_ops.adr_host_memory())
+    SELECT 'memory', round(100.0 * m.available_bytes / nullif(m.total_bytes, 0), 1), '%',
+           format('%s available of %s (%s used, %s buff/cache)',
+                  pg_size_pretty(m.available_bytes), pg_size_pretty(m.total_bytes),
+                  pg_size_pretty(m.used_bytes), pg_size_pretty(m.buff_cache_bytes)),
+           m.error
+      FROM m WHERE m.kind = 'mem'
+    UNION ALL
+    SELECT 'swap',
+           CASE WHEN m.total_bytes = 0 THEN 0
+                ELSE round(100.0 * m.used_bytes / m.total_bytes, 1) END, '%',
+           CASE WHEN m.total_bytes = 0 THEN 'no swap configured'
+                ELSE format('%s used of %s', pg_size_pretty(m.used_bytes),
+                            pg_size_pretty(m.total_bytes)) END,
+           m.error
+      FROM m WHERE m.kind = 'swap'
+$$;
+
+CREATE FUNCTION adr_ops._check_load() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'load', round((l.load1 / l.cpus)::numeric, 2), 'load/cpu',
+           format('load average %s, %s, %s on %s CPUs', round(l.load1::numeric, 2),
+                  round(l.load5::numeric, 2), round(l.load15::numeric, 2), l.cpus),
+           l.error
+      FROM adr_ops.adr_host_load() l
+$$;
+
+-- Open transactions of client backends and prepared transactions: both
+-- hold back the xmin horizon, so both count.
+CREATE FUNCTION adr_ops._check_long_transactions() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH x AS (
+        SELECT 'pid ' || pid AS who, usename AS usr, datname AS db, state, xact_start AS since
+          FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND xact_start IS NOT NULL
+           AND pid <> pg_backend_pid()
+        UNION ALL
+        SELECT 'prepared transaction ' || quote_literal(gid), owner, database, 'prepared', prepared
+          FROM pg_prepared_xacts
+    )
+    SELECT 'long_transactions',
+           coalesce(round(extract(epoch FROM now() - min(x.since))::numeric, 0), 0), 's',
+           coalesce((SELECT format('oldest: %s (%s@%s, %s) open for %s', o.who, o.usr, o.db,
+                                   o.state, date_trunc('second', now() - o.since))
+                       FROM x o ORDER BY o.since LIMIT 1),
+                    'no open transactions'),
+           adr_ops._health_stats_unknown()
+      FROM x
+$$;
+
+CREATE FUNCTION adr_ops._check_idle_in_transaction() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH i AS (
+        SELECT pid, usename, datname, state_change
+          FROM pg_stat_activity
+         WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
+           AND pid <> pg_backend_pid()
+    )
+    SELECT 'idle_in_transaction',
+           coalesce(round(extract(epoch FROM now() - min(i.state_change))::numeric, 0), 0), 's',
+           coalesce((SELECT format('%s sessions idle in transaction; oldest: pid %s (%s@%s) idle for %s',
+                                   (SELECT count(*) FROM i), o.pid, o.usename, o.datname,
+                                   date_trunc('second', now() - o.state_change))
+                       FROM i o ORDER BY o.state_change LIMIT 1),
+                    'no sessions idle in transaction'),
+           adr_ops._health_stats_unknown()
+      FROM i
+$$;
+
+-- The wait starts at pg_locks.waitstart (14 and later); a wait younger
+-- than deadlock_timeout may not have it yet, so fall back to state_change.
+CREATE FUNCTION adr_ops._check_blocked_sessions() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT a.pid, a.usename, a.datname, a.wait_event, pg_blocking_pids(a.pid) AS blockers,
+               coalesce((SELECT min(l.waitstart) FROM pg_locks l
+                          WHERE l.pid = a.pid AND NOT l.granted), a.state_change) AS since
+          FROM pg_stat_activity a
+         WHERE a.wait_event_type = 'Lock'
+    )
+    SELECT 'blocked_sessions',
+           coalesce(round(extract(epoch FROM now() - min(w.since))::numeric, 0), 0), 's',
+           coalesce((SELECT format('%s sessions waiting for a lock; longest: pid %s (%s@%s) waiting %s for a %s lock, blocked by pids %s',
+                                   (SELECT count(*) FROM w), o.pid, o.usename, o.datname,
+                                   date_trunc('second', now() - o.since), o.wait_event,
+                                   array_to_string(o.blockers, ', '))
+                       FROM w o ORDER BY o.since LIMIT 1),
+                    'no sessions waiting for a lock'),
+           adr_ops._health_stats_unknown()
+      FROM w
+$$;
+
+-- The larger of transaction ID and multixact age, each as a share of the
+-- age at which autovacuum forces an anti-wraparound vacuum.
+CREATE FUNCTION adr_ops._check_xid_wraparound() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH d AS (
+        SELECT datname,
+               age(datfrozenxid) AS xid_age,
+               mxid_age(datminmxid) AS mxid_age,
+               100.0 * age(datfrozenxid) / current_setting('autovacuum_freeze_max_age')::numeric AS xid_pct,
+               100.0 * mxid_age(datminmxid)
+                   / current_setting('autovacuum_multixact_freeze_max_age')::numeric AS mxid_pct
+          FROM pg_database
+    )
+    SELECT 'xid_wraparound', round(max(greatest(d.xid_pct, d.mxid_pct)), 1), '%',
+           (SELECT format('oldest: database %I, transaction ID age %s (%s%% of the way to wraparound), multixact age %s',
+                          o.datname, o.xid_age, round(100.0 * o.xid_age / 2147483648, 1), o.mxid_age)
+              FROM d o ORDER BY greatest(o.xid_pct, o.mxid_pct) DESC LIMIT 1),
+           NULL
+      FROM d
+$$;
+
+-- On a primary, the replay lag of each standby; on a standby, its own.
+-- Inactive slots hold WAL back whatever the role: the largest one counts.
+CREATE FUNCTION adr_ops._check_replication() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'replication_lag',
+           CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                ELSE round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 0) END,
+           's',
+           format('standby; last replayed transaction committed at %s',
+                  coalesce(pg_last_xact_replay_timestamp()::text, 'n/a')),
+           NULL
+     WHERE pg_is_in_recovery()
+    UNION ALL
+    SELECT 'replication_lag:' || coalesce(nullif(r.application_name, ''), host(r.client_addr), r.pid::text),
+           round(extract(epoch FROM coalesce(r.replay_lag, interval '0'))::numeric, 1), 's',
+           format('%s (%s), replay %s behind sent WAL', r.state, r.sync_state,
+                  pg_size_pretty(pg_wal_lsn_diff(r.sent_lsn, r.replay_lsn))),
+           adr_ops._health_stats_unknown()
+      FROM pg_stat_replication r
+     WHERE NOT pg_is_in_recovery()
+    UNION ALL
+    SELECT 'replication_lag', NULL, 's', 'no standbys connected', NULL
+     WHERE NOT pg_is_in_recovery() AND NOT EXISTS (SELECT FROM pg_stat_replication)
+    UNION ALL
+    SELECT 'replication_slots', coalesce(max(s.retained), 0), 'bytes',
+           CASE WHEN count(*) = 0 THEN 'no inactive replication slots'
+                ELSE format('%s inactive slots retain WAL: %s', count(*),
+                            string_agg(format('%s (%s, %s)', s.slot_name, pg_size_pretty(s.retained),
+                                              coalesce(s.wal_status, 'n/a')),
+                                       ', ' ORDER BY s.retained DESC NULLS LAST)) END,
+           NULL
+      FROM (SELECT slot_name, wal_status,
+                   pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                        ELSE pg_current_wal_lsn() END, restart_lsn) AS retained
+              FROM pg_replication_slots WHERE NOT active) s
+$$;
+
+-- Fewer than 1000 block requests say nothing about the cache.
+CREATE FUNCTION adr_ops._check_cache_hit_ratio() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'cache_hit_ratio',
+           CASE WHEN blks_hit + blks_read >= 1000
+                THEN round(100.0 * blks_hit / (blks_hit + blks_read), 2) END,
+           '%',
+           format('%s of %s block requests in database %I served from shared buffers since %s',
+                  blks_hit, blks_hit + blks_read, datname,
+                  coalesce(date_trunc('second', stats_reset)::text, 'the statistics began')),
+           NULL
+      FROM pg_stat_database WHERE datname = current_database()
+$$;
+
+CREATE FUNCTION adr_ops._check_recent_errors() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'recent_errors', count(*), 'entries',
+           format('%s ERROR, %s FATAL, %s PANIC in the last hour of the server log%s',
+                  count(*) FILTER (WHERE l.severity = 'ERROR'),
+                  count(*) FILTER (WHERE l.severity = 'FATAL'),
+                  count(*) FILTER (WHERE l.severity = 'PANIC'),
+                  '; last: ' || left((array_agg(l.severity || ': ' || l.message
+                                                ORDER BY l.log_time DESC))[1], 200)),
+           NULL
+      FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{ERROR,FATAL,PANIC}') l
+$$;
+
+-- The report.  Each check runs in its own exception block: a check that
+-- fails (a privilege, a missing file, a platform without /proc) becomes an
+-- UNKNOWN row with the reason, and never takes the other checks down.
+CREATE FUNCTION adr_ops.adr_health_check(
+    OUT check_name text, OUT status text, OUT value numeric, OUT unit text,
+    OUT warn numeric, OUT crit numeric, OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    checks CONSTANT text[] := ARRAY['connections', 'disk', 'memory', 'load',
+                                    'long_transactions', 'idle_in_transaction',
+                                    'blocked_sessions', 'xid_wraparound', 'replication',
+                                    'cache_hit_ratio', 'recent_errors'];
+    c text;
+    part adr_ops._health_reading[];
+    readings adr_ops._health_reading[] := '{}';
+BEGIN
+    FOREACH c IN ARRAY checks LOOP
+        BEGIN
+            EXECUTE format('SELECT array_agg(r) FROM adr_ops.%I() r', '_check_' || c) INTO part;
+            readings := readings || coalesce(part, '{}');
+        EXCEPTION WHEN OTHERS THEN
+            readings := readings || ROW(c, NULL, NULL, NULL, SQLERRM)::adr_ops._health_reading;
+        END;
+    END LOOP;
+
+    RETURN QUERY
+    SELECT r.check_name,
+           CASE WHEN r.unknown IS NOT NULL THEN 'UNKNOWN'
+                WHEN r.value IS NULL OR t.check_name IS NULL THEN 'OK'
+                WHEN t.warn > t.crit THEN
+                     CASE WHEN r.value < t.crit THEN 'CRITICAL'
+                          WHEN r.value < t.warn THEN 'WARNING' ELSE 'OK' END
+                ELSE CASE WHEN r.value > t.crit THEN 'CRITICAL'
+                          WHEN r.value > t.warn THEN 'WARNING' ELSE 'OK' END
+           END,
+           CASE WHEN r.unknown IS NULL THEN r.value END,
+           r.unit, t.warn, t.crit,
+           coalesce(r.unknown, r.detail)
+      FROM unnest(readings) WITH ORDINALITY AS r
+      LEFT JOIN adr_ops.health_thresholds t
+             ON t.check_name = split_part(r.check_name, ':', 1)
+     ORDER BY r.ordinality;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_health_check() IS
+    'the daily health check: one row per check with status OK, WARNING, CRITICAL or UNKNOWN';
+
+-- History, for trends on dashboards.
+CREATE TABLE adr_ops.health_history (
+    taken_at timestamptz NOT NULL,
+    check_name text NOT NULL,
+    status text NOT NULL
+        CHECK (status OPERATOR(pg_catalog.=) ANY ('{OK,WARNING,CRITICAL,UNKNOWN}'::text[])),
+    value numeric,
+    unit text,
+    warn numeric,
+    crit numeric,
+    detail text,
+    PRIMARY KEY (check_name, taken_at)
+);
+CREATE INDEX health_history_taken_at ON adr_ops.health_history (taken_at);
+COMMENT ON TABLE adr_ops.health_history IS
+    'results of adr_health_check() stored by adr_health_snapshot(), for trends';
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.health_history', '');
+GRANT SELECT ON adr_ops.health_history TO pg_monitor;
+
+CREATE FUNCTION adr_ops.adr_health_snapshot(keep interval DEFAULT '30 days')
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH pruned AS (
+        DELETE FROM adr_ops.health_history WHERE taken_at < now() - keep
+    ), taken AS (
+        SELECT clock_timestamp() AS at
+    ), stored AS (
+        INSERT INTO adr_ops.health_history
+               (taken_at, check_name, status, value, unit, warn, crit, detail)
+        SELECT taken.at, h.check_name, h.status, h.value, h.unit, h.warn, h.crit, h.detail
+          FROM taken, adr_ops.adr_health_check() h
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM stored
+$$;
+COMMENT ON FUNCTION adr_ops.adr_health_snapshot(interval) IS
+    'stores the current health check in health_history, dropping rows older than keep (NULL keeps all); returns the rows stored';
+REVOKE ALL ON FUNCTION adr_ops.adr_health_snapshot(interval) FROM PUBLIC;
+
+DO $grants$
+DECLARE
+    f text;
+BEGIN
+    -- The report and its private parts: for pg_monitor, not PUBLIC.
+    FOREACH f IN ARRAY ARRAY['adr_health_check', '_health_stats_unknown',
+                             '_check_connections', '_check_disk', '_check_memory',
+                             '_check_load', '_check_long_transactions',
+                             '_check_idle_in_transaction', '_check_blocked_sessions',
+                             '_check_xid_wraparound', '_check_replication',
+                             '_check_cache_hit_ratio', '_check_recent_errors'] LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION adr_ops.%I() FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION adr_ops.%I() TO pg_monitor', f);
+    END LOOP;
+END
+$grants$;

@@ -1,0 +1,35 @@
+-- adr_ops install script.  Built by the Makefile from src/*.sql; edit those.
+\echo Use "CREATE EXTENSION adr_ops" to load this file. \quit
+
+-- CREATE EXTENSION creates schema adr_ops when it is missing and silently
+-- reuses one that exists.  A schema that someone else owns, or that already
+-- holds objects, could shadow what this script creates and calls: refuse it.
+-- (The extension itself depends on its schema; that is the one dependency
+-- allowed.)
+DO $adr_schema_guard$
+DECLARE
+    owner_name name;
+    objects bigint;
+BEGIN
+    SELECT pg_catalog.pg_get_userbyid(n.nspowner),
+           (SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend d
+             WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+               AND d.refobjid OPERATOR(pg_catalog.=) n.oid
+               AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_extension'::pg_catalog.regclass)
+      INTO owner_name, objects
+      FROM pg_catalog.pg_namespace n
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'adr_ops';
+
+    IF owner_name OPERATOR(pg_catalog.<>) CURRENT_USER OR objects OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'schema "adr_ops" already exists and is not empty or not owned by the installing role',
+            DETAIL = pg_catalog.format('Schema "adr_ops" is owned by %I and holds %s objects.',
+                                       owner_name, objects),
+            HINT = 'Drop or rename the existing schema "adr_ops", then run CREATE EXTENSION adr_ops again.';
+    END IF;
+END
+$adr_schema_guard$;
+
+-- Reports are for pg_monitor; nothing in the schema is for PUBLIC.
+GRANT USAGE ON SCHEMA adr_ops TO pg_monitor;

@@ -1,0 +1,561 @@
+/*-------------------------------------------------------------------------
+ *
+ * serverlog.c
+ *	  Read the entries of the current server log: the runbook's
+ *	  `grep ERROR postgresql.log`, without a shell on the database host.
+ *
+ * The logging collector names its current files in $PGDATA/current_logfiles,
+ * the file behind pg_current_logfile().  adr_log_lines() reads the newest
+ * one, preferring jsonlog, then csvlog, then stderr, because the structured
+ * formats need no guessing.  It reads at most adr_ops.log_scan_limit bytes
+ * from the end of the file, streaming one record at a time, so memory stays
+ * bounded whatever the log's size; older entries, and entries in files the
+ * collector has rotated away, are not seen.
+ *
+ * stderr lines are recognised by their "SEVERITY:  " marker; their time is
+ * the first "YYYY-MM-DD HH:MM:SS[.fff] [zone]" before that marker, as %m and
+ * %t write it in log_line_prefix.  Lines without such a timestamp are
+ * continuation lines of multi-line messages and are not entries.
+ *
+ * Reading the server log needs the privileges of pg_read_server_files, as
+ * pg_read_file() does: it holds other sessions' statements and errors.
+ *
+ * IDENTIFICATION
+ *	  src/serverlog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "catalog/pg_authid_d.h"
+#include "catalog/pg_type_d.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "postmaster/syslogger.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "adr_ops.h"
+#include "compat.h"
+
+PG_FUNCTION_INFO_V1(adr_log_lines);
+
+#define LOG_LINES_COLS	3
+#define CSV_FIELDS		14		/* we need fields 0, 11 and 13 */
+
+typedef enum LogFormat
+{
+	LOGFMT_STDERR,
+	LOGFMT_CSV,
+	LOGFMT_JSON
+} LogFormat;
+
+/* One parsed log entry; the strings point into the reader's buffers. */
+typedef struct LogEntry
+{
+	bool		has_time;
+	TimestampTz time;
+	const char *severity;
+	const char *message;
+} LogEntry;
+
+static const char *const sl_severities[] = {
+	"DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "LOG", "INFO",
+	"NOTICE", "WARNING", "ERROR", "FATAL", "PANIC"
+};
+
+/*
+ * Find the current log file from current_logfiles.  Returns its path
+ * (palloc'd; relative paths are relative to DataDir, the working directory)
+ * and sets *format, preferring structured formats.
+ */
+static char *
+sl_current_logfile(LogFormat *format)
+{
+	FILE	   *f;
+	char		line[MAXPGPATH + 32];
+	char	   *best = NULL;
+	int			best_rank = -1;
+
+	f = AllocateFile(LOG_METAINFO_DATAFILE, "r");
+	if (f == NULL)
+	{
+		if (errno == ENOENT)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("could not find the current server log file"),
+					 errdetail("The file \"%s\" does not exist: the logging collector is not running.",
+							   LOG_METAINFO_DATAFILE),
+					 errhint("Set \"logging_collector\" to on and restart the server.")));
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", LOG_METAINFO_DATAFILE)));
+	}
+
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		char	   *sp = strchr(line, ' ');
+		int			rank;
+		LogFormat	fmt;
+
+		if (sp == NULL)
+			continue;
+		*sp++ = '\0';
+		sp[strcspn(sp, "\r\n")] = '\0';
+		if (strcmp(line, "jsonlog") == 0)
+			fmt = LOGFMT_JSON, rank = 2;
+		else if (strcmp(line, "csvlog") == 0)
+			fmt = LOGFMT_CSV, rank = 1;
+		else if (strcmp(line, "stderr") == 0)
+			fmt = LOGFMT_STDERR, rank = 0;
+		else
+			continue;
+		if (rank > best_rank && *sp != '\0')
+		{
+			best = pstrdup(sp);
+			best_rank = rank;
+			*format = fmt;
+		}
+	}
+	FreeFile(f);
+
+	if (best == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not find the current server log file"),
+				 errdetail("\"%s\" names no stderr, csvlog or jsonlog file.",
+						   LOG_METAINFO_DATAFILE),
+				 errhint("Include stderr, csvlog or jsonlog in \"log_destination\".")));
+	return best;
+}
+
+/*
+ * Read one line into buf (without its newline).  Returns false at end of
+ * file with nothing read.  *consumed grows by the bytes read.
+ */
+static bool
+sl_read_line(FILE *f, StringInfo buf, off_t *consumed)
+{
+	char		chunk[8192];
+	bool		any = false;
+
+	resetStringInfo(buf);
+	while (fgets(chunk, sizeof(chunk), f) != NULL)
+	{
+		size_t		n = strlen(chunk);
+
+		any = true;
+		*consumed += n;
+		if (n > 0 && chunk[n - 1] == '\n')
+		{
+			appendBinaryStringInfo(buf, chunk, n - 1);
+			return true;
+		}
+		appendBinaryStringInfo(buf, chunk, n);
+	}
+	return any;
+}
+
+/* Does s start with "YYYY-MM-DD HH:MM:SS"? */
+static bool
+sl_at_timestamp(const char *s, size_t len)
+{
+	static const char pattern[] = "dddd-dd-dd dd:dd:dd";
+	size_t		i;
+
+	if (len < sizeof(pattern) - 1)
+		return false;
+	for (i = 0; i < sizeof(pattern) - 1; i++)
+	{
+		if (pattern[i] == 'd' ? !isdigit((unsigned char) s[i]) : s[i] != pattern[i])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Parse the first timestamp found in s[0..len), as %m, %t, csvlog and
+ * jsonlog write it: "YYYY-MM-DD HH:MM:SS", optional fraction, optional zone.
+ * Uses the datetime parser's error-code interface, so a malformed stamp
+ * returns false instead of throwing.
+ */
+static bool
+sl_parse_time(const char *s, size_t len, TimestampTz *result)
+{
+	size_t		start;
+
+	for (start = 0; start < len; start++)
+	{
+		char		text[64];
+		char		workbuf[MAXDATELEN + 1];
+		char	   *field[MAXDATEFIELDS];
+		int			ftype[MAXDATEFIELDS];
+		int			nf,
+					dtype,
+					tz = 0;
+		struct pg_tm tm;
+		fsec_t		fsec;
+		size_t		end;
+
+		if (!sl_at_timestamp(s + start, len - start))
+			continue;
+
+		end = start + 19;
+		if (end < len && s[end] == '.')
+			for (end++; end < len && isdigit((unsigned char) s[end]); end++);
+		if (end + 1 < len && s[end] == ' ' &&
+			(isalpha((unsigned char) s[end + 1]) || s[end + 1] == '+' || s[end + 1] == '-'))
+			for (end++; end < len && (isalnum((unsigned char) s[end]) ||
+									  strchr("+-:/_", s[end]) != NULL); end++);
+		if (end - start >= sizeof(text))
+			return false;
+		memcpy(text, s + start, end - start);
+		text[end - start] = '\0';
+
+		if (ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype,
+						  MAXDATEFIELDS, &nf) != 0 ||
+			adr_decode_datetime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 ||
+			dtype != DTK_DATE)
+			return false;
+		return tm2timestamp(&tm, fsec, &tz, result) == 0;
+	}
+	return false;
+}
+
+/*
+ * Parse a stderr line.  Returns false when the line carries no
+ * "SEVERITY:  " marker (a continuation line, or DETAIL/HINT/STATEMENT).
+ */
+static bool
+sl_parse_stderr(char *line, LogEntry *entry)
+{
+	char	   *p = line;
+
+	while ((p = strstr(p, ":  ")) != NULL)
+	{
+		char	   *word = p;
+		int			i;
+
+		while (word > line && isalnum((unsigned char) word[-1]))
+			word--;
+		for (i = 0; i < lengthof(sl_severities); i++)
+		{
+			size_t		n = strlen(sl_severities[i]);
+
+			if ((size_t) (p - word) == n && strncmp(word, sl_severities[i], n) == 0)
+			{
+				entry->severity = sl_severities[i];
+				entry->message = p + 3;
+				entry->has_time = sl_parse_time(line, word - line, &entry->time);
+				return true;
+			}
+		}
+		p += 3;
+	}
+	return false;
+}
+
+/*
+ * Split one csvlog record in place.  fields[] receives up to CSV_FIELDS
+ * NUL-terminated, unquoted fields.  Returns the number of fields found.
+ */
+static int
+sl_split_csv(char *rec, char **fields)
+{
+	char	   *src = rec;
+	int			n = 0;
+
+	while (n < CSV_FIELDS)
+	{
+		char	   *dst = src;
+
+		fields[n++] = dst;
+		if (*src == '"')
+		{
+			src++;
+			for (;;)
+			{
+				if (*src == '\0')
+					break;
+				if (*src == '"')
+				{
+					if (src[1] != '"')
+					{
+						src++;
+						break;
+					}
+					src++;
+				}
+				*dst++ = *src++;
+			}
+		}
+		else
+		{
+			while (*src != '\0' && *src != ',')
+				*dst++ = *src++;
+		}
+		if (*src != ',')
+		{
+			*dst = '\0';
+			break;
+		}
+		src++;
+		*dst = '\0';
+	}
+	return n;
+}
+
+/*
+ * Copy the JSON string value of "key" in a jsonlog line into out.  The
+ * server writes each key once, unescaped, so a plain search for "key":" is
+ * exact: inside values every quote is escaped.
+ */
+static bool
+sl_json_string(const char *line, const char *key, StringInfo out)
+{
+	char		pattern[64];
+	const char *p;
+
+	snprintf(pattern, sizeof(pattern), "\"%s\":\"", key);
+	p = strstr(line, pattern);
+	if (p == NULL)
+		return false;
+	p += strlen(pattern);
+
+	resetStringInfo(out);
+	for (; *p != '\0' && *p != '"'; p++)
+	{
+		if (*p != '\\' || p[1] == '\0')
+		{
+			appendStringInfoChar(out, *p);
+			continue;
+		}
+		p++;
+		switch (*p)
+		{
+			case 'n':
+				appendStringInfoChar(out, '\n');
+				break;
+			case 't':
+				appendStringInfoChar(out, '\t');
+				break;
+			case 'r':
+				appendStringInfoChar(out, '\r');
+				break;
+			case 'b':
+				appendStringInfoChar(out, '\b');
+				break;
+			case 'f':
+				appendStringInfoChar(out, '\f');
+				break;
+			case 'u':
+				/* the server escapes only control characters this way */
+				if (strspn(p + 1, "0123456789abcdefABCDEF") >= 4)
+				{
+					char		hex[5];
+
+					memcpy(hex, p + 1, 4);
+					hex[4] = '\0';
+					appendStringInfoChar(out, (char) strtol(hex, NULL, 16));
+					p += 4;
+				}
+				break;
+			default:
+				appendStringInfoChar(out, *p);
+				break;
+		}
+	}
+	return true;
+}
+
+/* Is severity among the wanted ones?  wanted == NULL means all. */
+static bool
+sl_wanted(const char *severity, char **wanted, int nwanted)
+{
+	int			i;
+
+	if (wanted == NULL)
+		return true;
+	for (i = 0; i < nwanted; i++)
+		if (pg_strcasecmp(severity, wanted[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * adr_log_lines(since timestamptz, severities text[])
+ *		returns (log_time timestamptz, severity text, message text)
+ *
+ * The entries of the current server log at or after since (all read entries
+ * when NULL) whose severity is in severities (all when NULL), oldest first.
+ */
+Datum
+adr_log_lines(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		have_since = !PG_ARGISNULL(0);
+	TimestampTz since = have_since ? PG_GETARG_TIMESTAMPTZ(0) : 0;
+	char	  **wanted = NULL;
+	int			nwanted = 0;
+	LogFormat	format = LOGFMT_STDERR;
+	char	   *path;
+	FILE	   *f;
+	struct stat st;
+	off_t		limit,
+				start,
+				consumed = 0;
+	StringInfoData line,
+				rec,
+				sev,
+				msg,
+				ts;
+	uint64		untimed = 0,
+				timed = 0;
+
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read the server log"),
+				 errdetail("Only roles with privileges of the \"%s\" role may read the server log.",
+						   "pg_read_server_files")));
+
+	if (!PG_ARGISNULL(1))
+	{
+		Datum	   *elems;
+		bool	   *elem_nulls;
+		int			i;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &elem_nulls, &nwanted);
+		wanted = palloc(sizeof(char *) * Max(nwanted, 1));
+		for (i = 0; i < nwanted; i++)
+			wanted[i] = elem_nulls[i] ? "" : TextDatumGetCString(elems[i]);
+	}
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	path = sl_current_logfile(&format);
+	f = AllocateFile(path, "r");
+	if (f == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open server log file \"%s\": %m", path)));
+	if (fstat(fileno(f), &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat server log file \"%s\": %m", path)));
+
+	/* Read the last log_scan_limit kB, as the file was when we opened it. */
+	limit = (off_t) adr_ops_log_scan_limit * 1024;
+	start = st.st_size > limit ? st.st_size - limit : 0;
+	if (start > 0 && fseeko(f, start, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in server log file \"%s\": %m", path)));
+
+	initStringInfo(&line);
+	initStringInfo(&rec);
+	initStringInfo(&sev);
+	initStringInfo(&msg);
+	initStringInfo(&ts);
+
+	/* After a seek we are inside a record: skip to the start of the next. */
+	if (start > 0)
+		(void) sl_read_line(f, &line, &consumed);
+
+	while (start + consumed < st.st_size && sl_read_line(f, &line, &consumed))
+	{
+		LogEntry	entry = {0};
+		Datum		values[LOG_LINES_COLS];
+		bool		nulls[LOG_LINES_COLS] = {0};
+
+		CHECK_FOR_INTERRUPTS();
+
+		switch (format)
+		{
+			case LOGFMT_STDERR:
+				if (!sl_parse_stderr(line.data, &entry))
+					continue;
+				break;
+
+			case LOGFMT_JSON:
+				if (!sl_json_string(line.data, "error_severity", &sev) ||
+					!sl_json_string(line.data, "message", &msg))
+					continue;
+				entry.severity = sev.data;
+				entry.message = msg.data;
+				entry.has_time = sl_json_string(line.data, "timestamp", &ts) &&
+					sl_parse_time(ts.data, ts.len, &entry.time);
+				break;
+
+			case LOGFMT_CSV:
+				{
+					char	   *fields[CSV_FIELDS];
+					int			quotes = 0;
+					char	   *c;
+
+					/* A record starts with its timestamp; resync on that. */
+					if (!sl_at_timestamp(line.data, line.len))
+						continue;
+					resetStringInfo(&rec);
+					appendBinaryStringInfo(&rec, line.data, line.len);
+					for (c = rec.data; *c; c++)
+						quotes += (*c == '"');
+					/* Quoted fields may hold newlines: read on until balanced. */
+					while (quotes % 2 != 0 && start + consumed < st.st_size &&
+						   sl_read_line(f, &line, &consumed))
+					{
+						appendStringInfoChar(&rec, '\n');
+						appendBinaryStringInfo(&rec, line.data, line.len);
+						for (c = line.data; *c; c++)
+							quotes += (*c == '"');
+					}
+					if (sl_split_csv(rec.data, fields) < CSV_FIELDS)
+						continue;
+					entry.severity = fields[11];
+					entry.message = fields[13];
+					entry.has_time = sl_parse_time(fields[0], strlen(fields[0]),
+												   &entry.time);
+				}
+				break;
+		}
+
+		if (!sl_wanted(entry.severity, wanted, nwanted))
+			continue;
+		if (entry.has_time)
+			timed++;
+		else
+			untimed++;
+		if (have_since && (!entry.has_time || entry.time < since))
+			continue;
+
+		if (entry.has_time)
+			values[0] = TimestampTzGetDatum(entry.time);
+		else
+			nulls[0] = true;
+		values[1] = CStringGetTextDatum(entry.severity);
+		values[2] = CStringGetTextDatum(entry.message);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	FreeFile(f);
+
+	/* Entries whose time cannot be read cannot be placed after "since". */
+	if (have_since && untimed > 0 && timed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not read timestamps from server log file \"%s\"", path),
+				 errdetail("%llu entries have no time stamp that adr_ops can parse.",
+						   (unsigned long long) untimed),
+				 errhint("Begin \"log_line_prefix\" with %%m or %%t, or log to csvlog or jsonlog.")));
+
+	return (Datum) 0;
+}
