@@ -330,19 +330,30 @@ AS $$
       FROM pg_stat_database WHERE datname = current_database()
 $$;
 
+-- Reading the log needs pg_read_server_files (adr_log_lines checks it
+-- again); a caller without it gets the reason, not a permission error.
 CREATE FUNCTION adr_ops._check_recent_errors() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 'recent_errors', count(*), 'entries',
+BEGIN
+    IF NOT pg_has_role('pg_read_server_files', 'USAGE') THEN
+        RETURN QUERY SELECT 'recent_errors', NULL::numeric, 'entries', NULL::text,
+                            'requires the privileges of pg_read_server_files to read the server log';
+        RETURN;
+    END IF;
+
+    RETURN QUERY
+    SELECT 'recent_errors', count(*)::numeric, 'entries',
            format('%s ERROR, %s FATAL, %s PANIC in the last hour of the server log%s',
                   count(*) FILTER (WHERE l.severity = 'ERROR'),
                   count(*) FILTER (WHERE l.severity = 'FATAL'),
                   count(*) FILTER (WHERE l.severity = 'PANIC'),
                   '; last: ' || left((array_agg(l.severity || ': ' || l.message
                                                 ORDER BY l.log_time DESC))[1], 200)),
-           NULL
-      FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{ERROR,FATAL,PANIC}') l
+           NULL::text
+      FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{ERROR,FATAL,PANIC}') l;
+END
 $$;
 
 -- The report.  Each check runs in its own exception block: a check that
@@ -361,6 +372,9 @@ DECLARE
                                     'blocked_sessions', 'xid_wraparound', 'replication',
                                     'cache_hit_ratio', 'recent_errors'];
     c text;
+    msg text;
+    msg_detail text;
+    msg_hint text;
     part adr_ops._health_reading[];
     readings adr_ops._health_reading[] := '{}';
 BEGIN
@@ -369,7 +383,11 @@ BEGIN
             EXECUTE format('SELECT array_agg(r) FROM adr_ops.%I() r', '_check_' || c) INTO part;
             readings := readings || coalesce(part, '{}');
         EXCEPTION WHEN OTHERS THEN
-            readings := readings || ROW(c, NULL, NULL, NULL, SQLERRM)::adr_ops._health_reading;
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, msg_detail = PG_EXCEPTION_DETAIL,
+                                    msg_hint = PG_EXCEPTION_HINT;
+            readings := readings || ROW(c, NULL, NULL, NULL,
+                                        concat_ws(' ', msg || '.', nullif(msg_detail, ''),
+                                                  nullif(msg_hint, '')))::adr_ops._health_reading;
         END;
     END LOOP;
 

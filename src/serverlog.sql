@@ -12,4 +12,5 @@ COMMENT ON FUNCTION adr_ops.adr_log_lines(timestamptz, text[]) IS
     'entries of the current server log since a time, of the given severities (stderr, csvlog or jsonlog)';
 -- It reads a server file: C checks pg_read_server_files as well.
 REVOKE ALL ON FUNCTION adr_ops.adr_log_lines(timestamptz, text[]) FROM PUBLIC;
+GRANT USAGE ON SCHEMA adr_ops TO pg_read_server_files;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_log_lines(timestamptz, text[]) TO pg_read_server_files;

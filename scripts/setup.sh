@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/demo.sh and scripts/test.sh: install what is
+# missing from Debian's archive, then build and install adr_ops.  Idempotent.
+# Run as root, or as a user who may sudo.
+set -Eeuo pipefail
+
+readonly PG_MAJOR=15
+readonly PACKAGES=(
+    "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" postgresql-contrib
+    libcurl4-openssl-dev libipc-run-perl make gcc shellcheck
+)
+PG_BINDIR="/usr/lib/postgresql/${PG_MAJOR}/bin"
+PG_CONFIG="${PG_BINDIR}/pg_config"
+export PG_BINDIR PG_CONFIG
+
+# usage: as_root COMMAND [ARG...] — run a command as root (directly or via sudo)
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+# usage: install_missing_packages — apt-get install only what dpkg lacks
+install_missing_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+            || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        printf 'adr_ops: installing %s\n' "${missing[*]}" >&2
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    fi
+}
+
+# usage: build_and_install DIR — build adr_ops in DIR and install it into the server
+build_and_install() {
+    local dir="$1"
+    make -C "$dir" -s PG_CONFIG="$PG_CONFIG" >/dev/null
+    as_root make -C "$dir" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# usage: copy_tree SRC DEST OWNER — copy the source tree (tracked and new
+# files, no build outputs) to DEST, owned by OWNER
+copy_tree() {
+    local src="$1" dest="$2" owner="$3"
+    as_root rm -rf "$dest"
+    as_root mkdir -p "$dest"
+    if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        (cd "$src" && git ls-files -co --exclude-standard -z | tar --null --no-recursion -T - -cf -) \
+            | as_root tar -xf - -C "$dest"
+    else
+        as_root cp -a "$src/." "$dest/"
+        as_root make -C "$dest" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
+    fi
+    as_root chown -R "$owner:" "$dest"
+}
