@@ -35,6 +35,11 @@ SELECT check_name, unit, warn, crit, status IN ('OK', 'WARNING', 'CRITICAL') AS 
   FROM adr_ops.adr_health_check() WHERE check_name LIKE 'disk%' ORDER BY check_name;
 SELECT kind, name, path LIKE '%/pg_tblspc/%' AS path_in_place
   FROM adr_ops.adr_host_disk() WHERE kind = 'tablespace';
+-- A threshold row for the object wins over the row for its kind.
+INSERT INTO adr_ops.health_thresholds VALUES ('disk_tablespace:adr_regress_ts', -2, -1);
+SELECT check_name, warn, crit, status
+  FROM adr_ops.adr_health_check() WHERE check_name LIKE 'disk%' ORDER BY check_name;
+DELETE FROM adr_ops.health_thresholds WHERE check_name = 'disk_tablespace:adr_regress_ts';
 DROP TABLESPACE adr_regress_ts;
 
 -- Thresholds: a reading beyond warn is WARNING, beyond crit CRITICAL.

@@ -96,20 +96,22 @@ GRANT SELECT ON adr_ops.health_thresholds TO pg_monitor;
 
 -- Every health check function returns readings; adr_health_check() judges
 -- them against the thresholds.  unknown, when set, is why the check could
--- not be made (status UNKNOWN), never silently OK.
+-- not be made (status UNKNOWN), never silently OK; at_least, when set, is a
+-- status the reading has whatever the thresholds say (a PANIC in the log).
 CREATE TYPE adr_ops._health_reading AS (
     check_name text,
     value numeric,
     unit text,
     detail text,
-    unknown text
+    unknown text,
+    at_least text
 );
 COMMENT ON TYPE adr_ops._health_reading IS 'API: private. One reading of a health check';
 
 -- Checks that look at other sessions need pg_read_all_stats: without it
 -- pg_stat_activity hides their state and times, and the check would read 0.
 CREATE FUNCTION adr_ops._health_stats_unknown() RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN NOT pg_has_role('pg_read_all_stats', 'USAGE')
@@ -119,12 +121,12 @@ COMMENT ON FUNCTION adr_ops._health_stats_unknown() IS
     'API: private. Why a check of other sessions cannot be made by the caller, or NULL';
 
 CREATE FUNCTION adr_ops._check_connections() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'connections', round(100.0 * s.used / s.slots, 1), '%',
            format('%s of %s connection slots for non-superusers in use', s.used, s.slots),
-           adr_ops._health_stats_unknown()
+           adr_ops._health_stats_unknown(), NULL
       FROM (SELECT (SELECT count(*) FROM pg_stat_activity
                      WHERE backend_type = 'client backend') AS used,
                    current_setting('max_connections')::int
@@ -133,23 +135,23 @@ AS $$
 $$;
 
 CREATE FUNCTION adr_ops._check_disk() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE d.kind WHEN 'data' THEN 'disk_data'
                        WHEN 'wal' THEN 'disk_wal'
                        ELSE 'disk_tablespace:' || d.name END,
-           round(d.used_pct::numeric, 1), '%',
+           round(greatest(d.used_pct, d.inodes_used_pct)::numeric, 1), '%',
            format('%s: %s used of %s, %s available; %s%% of inodes used',
                   d.path, pg_size_pretty(d.used_bytes), pg_size_pretty(d.total_bytes),
                   pg_size_pretty(d.available_bytes),
                   coalesce(round(d.inodes_used_pct::numeric, 1)::text, 'n/a')),
-           d.error
+           d.error, NULL
       FROM adr_ops.adr_host_disk() d
 $$;
 
 CREATE FUNCTION adr_ops._check_memory() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH m AS (SELECT * FROM adr_ops.adr_host_memory())
@@ -157,7 +159,7 @@ AS $$
            format('%s available of %s (%s used, %s buff/cache)',
                   pg_size_pretty(m.available_bytes), pg_size_pretty(m.total_bytes),
                   pg_size_pretty(m.used_bytes), pg_size_pretty(m.buff_cache_bytes)),
-           m.error
+           m.error, NULL
       FROM m WHERE m.kind = 'mem'
     UNION ALL
     SELECT 'swap',
@@ -166,25 +168,25 @@ AS $$
            CASE WHEN m.total_bytes = 0 THEN 'no swap configured'
                 ELSE format('%s used of %s', pg_size_pretty(m.used_bytes),
                             pg_size_pretty(m.total_bytes)) END,
-           m.error
+           m.error, NULL
       FROM m WHERE m.kind = 'swap'
 $$;
 
 CREATE FUNCTION adr_ops._check_load() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'load', round((l.load1 / l.cpus)::numeric, 2), 'load/cpu',
            format('load average %s, %s, %s on %s CPUs', round(l.load1::numeric, 2),
                   round(l.load5::numeric, 2), round(l.load15::numeric, 2), l.cpus),
-           l.error
+           l.error, NULL
       FROM adr_ops.adr_host_load() l
 $$;
 
 -- Open transactions of client backends and prepared transactions: both
 -- hold back the xmin horizon, so both count.
 CREATE FUNCTION adr_ops._check_long_transactions() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH x AS (
@@ -202,12 +204,12 @@ AS $$
                                    o.state, date_trunc('second', now() - o.since))
                        FROM x o ORDER BY o.since LIMIT 1),
                     'no open transactions'),
-           adr_ops._health_stats_unknown()
+           adr_ops._health_stats_unknown(), NULL
       FROM x
 $$;
 
 CREATE FUNCTION adr_ops._check_idle_in_transaction() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH i AS (
@@ -223,19 +225,20 @@ AS $$
                                    date_trunc('second', now() - o.state_change))
                        FROM i o ORDER BY o.state_change LIMIT 1),
                     'no sessions idle in transaction'),
-           adr_ops._health_stats_unknown()
+           adr_ops._health_stats_unknown(), NULL
       FROM i
 $$;
 
--- The wait starts at pg_locks.waitstart (14 and later); a wait younger
--- than deadlock_timeout may not have it yet, so fall back to state_change.
+-- The wait starts at pg_locks.waitstart; a wait younger than
+-- deadlock_timeout may not have it yet, so fall back to state_change.
+-- waitstart is read through jsonb because 13 has no such column.
 CREATE FUNCTION adr_ops._check_blocked_sessions() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH w AS (
         SELECT a.pid, a.usename, a.datname, a.wait_event, pg_blocking_pids(a.pid) AS blockers,
-               coalesce((SELECT min(l.waitstart) FROM pg_locks l
+               coalesce((SELECT min((to_jsonb(l) ->> 'waitstart')::timestamptz) FROM pg_locks l
                           WHERE l.pid = a.pid AND NOT l.granted), a.state_change) AS since
           FROM pg_stat_activity a
          WHERE a.wait_event_type = 'Lock'
@@ -248,14 +251,14 @@ AS $$
                                    array_to_string(o.blockers, ', '))
                        FROM w o ORDER BY o.since LIMIT 1),
                     'no sessions waiting for a lock'),
-           adr_ops._health_stats_unknown()
+           adr_ops._health_stats_unknown(), NULL
       FROM w
 $$;
 
 -- The larger of transaction ID and multixact age, each as a share of the
 -- age at which autovacuum forces an anti-wraparound vacuum.
 CREATE FUNCTION adr_ops._check_xid_wraparound() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH d AS (
@@ -271,34 +274,40 @@ AS $$
            (SELECT format('oldest: database %I, transaction ID age %s (%s%% of the way to wraparound), multixact age %s',
                           o.datname, o.xid_age, round(100.0 * o.xid_age / 2147483648, 1), o.mxid_age)
               FROM d o ORDER BY greatest(o.xid_pct, o.mxid_pct) DESC LIMIT 1),
-           NULL
+           NULL, NULL
       FROM d
 $$;
 
--- On a primary, the replay lag of each standby; on a standby, its own.
+-- On a primary, the replay lag of each standby (two standbys with one
+-- application_name are told apart by pid); on a standby, its own, or the
+-- time since it last replayed a transaction when its WAL receiver is gone.
 -- Inactive slots hold WAL back whatever the role: the largest one counts.
 CREATE FUNCTION adr_ops._check_replication() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'replication_lag',
-           CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+           CASE WHEN r.receiving AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
                 ELSE round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 0) END,
            's',
-           format('standby; last replayed transaction committed at %s',
+           format('standby, %s; last replayed transaction committed at %s',
+                  CASE WHEN r.receiving THEN 'streaming' ELSE 'WAL receiver not running' END,
                   coalesce(pg_last_xact_replay_timestamp()::text, 'n/a')),
-           NULL
+           NULL, NULL
+      FROM (SELECT EXISTS (SELECT FROM pg_stat_wal_receiver) AS receiving) r
      WHERE pg_is_in_recovery()
     UNION ALL
-    SELECT 'replication_lag:' || coalesce(nullif(r.application_name, ''), host(r.client_addr), r.pid::text),
+    SELECT 'replication_lag:' || r.name
+               || CASE WHEN count(*) OVER (PARTITION BY r.name) > 1 THEN ':' || r.pid ELSE '' END,
            round(extract(epoch FROM coalesce(r.replay_lag, interval '0'))::numeric, 1), 's',
            format('%s (%s), replay %s behind sent WAL', r.state, r.sync_state,
-                  pg_size_pretty(pg_wal_lsn_diff(r.sent_lsn, r.replay_lsn))),
-           adr_ops._health_stats_unknown()
-      FROM pg_stat_replication r
+                  coalesce(pg_size_pretty(pg_wal_lsn_diff(r.sent_lsn, r.replay_lsn)), 'n/a')),
+           adr_ops._health_stats_unknown(), NULL
+      FROM (SELECT coalesce(nullif(application_name, ''), host(client_addr), pid::text) AS name, *
+              FROM pg_stat_replication) r
      WHERE NOT pg_is_in_recovery()
     UNION ALL
-    SELECT 'replication_lag', NULL, 's', 'no standbys connected', NULL
+    SELECT 'replication_lag', NULL, 's', 'no standbys connected', NULL, NULL
      WHERE NOT pg_is_in_recovery() AND NOT EXISTS (SELECT FROM pg_stat_replication)
     UNION ALL
     SELECT 'replication_slots', coalesce(max(s.retained), 0), 'bytes',
@@ -307,7 +316,7 @@ AS $$
                             string_agg(format('%s (%s, %s)', s.slot_name, pg_size_pretty(s.retained),
                                               coalesce(s.wal_status, 'n/a')),
                                        ', ' ORDER BY s.retained DESC NULLS LAST)) END,
-           NULL
+           NULL, NULL
       FROM (SELECT slot_name, wal_status,
                    pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
                                         ELSE pg_current_wal_lsn() END, restart_lsn) AS retained
@@ -316,7 +325,7 @@ $$;
 
 -- Fewer than 1000 block requests say nothing about the cache.
 CREATE FUNCTION adr_ops._check_cache_hit_ratio() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'cache_hit_ratio',
@@ -326,20 +335,22 @@ AS $$
            format('%s of %s block requests in database %I served from shared buffers since %s',
                   blks_hit, blks_hit + blks_read, datname,
                   coalesce(date_trunc('second', stats_reset)::text, 'the statistics began')),
-           NULL
+           NULL, NULL
       FROM pg_stat_database WHERE datname = current_database()
 $$;
 
 -- Reading the log needs pg_read_server_files (adr_log_lines checks it
 -- again); a caller without it gets the reason, not a permission error.
+-- A PANIC in the last hour is CRITICAL however few entries there are.
 CREATE FUNCTION adr_ops._check_recent_errors() RETURNS SETOF adr_ops._health_reading
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT pg_has_role('pg_read_server_files', 'USAGE') THEN
         RETURN QUERY SELECT 'recent_errors', NULL::numeric, 'entries', NULL::text,
-                            'requires the privileges of pg_read_server_files to read the server log';
+                            'requires the privileges of pg_read_server_files to read the server log',
+                            NULL::text;
         RETURN;
     END IF;
 
@@ -351,7 +362,8 @@ BEGIN
                   count(*) FILTER (WHERE l.severity = 'PANIC'),
                   '; last: ' || left((array_agg(l.severity || ': ' || l.message
                                                 ORDER BY l.log_time DESC))[1], 200)),
-           NULL::text
+           NULL::text,
+           CASE WHEN bool_or(l.severity = 'PANIC') THEN 'CRITICAL' END
       FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{ERROR,FATAL,PANIC}') l;
 END
 $$;
@@ -363,7 +375,7 @@ CREATE FUNCTION adr_ops.adr_health_check(
     OUT check_name text, OUT status text, OUT value numeric, OUT unit text,
     OUT warn numeric, OUT crit numeric, OUT detail text)
 RETURNS SETOF record
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -387,27 +399,38 @@ BEGIN
                                     msg_hint = PG_EXCEPTION_HINT;
             readings := readings || ROW(c, NULL, NULL, NULL,
                                         concat_ws(' ', msg || '.', nullif(msg_detail, ''),
-                                                  nullif(msg_hint, '')))::adr_ops._health_reading;
+                                                  nullif(msg_hint, '')), NULL)::adr_ops._health_reading;
         END;
     END LOOP;
 
     RETURN QUERY
-    SELECT r.check_name,
-           CASE WHEN r.unknown IS NOT NULL THEN 'UNKNOWN'
-                WHEN r.value IS NULL OR t.check_name IS NULL THEN 'OK'
-                WHEN t.warn > t.crit THEN
-                     CASE WHEN r.value < t.crit THEN 'CRITICAL'
-                          WHEN r.value < t.warn THEN 'WARNING' ELSE 'OK' END
-                ELSE CASE WHEN r.value > t.crit THEN 'CRITICAL'
-                          WHEN r.value > t.warn THEN 'WARNING' ELSE 'OK' END
-           END,
-           CASE WHEN r.unknown IS NULL THEN r.value END,
-           r.unit, t.warn, t.crit,
-           coalesce(r.unknown, r.detail)
-      FROM unnest(readings) WITH ORDINALITY AS r
-      LEFT JOIN adr_ops.health_thresholds t
-             ON t.check_name = split_part(r.check_name, ':', 1)
-     ORDER BY r.ordinality;
+    WITH judged AS (
+        SELECT r.*, t.warn, t.crit,
+               CASE WHEN r.unknown IS NOT NULL THEN 'UNKNOWN'
+                    WHEN r.value IS NULL OR t.warn IS NULL THEN 'OK'
+                    WHEN t.warn > t.crit THEN
+                         CASE WHEN r.value < t.crit THEN 'CRITICAL'
+                              WHEN r.value < t.warn THEN 'WARNING' ELSE 'OK' END
+                    ELSE CASE WHEN r.value > t.crit THEN 'CRITICAL'
+                              WHEN r.value > t.warn THEN 'WARNING' ELSE 'OK' END
+               END AS judged
+          FROM unnest(readings) WITH ORDINALITY AS r
+          -- a row for the object ("disk_tablespace:fast") wins over the
+          -- row for its kind ("disk_tablespace")
+          LEFT JOIN LATERAL (
+                SELECT h.warn, h.crit FROM adr_ops.health_thresholds h
+                 WHERE h.check_name IN (r.check_name, split_part(r.check_name, ':', 1))
+                 ORDER BY h.check_name = r.check_name DESC LIMIT 1) t ON true
+    )
+    SELECT j.check_name,
+           CASE WHEN j.at_least = 'CRITICAL' OR j.judged = 'CRITICAL' THEN 'CRITICAL'
+                WHEN j.at_least = 'WARNING' AND j.judged = 'OK' THEN 'WARNING'
+                ELSE j.judged END,
+           CASE WHEN j.unknown IS NULL THEN j.value END,
+           j.unit, j.warn, j.crit,
+           coalesce(j.unknown, j.detail)
+      FROM judged j
+     ORDER BY j.ordinality;
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_health_check() IS

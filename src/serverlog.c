@@ -40,6 +40,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "pgtime.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -93,9 +94,9 @@ sl_current_logfile(LogFormat *format)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("could not find the current server log file"),
-					 errdetail("The file \"%s\" does not exist: the logging collector is not running.",
+					 errdetail("The file \"%s\" does not exist: the logging collector is not running, or writes no stderr, csvlog or jsonlog file.",
 							   LOG_METAINFO_DATAFILE),
-					 errhint("Set \"logging_collector\" to on and restart the server.")));
+					 errhint("Set \"logging_collector\" to on and include stderr, csvlog or jsonlog in \"log_destination\".")));
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read file \"%s\": %m", LOG_METAINFO_DATAFILE)));
@@ -187,6 +188,11 @@ sl_at_timestamp(const char *s, size_t len)
  * jsonlog write it: "YYYY-MM-DD HH:MM:SS", optional fraction, optional zone.
  * Uses the datetime parser's error-code interface, so a malformed stamp
  * returns false instead of throwing.
+ *
+ * NB: a zone abbreviation is resolved in log_timezone, the zone the server
+ * wrote it in, not through timezone_abbreviations: "CST" is China Standard
+ * Time in Asia/Shanghai's log but Central Standard Time in the default
+ * abbreviation set.
  */
 static bool
 sl_parse_time(const char *s, size_t len, TimestampTz *result)
@@ -196,6 +202,7 @@ sl_parse_time(const char *s, size_t len, TimestampTz *result)
 	for (start = 0; start < len; start++)
 	{
 		char		text[64];
+		char		abbr[16] = "";
 		char		workbuf[MAXDATELEN + 1];
 		char	   *field[MAXDATEFIELDS];
 		int			ftype[MAXDATEFIELDS];
@@ -204,7 +211,8 @@ sl_parse_time(const char *s, size_t len, TimestampTz *result)
 					tz = 0;
 		struct pg_tm tm;
 		fsec_t		fsec;
-		size_t		end;
+		size_t		end,
+					zone;
 
 		if (!sl_at_timestamp(s + start, len - start))
 			continue;
@@ -212,12 +220,25 @@ sl_parse_time(const char *s, size_t len, TimestampTz *result)
 		end = start + 19;
 		if (end < len && s[end] == '.')
 			for (end++; end < len && isdigit((unsigned char) s[end]); end++);
-		if (end + 1 < len && s[end] == ' ' &&
-			(isalpha((unsigned char) s[end + 1]) || s[end + 1] == '+' || s[end + 1] == '-'))
-			for (end++; end < len && (isalnum((unsigned char) s[end]) ||
-									  strchr("+-:/_", s[end]) != NULL); end++);
+		zone = end + 1;
+		if (zone < len && s[end] == ' ' &&
+			(isalpha((unsigned char) s[zone]) || s[zone] == '+' || s[zone] == '-'))
+			for (end = zone; end < len && (isalnum((unsigned char) s[end]) ||
+										   strchr("+-:", s[end]) != NULL); end++);
+		else
+			zone = end;
 		if (end - start >= sizeof(text))
 			return false;
+
+		/* An abbreviation is resolved below; a numeric offset by the parser. */
+		if (zone < end && isalpha((unsigned char) s[zone]))
+		{
+			if (end - zone >= sizeof(abbr))
+				return false;
+			memcpy(abbr, s + zone, end - zone);
+			abbr[end - zone] = '\0';
+			end = zone - 1;
+		}
 		memcpy(text, s + start, end - start);
 		text[end - start] = '\0';
 
@@ -226,6 +247,8 @@ sl_parse_time(const char *s, size_t len, TimestampTz *result)
 			adr_decode_datetime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 ||
 			dtype != DTK_DATE)
 			return false;
+		if (abbr[0] != '\0')
+			tz = DetermineTimeZoneAbbrevOffset(&tm, abbr, log_timezone);
 		return tm2timestamp(&tm, fsec, &tz, result) == 0;
 	}
 	return false;
@@ -553,8 +576,10 @@ adr_log_lines(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("could not read timestamps from server log file \"%s\"", path),
-				 errdetail("%llu entries have no time stamp that adr_ops can parse.",
-						   (unsigned long long) untimed),
+				 errdetail_plural("%llu entry has no time stamp that adr_ops can parse.",
+								  "%llu entries have no time stamp that adr_ops can parse.",
+								  (unsigned long) untimed,
+								  (unsigned long long) untimed),
 				 errhint("Begin \"log_line_prefix\" with %%m or %%t, or log to csvlog or jsonlog.")));
 
 	return (Datum) 0;

@@ -80,7 +80,24 @@ foreach my $format (qw(stderr csvlog jsonlog))
         "$format: recent_errors counts the error and shows the last one");
 }
 
-# A FATAL is counted as such (jsonlog is still in use).
+# A zone abbreviation is read in log_timezone: Asia/Shanghai writes "CST",
+# which timezone_abbreviations would take for US Central Time.
+$node->safe_psql('postgres',
+    "ALTER SYSTEM SET log_timezone = 'Asia/Shanghai'; SELECT pg_reload_conf()");
+use_format('stderr', '%m [%p] ');
+$node->poll_query_until('postgres', "SELECT current_setting('log_timezone') = 'Asia/Shanghai'")
+  or die 'log_timezone not reloaded';
+cause_error('adr_marker_shanghai');
+ok( $node->poll_query_until('postgres', q{
+        SELECT count(*) = 1 FROM adr_ops.adr_log_lines()
+         WHERE message LIKE '%adr_marker_shanghai%'
+           AND log_time BETWEEN now() - interval '5 minutes' AND now() + interval '1 second'}),
+    'a CST time stamp written in Asia/Shanghai is read as China Standard Time');
+$node->safe_psql('postgres',
+    "ALTER SYSTEM RESET log_timezone; SELECT pg_reload_conf()");
+use_format('jsonlog', '%m [%p] ');
+
+# A FATAL is counted as such (jsonlog is in use).
 $node->psql('no_such_database', 'SELECT 1');
 ok( $node->poll_query_until('postgres', q{
         SELECT count(*) > 0 FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{FATAL}')

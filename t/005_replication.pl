@@ -35,7 +35,7 @@ like( $primary->safe_psql('postgres', q{
 like( $standby->safe_psql('postgres', q{
         SELECT check_name || '|' || status || '|' || value || '|' || detail
           FROM adr_ops.adr_health_check() WHERE check_name LIKE 'replication_lag%'}),
-    qr/^replication_lag\|OK\|0\|standby; last replayed transaction committed at /,
+    qr/^replication_lag\|OK\|0\|standby, streaming; last replayed transaction committed at /,
     'a caught-up standby reports no lag');
 
 # The health check runs on the standby, read-only, without UNKNOWN rows
