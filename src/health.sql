@@ -38,7 +38,7 @@ GRANT EXECUTE ON FUNCTION adr_ops.adr_host_memory() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_host_load() TO pg_monitor;
 
 -- Thresholds, one row per check (a check_name "disk_tablespace:fast" uses
--- the row "disk_tablespace").  warn > crit means lower is worse (available
+-- its own row if there is one, else the row "disk_tablespace").  warn > crit means lower is worse (available
 -- memory, cache hit ratio); otherwise higher is worse.  A reading beyond
 -- (not at) a threshold raises the status, as in Nagios.  A check without a
 -- row is reported OK whatever it reads.
