@@ -7,10 +7,16 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
+	src/cron.o \
 	src/guc.o \
 	src/health.o \
 	src/info.o \
-	src/serverlog.o
+	src/schedule.o \
+	src/scheduler.o \
+	src/serverlog.o \
+	src/shmem.o \
+	src/tasks.o \
+	src/worker.o
 
 # The install script is assembled from the per-concern fragments, in this
 # order: schema.sql first (it refuses a hostile pre-created schema).
@@ -18,7 +24,8 @@ SQL_FRAGMENTS = \
 	src/schema.sql \
 	src/info.sql \
 	src/serverlog.sql \
-	src/health.sql
+	src/health.sql \
+	src/maintenance.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
@@ -28,7 +35,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs)
 
-REGRESS = install health serverlog privileges
+REGRESS = install health serverlog maintenance privileges
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 TAP_TESTS = 1
 
@@ -39,6 +46,12 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) $(EXTENSION).control
 	cat $(SQL_FRAGMENTS) > $@
 
-.PHONY: shellcheck
+.PHONY: fuzz cron-check shellcheck
+# The schedule parser alone: table-driven checks, and libFuzzer (clang).
+cron-check:
+	$(MAKE) -C fuzz check
+fuzz:
+	$(MAKE) -C fuzz run
+
 shellcheck:
 	shellcheck scripts/adr-* scripts/*.sh .ci/run

@@ -20,6 +20,7 @@
 #include "fmgr.h"
 
 #include "adr_ops.h"
+#include "scheduler.h"
 
 PG_MODULE_MAGIC;
 
@@ -29,4 +30,6 @@ void
 _PG_init(void)
 {
 	adr_guc_init();
+	adr_shmem_init();
+	adr_worker_register();
 }

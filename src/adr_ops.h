@@ -18,6 +18,11 @@
 
 /* guc.c */
 extern int	adr_ops_log_scan_limit;
+extern char *adr_ops_database;
+extern int	adr_ops_max_workers;
+extern char *adr_ops_timezone;
+extern char *adr_ops_maintenance_window;
+extern int	adr_ops_task_run_retention;
 
 extern void adr_guc_init(void);
 

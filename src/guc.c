@@ -14,13 +14,25 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "adr_ops.h"
 #include "compat.h"
+#include "scheduler.h"
 
 /* How much of the end of the server log adr_log_lines() reads, in kB. */
 int			adr_ops_log_scan_limit = 64 * 1024;
+
+/*
+ * The maintenance scheduler (worker.c, schedule.c).  adr_ops.database
+ * exists only when adr_ops is preloaded; it stays NULL otherwise.
+ */
+char	   *adr_ops_database = NULL;
+int			adr_ops_max_workers = 2;
+char	   *adr_ops_timezone = NULL;
+char	   *adr_ops_maintenance_window = NULL;
+int			adr_ops_task_run_retention = 30 * 24 * 3600;
 
 void
 adr_guc_init(void)
@@ -35,6 +47,58 @@ adr_guc_init(void)
 							1024 * 1024,
 							PGC_SUSET,
 							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	/* A postmaster setting can only be defined while preloading. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("adr_ops.database",
+								   "Sets the database whose schedules the adr_ops launcher runs.",
+								   "The launcher connects to it; adr_schedule() and adr_run_task() "
+								   "work there.",
+								   &adr_ops_database,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.max_workers",
+							"Sets how many maintenance tasks may run at once.",
+							NULL,
+							&adr_ops_max_workers,
+							2,
+							1,
+							ADR_MAX_WORKERS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("adr_ops.timezone",
+							   "Sets the time zone schedules are evaluated in.",
+							   "Empty means the server's TimeZone.",
+							   &adr_ops_timezone,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   adr_timezone_check, NULL, NULL);
+
+	DefineCustomStringVariable("adr_ops.maintenance_window",
+							   "Sets the daily window, such as 02:00-05:00, outside which heavy tasks are skipped.",
+							   "Empty means always.  Evaluated in adr_ops.timezone.",
+							   &adr_ops_maintenance_window,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   adr_window_check, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.task_run_retention",
+							"Sets how long the launcher keeps finished task runs.",
+							"0 keeps them for ever.",
+							&adr_ops_task_run_retention,
+							30 * 24 * 3600,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("adr_ops");

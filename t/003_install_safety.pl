@@ -83,6 +83,12 @@ SELECT count(*) FROM adr_ops.adr_host_load();
 SELECT count(*) FROM adr_ops.adr_version();
 UPDATE adr_ops.health_thresholds SET warn = 2 WHERE check_name OPERATOR(pg_catalog.=) 'load';
 INSERT INTO adr_ops.health_thresholds VALUES ('load', 2, 4);
+SELECT count(*) FROM adr_ops.adr_tasks();
+SELECT adr_ops.adr_next_run('@daily', '2026-01-01 00:00:00+00', 'UTC');
+SELECT adr_ops.adr_schedule('shadowed', '@daily', 'analyze');
+SELECT count(*) FROM adr_ops.adr_maintenance_status();
+SELECT adr_ops.adr_unschedule('shadowed');
+SELECT status FROM adr_ops.adr_run_task('analyze');
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',
@@ -142,6 +148,14 @@ is( $plain->safe_psql('postgres', q{
         SELECT count(*) > 10 FROM adr_ops.adr_health_check() WHERE status <> 'UNKNOWN';
         SHOW adr_ops.log_scan_limit;}),
     "t\n64MB", 'CREATE EXTENSION and the health check work without preloading');
+my ($ret2, $out2, $err2) = $plain->psql('postgres', q{SELECT adr_ops.adr_run_task('analyze')});
+like($err2, qr/adr_ops must be loaded via "shared_preload_libraries"/,
+    'running a task without preloading says what is missing');
+($ret2, $out2, $err2) = $plain->psql('postgres',
+    q{SELECT adr_ops.adr_schedule('later', '@daily', 'analyze') > 0});
+is($out2, 't', 'a schedule can be kept without preloading');
+like($err2, qr/WARNING:  schedules run only when adr_ops is in "shared_preload_libraries"/,
+    'with a warning that it will not run');
 $plain->stop;
 
 done_testing();
