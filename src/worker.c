@@ -69,7 +69,8 @@ PGDLLEXPORT void adr_run_main(Datum main_arg) pg_attribute_noreturn();
 
 #define LN_IDLE_MS			60000	/* longest sleep with nothing due */
 #define LN_BUSY_MS			1000	/* sleep while runs are going */
-#define LN_RETRY_MS			10000	/* sleep after an error or without the extension */
+#define LN_RETRY_MS			10000	/* sleep after an error, without the
+										 * extension, or in recovery */
 #define LN_PRUNE_EVERY_MS	(3600 * 1000)
 
 /* One schedule as the launcher keeps it between passes. */
@@ -752,6 +753,9 @@ ln_pass(void)
 	ln_start(to_start);
 	if (busy || to_start != NIL)
 		sleep_ms = Min(sleep_ms, LN_BUSY_MS);
+	/* Replayed changes to the schedules fire no trigger on a standby. */
+	if (in_recovery)
+		sleep_ms = Min(sleep_ms, LN_RETRY_MS);
 	return Max(sleep_ms, 10);
 }
 
