@@ -86,6 +86,12 @@ SELECT adr_ops.adr_schedule('x', '@daily', 'analyze', options => '{"tables": "t"
 SELECT adr_ops.adr_schedule('x', '@daily', 'analyze', options => '[1]');
 SELECT adr_ops.adr_schedule('x', '@daily', 'analyze', 'no_such_database');
 SELECT adr_ops.adr_schedule('x', NULL, 'analyze');
+SELECT adr_ops.adr_schedule('x', '@daily', 'analyze',
+                            options => jsonb_build_object('tables',
+                                (SELECT jsonb_agg(repeat('t', 100)) FROM generate_series(1, 50))));
+-- Not even a superuser's hand can store a schedule the launcher cannot read.
+INSERT INTO adr_ops.schedules (name, schedule, task, database)
+VALUES ('x', '61 * * * *', 'analyze', current_database());
 SELECT adr_ops.adr_unschedule('x');
 SELECT count(*) AS nothing_left_behind FROM adr_ops.schedules WHERE name = 'x';
 

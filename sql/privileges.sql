@@ -17,7 +17,7 @@ SELECT p.oid::regprocedure AS unpinned, p.prosecdef
   FROM pg_proc p
   JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'adr_ops'
- WHERE p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+ WHERE (p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c') OR p.prosecdef)
    AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c
                     WHERE c ~ '^search_path=.*pg_temp$')
  ORDER BY 1;

@@ -2,10 +2,19 @@
 -- maintenance: the scheduler (runbook: Database Maintenance, Planned
 -- Maintenance Window, Daily Health Checks, Weekly System Review) -----------
 
+-- Whether a schedule parses: the table holds no schedule the launcher
+-- could not read, whoever writes it.
+CREATE FUNCTION adr_ops._schedule_valid(schedule text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'adr_schedule_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION adr_ops._schedule_valid(text) IS
+    'API: private. Whether a schedule parses (adr_next_run() says why not)';
+REVOKE ALL ON FUNCTION adr_ops._schedule_valid(text) FROM PUBLIC;
+
 CREATE TABLE adr_ops.schedules (
     id bigserial PRIMARY KEY,
     name text NOT NULL UNIQUE,
-    schedule text NOT NULL,
+    schedule text NOT NULL CHECK (adr_ops._schedule_valid(schedule)),
     task text NOT NULL,
     database name NOT NULL,
     options jsonb NOT NULL DEFAULT '{}',
@@ -169,11 +178,14 @@ COMMENT ON FUNCTION adr_ops.adr_unschedule(text) IS
     'removes a maintenance schedule; its run history stays';
 REVOKE ALL ON FUNCTION adr_ops.adr_unschedule(text) FROM PUBLIC;
 
+-- SECURITY DEFINER so that EXECUTE is all a grantee needs (it reads the
+-- run's row in task_runs).
 CREATE FUNCTION adr_ops.adr_run_task(task text, database name DEFAULT pg_catalog.current_database(),
                                      options jsonb DEFAULT '{}', wait boolean DEFAULT true)
 RETURNS adr_ops.task_runs
 AS 'MODULE_PATHNAME', 'adr_run_task'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION adr_ops.adr_run_task(text, name, jsonb, boolean) IS
     'runs a maintenance task now through a worker and returns its task_runs row';
 REVOKE ALL ON FUNCTION adr_ops.adr_run_task(text, name, jsonb, boolean) FROM PUBLIC;
@@ -194,7 +206,7 @@ AS $$
            CASE WHEN skipped THEN l.standby_skip_at ELSE r.started_at END,
            CASE WHEN skipped THEN l.standby_skip_at ELSE r.finished_at END,
            CASE WHEN skipped THEN 'skipped' ELSE r.status END,
-           CASE WHEN skipped THEN 0 ELSE r.objects END,
+           CASE WHEN skipped THEN NULL ELSE r.objects END,
            CASE WHEN skipped THEN 'skipped: in recovery' ELSE r.detail END
       FROM adr_ops.schedules s
       LEFT JOIN adr_ops._launcher_schedules() l ON l.schedule_id = s.id

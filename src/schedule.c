@@ -37,6 +37,7 @@
 PG_FUNCTION_INFO_V1(adr_next_run);
 PG_FUNCTION_INFO_V1(adr_schedule_validate);
 PG_FUNCTION_INFO_V1(adr_calling_role);
+PG_FUNCTION_INFO_V1(adr_schedule_valid);
 
 #define SECS_PER_DAY_T ((pg_time_t) 86400)
 
@@ -365,4 +366,13 @@ adr_calling_role(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(DirectFunctionCall1(namein,
 										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
+}
+
+/* _schedule_valid(schedule text): does it parse?  For a CHECK constraint. */
+Datum
+adr_schedule_valid(PG_FUNCTION_ARGS)
+{
+	AdrCronSchedule s;
+
+	PG_RETURN_BOOL(adr_cron_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), &s, NULL, 0, NULL));
 }

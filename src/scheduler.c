@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type_d.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
@@ -173,6 +174,12 @@ adr_run_task(PG_FUNCTION_ARGS)
 
 	adr_require_preload("adr_run_task()");
 	adr_require_scheduler_database("adr_run_task()");
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot run a task during recovery"),
+				 errdetail("The tasks write, and a hot standby cannot record their runs."),
+				 errhint("Run it on the primary.")));
 	adr_task_validate(task, options);
 	if (wait && adr_task_lookup(task)->concurrent && strcmp(dbname, get_database_name(MyDatabaseId)) == 0)
 		ereport(ERROR,
@@ -181,12 +188,6 @@ adr_run_task(PG_FUNCTION_ARGS)
 				 errdetail("The task's CONCURRENTLY commands wait for every older transaction in their database, this one included."),
 				 errhint("Call adr_run_task() with wait => false and watch adr_ops.task_runs.")));
 	options_text = JsonbToCString(NULL, &options->root, VARSIZE(options));
-	if (strlen(options_text) >= ADR_OPTIONS_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("options are too long"),
-				 errdetail("The options take %zu bytes; at most %d fit.",
-						   strlen(options_text), ADR_OPTIONS_LEN - 1)));
 	if (wait && IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -279,7 +280,9 @@ adr_launcher_schedules(PG_FUNCTION_ARGS)
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (adr_shared == NULL)
+	/* Schedule ids are the launcher database's; elsewhere they mean nothing. */
+	if (adr_shared == NULL || adr_ops_database == NULL ||
+		strcmp(get_database_name(MyDatabaseId), adr_ops_database) != 0)
 		return (Datum) 0;
 
 	states = palloc(sizeof(AdrScheduleState) * ADR_MAX_SCHEDULE_STATES);

@@ -56,7 +56,6 @@ typedef struct AdrRunSlot
 	AdrSlotState state;
 	int64		run_id;
 	int64		schedule_id;	/* 0 for adr_run_task() */
-	pid_t		pid;
 	char		task[ADR_NAME_LEN];
 	char		dbname[NAMEDATALEN];
 	char		options[ADR_OPTIONS_LEN];	/* jsonb as text */
@@ -123,6 +122,7 @@ typedef struct AdrTask
 	bool		heavy;			/* confined to adr_ops.maintenance_window */
 	bool		concurrent;		/* waits for every older transaction of its
 								 * database (CREATE/REINDEX CONCURRENTLY) */
+	const char *lock_timeout;	/* default of the lock_timeout option */
 	const char *const *options; /* option keys besides the common ones */
 	void		(*run) (AdrTaskRun *run);
 	const char *description;

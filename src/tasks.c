@@ -35,6 +35,8 @@
 #include "parser/parser.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "tcop/dest.h"
 #include "tcop/utility.h"
 #include "funcapi.h"
@@ -44,6 +46,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/tuplestore.h"
 
 #include "adr_ops.h"
@@ -52,8 +55,12 @@
 
 PG_FUNCTION_INFO_V1(adr_tasks);
 
-/* Defaults of the options every task takes. */
-#define TK_DEFAULT_LOCK_TIMEOUT			"5s"
+/*
+ * Default statement_timeout of every task.  The default lock_timeout is the
+ * task's: short where a wait would block the application, long for
+ * REINDEX CONCURRENTLY, whose waits for older transactions count against
+ * it but block no one.
+ */
 #define TK_DEFAULT_STATEMENT_TIMEOUT	"6h"
 
 /* An object a task picked: its OID, qualified name, and why. */
@@ -77,13 +84,13 @@ static const char *const tk_reindex_options[] = {"bloat_pct", "tables", NULL};
 static const char *const tk_no_options[] = {NULL};
 
 static const AdrTask tk_tasks[] = {
-	{"vacuum_analyze", true, true, false, tk_vacuum_options, tk_vacuum_analyze,
+	{"vacuum_analyze", true, true, false, "5s", tk_vacuum_options, tk_vacuum_analyze,
 	"VACUUM (ANALYZE) tables whose dead tuples exceed dead_pct (default 10) or that were never vacuumed or analyzed"},
-	{"analyze", true, false, false, tk_analyze_options, tk_analyze,
+	{"analyze", true, false, false, "5s", tk_analyze_options, tk_analyze,
 	"ANALYZE tables modified by more than mod_pct (default 10) since their last analyze, or never analyzed"},
-	{"reindex", true, true, true, tk_reindex_options, tk_reindex,
+	{"reindex", true, true, true, "10min", tk_reindex_options, tk_reindex,
 	"REINDEX INDEX CONCURRENTLY btree indexes whose estimated bloat exceeds bloat_pct (default 30); drop invalid leftovers of failed ones"},
-	{"health_snapshot", true, false, false, tk_no_options, tk_health_snapshot,
+	{"health_snapshot", true, false, false, "5s", tk_no_options, tk_health_snapshot,
 	"store adr_health_check() in health_history (adr_health_snapshot())"},
 };
 
@@ -157,6 +164,16 @@ adr_task_validate(const char *name, Jsonb *options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options must be a JSON object")));
+	{
+		size_t		len = strlen(JsonbToCString(NULL, &options->root, VARSIZE(options)));
+
+		if (len >= ADR_OPTIONS_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("options are too long"),
+					 errdetail("The options take %zu bytes; at most %d fit.",
+							   len, ADR_OPTIONS_LEN - 1)));
+	}
 
 	it = JsonbIteratorInit(&options->root);
 	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -330,8 +347,12 @@ tk_utility(const char *sql)
 		 * VACUUM and REINDEX CONCURRENTLY pop themselves.
 		 */
 		PushActiveSnapshot(GetTransactionSnapshot());
+		/* Only a client's statements get the timer from postgres.c. */
+		if (StatementTimeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 		ProcessUtility(stmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
 					   None_Receiver, NULL);
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -341,6 +362,7 @@ tk_utility(const char *sql)
 		ErrorData  *edata;
 
 		HOLD_INTERRUPTS();
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(caller);
 		edata = CopyErrorData();
 		EmitErrorReport();
@@ -515,7 +537,7 @@ tk_reindex(AdrTaskRun *run)
 						 "        FROM unnest(i.indkey::int2[]) AS k(attnum) "
 						 "        LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
 						 "        LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname "
-						 "                            AND s.attname = a.attname) w "
+						 "                            AND s.attname = a.attname AND NOT s.inherited) w "
 						 "   WHERE i.indisvalid AND i.indisready AND " TK_TABLE_FILTER
 						 ") "
 						 "SELECT indexrelid, name, "
@@ -573,7 +595,7 @@ adr_task_execute(const AdrTask *task, AdrTaskRun *run)
 	const char *lock_timeout = adr_option_string(run->options, "lock_timeout");
 	const char *statement_timeout = adr_option_string(run->options, "statement_timeout");
 
-	SetConfigOption("lock_timeout", lock_timeout ? lock_timeout : TK_DEFAULT_LOCK_TIMEOUT,
+	SetConfigOption("lock_timeout", lock_timeout ? lock_timeout : task->lock_timeout,
 					PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("statement_timeout",
 					statement_timeout ? statement_timeout : TK_DEFAULT_STATEMENT_TIMEOUT,

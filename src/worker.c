@@ -44,6 +44,7 @@
 #include "catalog/pg_type_d.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -624,7 +625,8 @@ ln_publish(void)
 	{
 		adr_shared->schedules[i].schedule_id = ln_schedules[i].id;
 		adr_shared->schedules[i].next_fire =
-			ln_schedules[i].enabled && ln_schedules[i].valid ? ln_schedules[i].next_fire : 0;
+			ln_schedules[i].enabled && ln_schedules[i].valid &&
+			!TIMESTAMP_IS_NOEND(ln_schedules[i].next_fire) ? ln_schedules[i].next_fire : 0;
 		adr_shared->schedules[i].standby_skip_at = ln_schedules[i].standby_skip_at;
 	}
 	LWLockRelease(adr_shared->lock);
@@ -640,8 +642,11 @@ ln_prune(TimestampTz now)
 		!TimestampDifferenceExceeds(ln_last_prune, now, LN_PRUNE_EVERY_MS))
 		return;
 	values[0] = Int32GetDatum(adr_ops_task_run_retention);
-	ln_exec("DELETE FROM adr_ops.task_runs "
-			" WHERE finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)",
+	/* The last run of each schedule stays: missed fires are counted from it. */
+	ln_exec("DELETE FROM adr_ops.task_runs r "
+			" WHERE r.finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) "
+			"   AND (r.schedule_id IS NULL OR r.id <> (SELECT max(l.id) FROM adr_ops.task_runs l "
+			"                                         WHERE l.schedule_id = r.schedule_id))",
 			1, types, values, NULL, SPI_OK_DELETE);
 	ln_last_prune = now;
 }
@@ -835,8 +840,14 @@ adr_launcher_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
+			char	   *old_tz = pstrdup(adr_ops_timezone);
+
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* Fire times were computed in the old zone: recompute them. */
+			if (strcmp(old_tz, adr_ops_timezone) != 0)
+				ln_nschedules = 0;
+			pfree(old_tz);
 		}
 	}
 }
@@ -852,9 +863,12 @@ rw_report(int slotno, int64 run_id, const char *status, int objects, const char 
 	LWLockAcquire(adr_shared->lock, LW_EXCLUSIVE);
 	if (slot->run_id == run_id && !slot->reported)
 	{
+		int			len = pg_mbcliplen(detail, strlen(detail), sizeof(slot->detail) - 1);
+
 		strlcpy(slot->status, status, sizeof(slot->status));
 		slot->objects = objects;
-		strlcpy(slot->detail, detail, sizeof(slot->detail));
+		memcpy(slot->detail, detail, len);
+		slot->detail[len] = '\0';
 		slot->reported = true;
 	}
 	LWLockRelease(adr_shared->lock);
@@ -903,7 +917,6 @@ adr_run_main(Datum main_arg)
 		proc_exit(0);			/* the launcher gave up on this run */
 	}
 	slot->state = ADR_SLOT_RUNNING;
-	slot->pid = MyProcPid;
 	strlcpy(dbname, slot->dbname, sizeof(dbname));
 	strlcpy(taskname, slot->task, sizeof(taskname));
 	options = MemoryContextStrdup(TopMemoryContext, slot->options);

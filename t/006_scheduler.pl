@@ -186,7 +186,15 @@ $node->safe_psql('postgres', q{
     SELECT id, 'health_snapshot', 'postgres', date_trunc('minute', now()) - interval '10 minutes',
            date_trunc('minute', now()) - interval '10 minutes', date_trunc('minute', now()) - interval '10 minutes',
            'succeeded'
-      FROM adr_ops.schedules WHERE name = 'missed';});
+      FROM adr_ops.schedules WHERE name = 'missed';
+    INSERT INTO adr_ops.task_runs (task, database, started_at, finished_at, status, detail)
+    VALUES ('analyze', 'postgres', now() - interval '40 days', now() - interval '40 days',
+            'succeeded', 'ancient');
+    SELECT adr_ops.adr_schedule('yearly', '@yearly', 'analyze');
+    INSERT INTO adr_ops.task_runs (schedule_id, task, database, scheduled_at, started_at, finished_at, status, detail)
+    SELECT id, 'analyze', 'postgres', now() - interval '40 days', now() - interval '40 days',
+           now() - interval '40 days', 'succeeded', 'last of its schedule'
+      FROM adr_ops.schedules WHERE name = 'yearly';});
 $node->restart;
 ok(wait_runs('missed', q{scheduled_at > now() - interval '9 minutes 30 seconds' AND status <> 'running'}, 1),
     'after the restart the missed schedule runs');
@@ -197,6 +205,23 @@ is( runs('missed', q{scheduled_at < date_trunc('minute', now())
                      AND scheduled_at > now() - interval '9 minutes 30 seconds'}),
     '1', 'once, not once per missed fire time');
 $node->safe_psql('postgres', q{SELECT adr_ops.adr_unschedule('missed')});
+is($node->safe_psql('postgres', q{SELECT count(*) FROM adr_ops.task_runs WHERE detail = 'ancient'}),
+    '0', 'runs older than adr_ops.task_run_retention (30 days) are pruned');
+is($node->safe_psql('postgres',
+        q{SELECT count(*) FROM adr_ops.task_runs WHERE detail = 'last of its schedule'}),
+    '1', 'but not the last run of a schedule, which missed fires are counted from');
+
+# Another database with the extension: the launcher's view is not mixed in.
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', 'CREATE EXTENSION adr_ops');
+is( $node->safe_psql('other', q{
+        SELECT count(*) FROM adr_ops.adr_maintenance_status()
+         WHERE next_run IS DISTINCT FROM adr_ops.adr_next_run(schedule, now())}),
+    '0', 'outside adr_ops.database the status computes next runs itself');
+my ($oret, $oout, $oerr) = $node->psql('other', q{SELECT adr_ops.adr_schedule('x', '@daily', 'analyze')});
+like($oerr, qr/adr_schedule\(\) must be called in database "postgres"/,
+    'and schedules are refused there, with where to go');
+$node->safe_psql('postgres', q{SELECT adr_ops.adr_unschedule('yearly')});
 
 # The extension dropped from the launcher's database: the launcher waits.
 $launcher_pid = $node->safe_psql('postgres',

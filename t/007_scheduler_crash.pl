@@ -60,6 +60,13 @@ like( $node->safe_psql('postgres', "SELECT detail FROM adr_ops.task_runs WHERE i
     qr/^interrupted: the server or the adr_ops launcher stopped during the run$/,
     'with the reason');
 
+# statement_timeout from the options stops a statement that runs too long.
+like( $node->safe_psql('postgres', q{
+        SELECT status || '|' || detail
+          FROM adr_ops.adr_run_task('vacuum_analyze', 'slowdb', '{"statement_timeout": "1s"}')}),
+    qr/^failed\|vacuumed none; failed: public\.big: canceling statement due to statement timeout; /,
+    'a run statement past statement_timeout is cancelled and recorded');
+
 # The restarted launcher works.
 my $again = $node->safe_psql('postgres',
     q{SELECT status FROM adr_ops.adr_run_task('analyze', 'postgres')});

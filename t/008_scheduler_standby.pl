@@ -36,6 +36,8 @@ ok( $standby->poll_query_until('postgres', q{
     'on the standby the run is recorded as skipped: in recovery');
 unlike(slurp_file($standby->logfile, $log_offset), qr/ERROR|FATAL/,
     'the standby launcher raises no error trying to write');
+my ($ret, $out, $err) = $standby->psql('postgres', q{SELECT adr_ops.adr_run_task('analyze')});
+like($err, qr/ERROR:  cannot run a task during recovery/, 'adr_run_task refuses on a standby at once');
 
 # After promotion the same launcher runs the schedule.
 $primary->stop;
