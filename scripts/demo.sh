@@ -11,24 +11,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 readonly PORT="${ADR_OPS_DEMO_PORT:-54329}"
 
-# usage: pg USER COMMAND [ARG...] — run a command as the cluster's OS user
-pg() {
-    local user="$1"
-    shift
-    if [ "$(id -un)" = "$user" ]; then
-        "$@"
-    else
-        as_root runuser -u "$user" -- "$@"
-    fi
-}
-
 # usage: demo_dir USER — the cluster's folder: .demo in the checkout, or
 # /var/tmp/adr_ops-demo when USER cannot reach the checkout
 demo_dir() {
     local user="$1" dir="${ADR_OPS_DEMO_DIR:-$here/.demo}"
     mkdir -p "$dir" 2>/dev/null || as_root mkdir -p "$dir"
     as_root chown "$user:" "$dir"
-    if ! pg "$user" test -w "$dir"; then
+    if ! run_as "$user" test -w "$dir"; then
         printf 'adr_ops: %s cannot reach %s; using /var/tmp/adr_ops-demo\n' "$user" "$dir" >&2
         dir=/var/tmp/adr_ops-demo
         as_root mkdir -p "$dir"
@@ -48,8 +37,8 @@ main() {
     data="$dir/data"
 
     if [ ! -f "$data/PG_VERSION" ]; then
-        pg "$user" "$PG_BINDIR/initdb" -D "$data" -A trust -U postgres >/dev/null
-        pg "$user" tee -a "$data/postgresql.conf" >/dev/null <<CONF
+        run_as "$user" "$PG_BINDIR/initdb" -D "$data" -A trust -U postgres >/dev/null
+        run_as "$user" tee -a "$data/postgresql.conf" >/dev/null <<CONF
 # adr_ops demo
 port = $PORT
 listen_addresses = ''
@@ -61,17 +50,17 @@ log_line_prefix = '%m [%p] %q%u@%d '
 lc_messages = 'C'
 CONF
     fi
-    if ! pg "$user" "$PG_BINDIR/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-        pg "$user" "$PG_BINDIR/pg_ctl" -D "$data" -l "$dir/server.log" -w start >/dev/null
+    if ! run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" -l "$dir/server.log" -w start >/dev/null
     fi
 
-    local psql=(pg "$user" "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$PORT" -U postgres)
+    local psql=(run_as "$user" "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$PORT" -U postgres)
     "${psql[@]}" -d postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
         -c 'CREATE EXTENSION IF NOT EXISTS adr_ops'
 
     printf 'adr_ops: making a little workload (pgbench, 10 s)\n'
-    pg "$user" "$PG_BINDIR/pgbench" -h "$dir" -p "$PORT" -U postgres -i -s 2 -q postgres >/dev/null 2>&1
-    pg "$user" "$PG_BINDIR/pgbench" -h "$dir" -p "$PORT" -U postgres -c 4 -j 2 -T 10 postgres >/dev/null 2>&1
+    run_as "$user" "$PG_BINDIR/pgbench" -h "$dir" -p "$PORT" -U postgres -i -s 2 -q postgres >/dev/null 2>&1
+    run_as "$user" "$PG_BINDIR/pgbench" -h "$dir" -p "$PORT" -U postgres -c 4 -j 2 -T 10 postgres >/dev/null 2>&1
     # An error for the log check to find.
     "${psql[@]}" -d postgres -c 'SELECT * FROM no_such_table' >/dev/null 2>&1 || true
     "${psql[@]}" -d postgres -c 'SELECT adr_ops.adr_health_snapshot()' >/dev/null
@@ -80,7 +69,7 @@ CONF
     "${psql[@]}" -d postgres -P pager=off -c 'SELECT * FROM adr_ops.adr_health_check()'
 
     printf 'The same through the monitoring plugin (scripts/adr-check):\n\n'
-    pg "$user" "$PG_BINDIR/adr-check" -h "$dir" -p "$PORT" -U postgres -d postgres || true
+    run_as "$user" "$PG_BINDIR/adr-check" -h "$dir" -p "$PORT" -U postgres -d postgres || true
 
     cat <<TXT
 

@@ -22,6 +22,17 @@ as_root() {
     fi
 }
 
+# usage: run_as USER COMMAND [ARG...] — run a command as USER
+run_as() {
+    local user="$1"
+    shift
+    if [ "$(id -un)" = "$user" ]; then
+        "$@"
+    else
+        as_root runuser -u "$user" -- "$@"
+    fi
+}
+
 # usage: install_missing_packages — apt-get install only what dpkg lacks
 install_missing_packages() {
     local missing=() p

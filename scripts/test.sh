@@ -50,15 +50,4 @@ main() {
     return "$status"
 }
 
-# usage: run_as USER COMMAND [ARG...] — run a command as USER
-run_as() {
-    local user="$1"
-    shift
-    if [ "$(id -un)" = "$user" ]; then
-        "$@"
-    else
-        as_root runuser -u "$user" -- "$@"
-    fi
-}
-
 main "$@"

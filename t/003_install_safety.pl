@@ -120,7 +120,9 @@ unlike($err, qr/adr_shadow_hit/, 'no planted object ran');
 $node->safe_psql('postgres', q{
     UPDATE adr_ops.health_thresholds SET warn = 55, crit = 66 WHERE check_name = 'connections';
     INSERT INTO adr_ops.health_thresholds VALUES ('disk_tablespace', 70, 75);
-    SELECT adr_ops.adr_health_snapshot();});
+    SELECT adr_ops.adr_health_snapshot();
+    SELECT adr_ops.adr_schedule('vacuum_analyze', '30 1 * * 6', 'vacuum_analyze');
+    SELECT adr_ops.adr_schedule('mine', '@hourly', 'analyze', options => '{"mod_pct": 5}');});
 my $dump = $node->basedir . '/dump.sql';
 $node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump');
 $node->safe_psql('postgres', 'CREATE DATABASE restored');
@@ -133,6 +135,15 @@ is( $node->safe_psql('restored', q{
          WHERE check_name IN ('connections', 'disk_tablespace', 'load')}),
     'connections 55 66, disk_tablespace 70 75, load 2 4',
     'edited thresholds survive the dump, the others keep their defaults');
+is( $node->safe_psql('restored', q{
+        SELECT string_agg(format('%s %s %s %s', name, schedule, task, options), ', ' ORDER BY name)
+          FROM adr_ops.schedules}),
+    $node->safe_psql('postgres', q{
+        SELECT string_agg(format('%s %s %s %s', name, schedule, task, options), ', ' ORDER BY name)
+          FROM adr_ops.schedules}),
+    'schedules survive the dump, edited defaults and added ones alike');
+like( $node->safe_psql('restored', q{SELECT schedule FROM adr_ops.schedules WHERE name = 'vacuum_analyze'}),
+    qr/^30 1 \* \* 6$/, 'the edited default is the edited one');
 is( $node->safe_psql('restored', 'SELECT count(*) FROM adr_ops.health_history'),
     $node->safe_psql('postgres', 'SELECT count(*) FROM adr_ops.health_history'),
     'the history survives the dump');
