@@ -68,7 +68,11 @@ CONF
     printf '\nThe daily health report (SELECT * FROM adr_ops.adr_health_check()):\n\n'
     "${psql[@]}" -d postgres -P pager=off -c 'SELECT * FROM adr_ops.adr_health_check()'
 
-    printf 'The same through the monitoring plugin (scripts/adr-check):\n\n'
+    printf 'The maintenance schedules (SELECT * FROM adr_ops.adr_maintenance_status()):\n\n'
+    "${psql[@]}" -d postgres -P pager=off \
+        -c 'SELECT name, schedule, task, next_run, last_status FROM adr_ops.adr_maintenance_status()'
+
+    printf 'The same health report through the monitoring plugin (scripts/adr-check):\n\n'
     run_as "$user" "$PG_BINDIR/adr-check" -h "$dir" -p "$PORT" -U postgres -d postgres || true
 
     cat <<TXT
