@@ -247,6 +247,23 @@ adr_option_string(Jsonb *options, const char *key)
 }
 
 /*
+ * Arm statement_timeout for one statement of the run: postgres.c arms it
+ * only for a client's statements.  Disarmed on every way out.
+ */
+static void
+tk_timer_on(void)
+{
+	if (StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+}
+
+static void
+tk_timer_off(void)
+{
+	disable_timeout(STATEMENT_TIMEOUT, false);
+}
+
+/*
  * Run a query with the options as $1 in its own transaction and return its
  * rows (oid, name, why, needed) as TkObjects in the caller's context.
  */
@@ -265,8 +282,10 @@ tk_collect(AdrTaskRun *run, const char *query)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, query);
 
+	tk_timer_on();
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not select the objects of the task");
+	tk_timer_off();
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -347,12 +366,10 @@ tk_utility(const char *sql)
 		 * VACUUM and REINDEX CONCURRENTLY pop themselves.
 		 */
 		PushActiveSnapshot(GetTransactionSnapshot());
-		/* Only a client's statements get the timer from postgres.c. */
-		if (StatementTimeout > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+		tk_timer_on();
 		ProcessUtility(stmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
 					   None_Receiver, NULL);
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		tk_timer_off();
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -362,7 +379,7 @@ tk_utility(const char *sql)
 		ErrorData  *edata;
 
 		HOLD_INTERRUPTS();
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		tk_timer_off();
 		MemoryContextSwitchTo(caller);
 		edata = CopyErrorData();
 		EmitErrorReport();
@@ -573,8 +590,10 @@ tk_health_snapshot(AdrTaskRun *run)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
 				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
+	tk_timer_on();
 	if (SPI_execute("SELECT adr_ops.adr_health_snapshot()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not take a health snapshot");
+	tk_timer_off();
 	run->objects = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	SPI_finish();
