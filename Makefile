@@ -25,7 +25,8 @@ SQL_FRAGMENTS = \
 	src/info.sql \
 	src/serverlog.sql \
 	src/health.sql \
-	src/maintenance.sql
+	src/maintenance.sql \
+	src/jobs.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
@@ -35,8 +36,10 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs)
 
-REGRESS = install health serverlog maintenance privileges
+REGRESS = install health serverlog maintenance jobs privileges
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
+ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
+ISOLATION_OPTS = $(REGRESS_OPTS)
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config

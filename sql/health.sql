@@ -83,3 +83,4 @@ DELETE FROM adr_ops.health_history;
 DROP EXTENSION adr_ops;
 DROP SCHEMA adr_ops;
 CREATE EXTENSION adr_ops;
+UPDATE adr_ops.schedules SET enabled = false;

@@ -45,4 +45,7 @@ DROP EXTENSION adr_ops;
 DROP SCHEMA adr_ops;
 DROP ROLE adr_intruder;
 
+-- The launcher works in this database: keep the default schedules from
+-- firing while the tests run.
 CREATE EXTENSION adr_ops;
+UPDATE adr_ops.schedules SET enabled = false;

@@ -23,6 +23,7 @@ extern int	adr_ops_max_workers;
 extern char *adr_ops_timezone;
 extern char *adr_ops_maintenance_window;
 extern int	adr_ops_task_run_retention;
+extern int	adr_ops_job_stale_after;
 
 extern void adr_guc_init(void);
 

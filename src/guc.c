@@ -34,6 +34,9 @@ char	   *adr_ops_timezone = NULL;
 char	   *adr_ops_maintenance_window = NULL;
 int			adr_ops_task_run_retention = 30 * 24 * 3600;
 
+/* Pipeline jobs (jobs.sql reads it through current_setting). */
+int			adr_ops_job_stale_after = 300;
+
 void
 adr_guc_init(void)
 {
@@ -98,6 +101,17 @@ adr_guc_init(void)
 							0,
 							INT_MAX,
 							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.job_stale_after",
+							"Sets how long a running pipeline job may go without a heartbeat before it counts as lost.",
+							"adr_job_reap() fails such jobs; adr_job_restart(force) restarts only such running jobs.",
+							&adr_ops_job_stale_after,
+							300,
+							1,
+							INT_MAX,
+							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 

@@ -76,6 +76,7 @@ static void tk_vacuum_analyze(AdrTaskRun *run);
 static void tk_analyze(AdrTaskRun *run);
 static void tk_reindex(AdrTaskRun *run);
 static void tk_health_snapshot(AdrTaskRun *run);
+static void tk_job_reaper(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -92,6 +93,8 @@ static const AdrTask tk_tasks[] = {
 	"REINDEX INDEX CONCURRENTLY btree indexes whose estimated bloat exceeds bloat_pct (default 30); drop invalid leftovers of failed ones"},
 	{"health_snapshot", true, false, false, "5s", tk_no_options, tk_health_snapshot,
 	"store adr_health_check() in health_history (adr_health_snapshot())"},
+	{"job_reaper", true, false, false, "5s", tk_no_options, tk_job_reaper,
+	"fail running pipeline jobs whose heartbeat is lost; re-queue failed ones with attempts left (adr_job_reap())"},
 };
 
 /*
@@ -572,17 +575,23 @@ tk_reindex(AdrTaskRun *run)
 			 NoLock, "indexes below bloat_pct or not estimated");
 }
 
+/*
+ * Run one query of the extension's own SQL in the run's database, which
+ * must have the extension.  The query returns one row: the objects the run
+ * handled, and its detail.
+ */
 static void
-tk_health_snapshot(AdrTaskRun *run)
+tk_extension_call(AdrTaskRun *run, const char *sql)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	bool		isnull;
+	char	   *detail;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "SELECT adr_ops.adr_health_snapshot()");
+	pgstat_report_activity(STATE_RUNNING, sql);
 
 	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
 					true, 0) != SPI_OK_SELECT || SPI_processed == 0)
@@ -591,17 +600,35 @@ tk_health_snapshot(AdrTaskRun *run)
 				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
 				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
 	tk_timer_on();
-	if (SPI_execute("SELECT adr_ops.adr_health_snapshot()", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not take a health snapshot");
+	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not run \"%s\"", sql);
 	tk_timer_off();
 	run->objects = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	MemoryContextSwitchTo(caller);
+	appendStringInfoString(&run->detail, detail ? detail : "");
 
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(caller);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	appendStringInfo(&run->detail, "stored %d health checks", run->objects);
+}
+
+static void
+tk_health_snapshot(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT n, format('stored %s health checks', n) "
+					  "  FROM adr_ops.adr_health_snapshot() n");
+}
+
+static void
+tk_job_reaper(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT lost + requeued, "
+					  "       format('%s running jobs lost their heartbeat; %s failed jobs re-queued', "
+					  "              lost, requeued) "
+					  "  FROM adr_ops.adr_job_reap()");
 }
 
 /*

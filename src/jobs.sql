@@ -1,0 +1,449 @@
+
+-- jobs: pipeline jobs with checkpoints (runbook: Data Pipeline Management) --
+
+CREATE TABLE adr_ops.processing_jobs (
+    id bigserial PRIMARY KEY,
+    pipeline text NOT NULL,
+    status text NOT NULL DEFAULT 'queued'
+        CHECK (status OPERATOR(pg_catalog.=) ANY ('{queued,running,succeeded,failed,cancelled}'::text[])),
+    payload jsonb NOT NULL DEFAULT '{}',
+    attempts integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 3 CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
+    run_after timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at timestamptz,
+    completed_at timestamptz,
+    heartbeat_at timestamptz,
+    worker text,
+    last_error text
+);
+COMMENT ON TABLE adr_ops.processing_jobs IS
+    'pipeline jobs; change them only through the adr_job_* functions';
+-- What claimers and the reaper look for.
+CREATE INDEX processing_jobs_runnable ON adr_ops.processing_jobs (pipeline, run_after, id)
+    WHERE status OPERATOR(pg_catalog.=) 'queued';
+CREATE INDEX processing_jobs_running ON adr_ops.processing_jobs (heartbeat_at)
+    WHERE status OPERATOR(pg_catalog.=) 'running';
+CREATE INDEX processing_jobs_failed ON adr_ops.processing_jobs (id)
+    WHERE status OPERATOR(pg_catalog.=) 'failed';
+CREATE INDEX processing_jobs_created ON adr_ops.processing_jobs (created_at);
+
+CREATE TABLE adr_ops.job_checkpoints (
+    job_id bigint NOT NULL REFERENCES adr_ops.processing_jobs (id) ON DELETE CASCADE,
+    seq integer NOT NULL,
+    stage text NOT NULL,
+    state jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (job_id, seq)
+);
+COMMENT ON TABLE adr_ops.job_checkpoints IS 'the stages each job completed, in order';
+
+CREATE TABLE adr_ops.job_events (
+    id bigserial PRIMARY KEY,
+    job_id bigint NOT NULL REFERENCES adr_ops.processing_jobs (id) ON DELETE CASCADE,
+    at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    from_status text,
+    to_status text NOT NULL,
+    actor name NOT NULL,
+    note text,
+    detail jsonb
+);
+CREATE INDEX job_events_job ON adr_ops.job_events (job_id, id);
+COMMENT ON TABLE adr_ops.job_events IS
+    'every status transition of every job, with the role that made it: the post-incident timeline';
+
+-- The one place where status transitions are allowed: what each action may
+-- do from each status.  Anything not here is refused.
+CREATE TABLE adr_ops.job_transitions (
+    action text NOT NULL,
+    from_status text NOT NULL,
+    to_status text NOT NULL,
+    needs_force boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (action, from_status)
+);
+COMMENT ON TABLE adr_ops.job_transitions IS
+    'the allowed job status transitions: action, from, to, and whether force is needed';
+INSERT INTO adr_ops.job_transitions (action, from_status, to_status, needs_force) VALUES
+    ('claim',      'queued',    'running',   false),
+    ('heartbeat',  'running',   'running',   false),
+    ('checkpoint', 'running',   'running',   false),
+    ('complete',   'running',   'succeeded', false),
+    ('fail',       'running',   'failed',    false),
+    ('cancel',     'queued',    'cancelled', false),
+    ('cancel',     'running',   'cancelled', false),
+    ('cancel',     'failed',    'cancelled', false),
+    ('restart',    'failed',    'queued',    false),
+    ('restart',    'cancelled', 'queued',    false),
+    ('restart',    'running',   'queued',    true),   -- and only with a stale heartbeat
+    ('restart',    'succeeded', 'queued',    true),
+    ('reap',       'running',   'failed',    false),  -- heartbeat lost
+    ('retry',      'failed',    'queued',    false);  -- attempts left, with backoff
+
+-- How long a running job may go without a heartbeat before it is lost.
+CREATE FUNCTION adr_ops._job_stale_after() RETURNS interval
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(nullif(current_setting('adr_ops.job_stale_after', true), ''), '5min')::interval
+$$;
+COMMENT ON FUNCTION adr_ops._job_stale_after() IS
+    'API: private. adr_ops.job_stale_after as an interval';
+
+-- Move one job by an action, under its row lock: check the transition
+-- against job_transitions, update the row, record the event, and NOTIFY
+-- adr_jobs when the job becomes runnable.  Every adr_job_* function that
+-- changes a status goes through here.
+CREATE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
+                                  force boolean DEFAULT false, worker text DEFAULT NULL,
+                                  error text DEFAULT NULL, run_after timestamptz DEFAULT NULL,
+                                  detail jsonb DEFAULT NULL)
+RETURNS adr_ops.processing_jobs
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j adr_ops.processing_jobs;
+    t adr_ops.job_transitions;
+BEGIN
+    SELECT * INTO j FROM adr_ops.processing_jobs p WHERE p.id = _job_move.job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+            MESSAGE = format('job %s does not exist', _job_move.job_id);
+    END IF;
+
+    SELECT * INTO t FROM adr_ops.job_transitions x
+     WHERE x.action = _job_move.action AND x.from_status = j.status;
+    IF NOT FOUND OR (t.needs_force AND NOT _job_move.force) THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('cannot %s job %s: its status is %s', _job_move.action, j.id, j.status),
+            HINT = CASE
+                WHEN t.needs_force THEN format('Pass force => true to %s a %s job.', _job_move.action, j.status)
+                ELSE (SELECT format('%s applies to jobs that are %s.', _job_move.action,
+                                    string_agg(x.from_status, ' or ' ORDER BY x.from_status))
+                        FROM adr_ops.job_transitions x WHERE x.action = _job_move.action)
+            END;
+    END IF;
+
+    UPDATE adr_ops.processing_jobs p
+       SET status = t.to_status,
+           attempts = p.attempts + CASE WHEN _job_move.action = 'claim' THEN 1 ELSE 0 END,
+           started_at = CASE WHEN _job_move.action = 'claim' THEN now() ELSE p.started_at END,
+           heartbeat_at = CASE WHEN t.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
+           worker = CASE WHEN _job_move.action = 'claim' THEN _job_move.worker
+                         WHEN t.to_status = 'queued' THEN NULL ELSE p.worker END,
+           completed_at = CASE WHEN t.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
+                               WHEN t.to_status = 'queued' THEN NULL ELSE p.completed_at END,
+           run_after = CASE WHEN t.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
+                            ELSE p.run_after END,
+           last_error = coalesce(_job_move.error, p.last_error)
+     WHERE p.id = j.id
+    RETURNING * INTO j;
+
+    IF t.to_status <> t.from_status THEN
+        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note, detail)
+        VALUES (j.id, t.from_status, t.to_status, adr_ops._calling_role(),
+                coalesce(_job_move.note, _job_move.action), _job_move.detail);
+    END IF;
+    IF t.to_status = 'queued' THEN
+        PERFORM pg_notify('adr_jobs', j.id::text);
+    END IF;
+    RETURN j;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb) IS
+    'API: private. The one place a job changes status';
+
+-- What a claim returns: the job, and where to resume.
+CREATE TYPE adr_ops.job_claim AS (
+    id bigint,
+    pipeline text,
+    payload jsonb,
+    attempts integer,
+    max_attempts integer,
+    resume_stage text,
+    resume_state jsonb
+);
+COMMENT ON TYPE adr_ops.job_claim IS
+    'a claimed job with the stage and state of its last checkpoint (NULL: start from the beginning)';
+
+-- The API.  SECURITY DEFINER: EXECUTE is the privilege a pipeline role
+-- needs; the tables are not writable by anyone else.
+CREATE FUNCTION adr_ops.adr_job_submit(pipeline text, payload jsonb DEFAULT '{}',
+                                       max_attempts integer DEFAULT 3)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF adr_job_submit.pipeline IS NULL OR adr_job_submit.payload IS NULL
+       OR adr_job_submit.max_attempts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'pipeline, payload and max_attempts must not be null';
+    END IF;
+    IF adr_job_submit.max_attempts < 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('max_attempts must be at least 1, not %s', adr_job_submit.max_attempts);
+    END IF;
+    INSERT INTO adr_ops.processing_jobs (pipeline, payload, max_attempts)
+    VALUES (adr_job_submit.pipeline, adr_job_submit.payload, adr_job_submit.max_attempts)
+    RETURNING id INTO new_id;
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (new_id, NULL, 'queued', adr_ops._calling_role(), 'submit');
+    PERFORM pg_notify('adr_jobs', new_id::text);
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_submit(text, jsonb, integer) IS
+    'queues a job of a pipeline; returns its id';
+
+-- Claimers skip each other's locked rows, so two never get the same job.
+CREATE FUNCTION adr_ops.adr_job_claim(pipeline text, worker text)
+RETURNS adr_ops.job_claim
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    picked bigint;
+    j adr_ops.processing_jobs;
+    c adr_ops.job_claim;
+BEGIN
+    SELECT p.id INTO picked
+      FROM adr_ops.processing_jobs p
+     WHERE p.pipeline = adr_job_claim.pipeline AND p.status = 'queued' AND p.run_after <= now()
+     ORDER BY p.run_after, p.id
+     LIMIT 1
+       FOR UPDATE SKIP LOCKED;
+    IF picked IS NULL THEN
+        RETURN NULL;
+    END IF;
+    j := adr_ops._job_move(picked, 'claim', worker => adr_job_claim.worker);
+    SELECT j.id, j.pipeline, j.payload, j.attempts, j.max_attempts, k.stage, k.state
+      INTO c
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (SELECT x.stage, x.state FROM adr_ops.job_checkpoints x
+                          WHERE x.job_id = j.id ORDER BY x.seq DESC LIMIT 1) k ON true;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_claim(text, text) IS
+    'claims the next runnable job of a pipeline, with where to resume; NULL when there is none';
+
+CREATE FUNCTION adr_ops.adr_job_heartbeat(id bigint) RETURNS timestamptz
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (adr_ops._job_move(adr_job_heartbeat.id, 'heartbeat')).heartbeat_at
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_heartbeat(bigint) IS
+    'tells the reaper a running job is alive; returns the heartbeat time';
+
+CREATE FUNCTION adr_ops.adr_job_checkpoint(id bigint, stage text, state jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    next_seq integer;
+BEGIN
+    IF adr_job_checkpoint.stage IS NULL OR adr_job_checkpoint.state IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'stage and state must not be null';
+    END IF;
+    PERFORM adr_ops._job_move(adr_job_checkpoint.id, 'checkpoint');
+    SELECT coalesce(max(x.seq), 0) + 1 INTO next_seq
+      FROM adr_ops.job_checkpoints x WHERE x.job_id = adr_job_checkpoint.id;
+    INSERT INTO adr_ops.job_checkpoints (job_id, seq, stage, state)
+    VALUES (adr_job_checkpoint.id, next_seq, adr_job_checkpoint.stage, adr_job_checkpoint.state);
+    RETURN next_seq;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_checkpoint(bigint, text, jsonb) IS
+    'records that a running job completed a stage; returns its sequence number';
+
+CREATE FUNCTION adr_ops.adr_job_complete(id bigint) RETURNS adr_ops.processing_jobs
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT adr_ops._job_move(adr_job_complete.id, 'complete')
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS 'marks a running job succeeded';
+
+CREATE FUNCTION adr_ops.adr_job_fail(id bigint, error text) RETURNS adr_ops.processing_jobs
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT adr_ops._job_move(adr_job_fail.id, 'fail', note => 'fail: ' || adr_job_fail.error,
+                             error => adr_job_fail.error)
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_fail(bigint, text) IS
+    'marks a running job failed with its error; the reaper retries it while attempts are left';
+
+CREATE FUNCTION adr_ops.adr_job_cancel(id bigint) RETURNS adr_ops.processing_jobs
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT adr_ops._job_move(adr_job_cancel.id, 'cancel')
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_cancel(bigint) IS 'cancels a queued, running or failed job';
+
+-- The runbook's "restart from the last successful checkpoint".
+CREATE FUNCTION adr_ops.adr_job_restart(id bigint, from_checkpoint boolean DEFAULT true,
+                                        force boolean DEFAULT false)
+RETURNS adr_ops.processing_jobs
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j adr_ops.processing_jobs;
+    archived jsonb;
+BEGIN
+    IF adr_job_restart.from_checkpoint IS NULL OR adr_job_restart.force IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'from_checkpoint and force must not be null';
+    END IF;
+    SELECT * INTO j FROM adr_ops.processing_jobs p WHERE p.id = adr_job_restart.id FOR UPDATE;
+    -- A running job is restarted only when its worker is gone.
+    IF FOUND AND j.status = 'running' AND adr_job_restart.force
+       AND j.heartbeat_at >= now() - adr_ops._job_stale_after() THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('cannot restart job %s: its status is running and its heartbeat is %s s old',
+                             j.id, round(extract(epoch FROM now() - j.heartbeat_at))),
+            DETAIL = format('A running job is restarted only when its heartbeat is older than adr_ops.job_stale_after (%s s).',
+                            extract(epoch FROM adr_ops._job_stale_after())),
+            HINT = 'Wait for the worker to finish, or cancel the job.';
+    END IF;
+
+    IF NOT adr_job_restart.from_checkpoint THEN
+        SELECT jsonb_agg(jsonb_build_object('seq', x.seq, 'stage', x.stage, 'state', x.state,
+                                            'created_at', x.created_at) ORDER BY x.seq)
+          INTO archived
+          FROM adr_ops.job_checkpoints x WHERE x.job_id = adr_job_restart.id;
+    END IF;
+    j := adr_ops._job_move(adr_job_restart.id, 'restart',
+                           note => format('restart (%s%s)',
+                                          CASE WHEN adr_job_restart.from_checkpoint
+                                               THEN 'from the last checkpoint' ELSE 'from the beginning' END,
+                                          CASE WHEN adr_job_restart.force THEN ', forced' ELSE '' END),
+                           force => adr_job_restart.force,
+                           detail => CASE WHEN archived IS NOT NULL
+                                          THEN jsonb_build_object('archived_checkpoints', archived) END);
+    IF NOT adr_job_restart.from_checkpoint THEN
+        DELETE FROM adr_ops.job_checkpoints x WHERE x.job_id = j.id;
+    END IF;
+    IF adr_job_restart.force THEN
+        UPDATE adr_ops.processing_jobs p SET attempts = 0 WHERE p.id = j.id RETURNING * INTO j;
+    END IF;
+    RETURN j;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_restart(bigint, boolean, boolean) IS
+    'restarts a failed or cancelled job (running with a lost heartbeat, or succeeded, only with force) from its last checkpoint or from the beginning';
+
+-- Lost workers and retries.  Rows another session holds are left for the
+-- next pass, so the reaper never waits on a worker.
+CREATE FUNCTION adr_ops.adr_job_reap(OUT lost integer, OUT requeued integer)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    lost := 0;
+    requeued := 0;
+    FOR r IN SELECT p.id FROM adr_ops.processing_jobs p
+              WHERE p.status = 'running' AND p.heartbeat_at < now() - adr_ops._job_stale_after()
+              ORDER BY p.id FOR UPDATE SKIP LOCKED LOOP
+        PERFORM adr_ops._job_move(r.id, 'reap', note => 'heartbeat lost', error => 'heartbeat lost');
+        lost := lost + 1;
+    END LOOP;
+    -- Exponential backoff: 30 s after the first attempt, doubling, at most 1 hour.
+    FOR r IN SELECT p.id, p.attempts FROM adr_ops.processing_jobs p
+              WHERE p.status = 'failed' AND p.attempts < p.max_attempts
+              ORDER BY p.id FOR UPDATE SKIP LOCKED LOOP
+        PERFORM adr_ops._job_move(r.id, 'retry',
+                                  note => format('retry %s', r.attempts + 1),
+                                  run_after => now() + least(interval '1 hour',
+                                                             interval '30 seconds' * 2 ^ (greatest(r.attempts, 1) - 1)));
+        requeued := requeued + 1;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_reap() IS
+    'fails running jobs whose heartbeat is lost and re-queues failed jobs with attempts left, with backoff';
+
+-- For dashboards and the runbook's pipeline monitoring.
+CREATE FUNCTION adr_ops.adr_pipeline_status(since interval DEFAULT '24 hours',
+    OUT pipeline text, OUT queued bigint, OUT running bigint, OUT succeeded bigint,
+    OUT failed bigint, OUT cancelled bigint, OUT failure_rate float8,
+    OUT p50_duration interval, OUT p95_duration interval,
+    OUT oldest_queued timestamptz, OUT stuck_running bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.pipeline,
+           count(*) FILTER (WHERE p.status = 'queued'),
+           count(*) FILTER (WHERE p.status = 'running'),
+           count(*) FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
+           count(*) FILTER (WHERE p.status = 'failed' AND p.completed_at >= now() - since),
+           count(*) FILTER (WHERE p.status = 'cancelled' AND p.completed_at >= now() - since),
+           (count(*) FILTER (WHERE p.status = 'failed' AND p.completed_at >= now() - since))::float8
+             / nullif(count(*) FILTER (WHERE p.status IN ('succeeded', 'failed')
+                                         AND p.completed_at >= now() - since), 0),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY p.completed_at - p.started_at)
+             FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY p.completed_at - p.started_at)
+             FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
+           min(p.created_at) FILTER (WHERE p.status = 'queued'),
+           count(*) FILTER (WHERE p.status = 'running'
+                              AND p.heartbeat_at < now() - adr_ops._job_stale_after())
+      FROM adr_ops.processing_jobs p
+     WHERE p.status IN ('queued', 'running') OR p.completed_at >= now() - since
+     GROUP BY p.pipeline
+     ORDER BY p.pipeline
+$$;
+COMMENT ON FUNCTION adr_ops.adr_pipeline_status(interval) IS
+    'per pipeline: jobs by status, failure rate, p50/p95 duration, oldest queued, stuck running';
+
+-- The runbook's "review recent jobs".
+CREATE VIEW adr_ops.recent_jobs AS
+    SELECT j.id, j.pipeline, j.status, j.attempts, j.max_attempts, j.worker,
+           j.created_at, j.started_at, j.completed_at,
+           j.completed_at OPERATOR(pg_catalog.-) j.started_at AS duration,
+           (SELECT c.stage FROM adr_ops.job_checkpoints c
+             WHERE c.job_id OPERATOR(pg_catalog.=) j.id ORDER BY c.seq DESC LIMIT 1) AS last_stage,
+           j.last_error
+      FROM adr_ops.processing_jobs j
+     WHERE j.created_at OPERATOR(pg_catalog.>)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval)
+     ORDER BY j.created_at DESC, j.id DESC;
+COMMENT ON VIEW adr_ops.recent_jobs IS 'the jobs of the last 24 hours, newest first';
+
+GRANT SELECT ON adr_ops.recent_jobs TO pg_monitor;
+GRANT SELECT ON adr_ops.processing_jobs, adr_ops.job_checkpoints, adr_ops.job_events,
+                adr_ops.job_transitions TO pg_monitor;
+
+DO $grants$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'adr_ops._job_stale_after()',
+        'adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb)',
+        'adr_ops.adr_job_submit(text, jsonb, integer)', 'adr_ops.adr_job_claim(text, text)',
+        'adr_ops.adr_job_heartbeat(bigint)', 'adr_ops.adr_job_checkpoint(bigint, text, jsonb)',
+        'adr_ops.adr_job_complete(bigint)', 'adr_ops.adr_job_fail(bigint, text)',
+        'adr_ops.adr_job_cancel(bigint)', 'adr_ops.adr_job_restart(bigint, boolean, boolean)',
+        'adr_ops.adr_job_reap()', 'adr_ops.adr_pipeline_status(interval)'] LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+    EXECUTE 'GRANT EXECUTE ON FUNCTION adr_ops.adr_pipeline_status(interval), adr_ops._job_stale_after() TO pg_monitor';
+END
+$grants$;
+
+-- The reaper runs every minute through the scheduler.
+INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
+    ('job_reaper', '* * * * *', 'job_reaper', pg_catalog.current_database());
