@@ -89,6 +89,16 @@ SELECT adr_ops.adr_schedule('shadowed', '@daily', 'analyze');
 SELECT count(*) FROM adr_ops.adr_maintenance_status();
 SELECT adr_ops.adr_unschedule('shadowed');
 SELECT status FROM adr_ops.adr_run_task('analyze');
+SELECT adr_ops.adr_job_submit('shadowed', '{"a": 1}');
+SELECT (adr_ops.adr_job_claim('shadowed', 'w')).id IS NOT NULL;
+SELECT adr_ops.adr_job_checkpoint(max(id), 'one') FROM adr_ops.processing_jobs;
+SELECT adr_ops.adr_job_heartbeat(max(id)) IS NOT NULL FROM adr_ops.processing_jobs;
+SELECT (adr_ops.adr_job_fail(max(id), 'x')).status FROM adr_ops.processing_jobs;
+SELECT (adr_ops.adr_job_restart(max(id), false, true)).status FROM adr_ops.processing_jobs;
+SELECT (adr_ops.adr_job_cancel(max(id))).status FROM adr_ops.processing_jobs;
+SELECT * FROM adr_ops.adr_job_reap();
+SELECT count(*) FROM adr_ops.adr_pipeline_status();
+SELECT count(*) FROM adr_ops.recent_jobs;
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',

@@ -179,6 +179,22 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisv
 cmp_ok($node->safe_psql('postgres', q{SELECT relpages FROM pg_class WHERE relname = 'bloated_idx'}),
     '<', $bloated_pages / 3, 'the rebuilt index is much smaller');
 
+# The job reaper task: a running job whose heartbeat is lost fails, and
+# with attempts left is re-queued with backoff.
+my $job = $node->safe_psql('postgres', q{
+    SELECT adr_ops.adr_job_submit('etl');
+    SELECT (adr_ops.adr_job_claim('etl', 'w')).id;});
+($job) = $job =~ /(\d+)\s*$/;
+$node->safe_psql('postgres',
+    "UPDATE adr_ops.processing_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = $job");
+is( $node->safe_psql('postgres',
+        q{SELECT status || '|' || detail FROM adr_ops.adr_run_task('job_reaper')}),
+    'succeeded|1 running jobs lost their heartbeat; 1 failed jobs re-queued',
+    'the job_reaper task reaps and re-queues');
+is( $node->safe_psql('postgres',
+        "SELECT status || '|' || last_error || '|' || (run_after > now()) FROM adr_ops.processing_jobs WHERE id = $job"),
+    'queued|heartbeat lost|true', 'the lost job waits out its backoff');
+
 # A launcher that was down past several fire times runs the schedule once.
 $node->safe_psql('postgres', q{
     SELECT adr_ops.adr_schedule('missed', '* * * * *', 'health_snapshot');
