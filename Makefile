@@ -11,6 +11,7 @@ OBJS = \
 	src/guc.o \
 	src/health.o \
 	src/info.o \
+	src/perf.o \
 	src/schedule.o \
 	src/scheduler.o \
 	src/serverlog.o \
@@ -26,7 +27,9 @@ SQL_FRAGMENTS = \
 	src/serverlog.sql \
 	src/health.sql \
 	src/maintenance.sql \
-	src/jobs.sql
+	src/jobs.sql \
+	src/statements.sql \
+	src/perf.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
@@ -36,7 +39,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs)
 
-REGRESS = install health serverlog maintenance jobs privileges
+REGRESS = install health serverlog maintenance jobs statements perf privileges
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
 ISOLATION_OPTS = $(REGRESS_OPTS)

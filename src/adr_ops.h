@@ -24,6 +24,7 @@ extern char *adr_ops_timezone;
 extern char *adr_ops_maintenance_window;
 extern int	adr_ops_task_run_retention;
 extern int	adr_ops_job_stale_after;
+extern int	adr_ops_snapshot_retention;
 
 extern void adr_guc_init(void);
 

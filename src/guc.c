@@ -37,6 +37,9 @@ int			adr_ops_task_run_retention = 30 * 24 * 3600;
 /* Pipeline jobs (jobs.sql reads it through current_setting). */
 int			adr_ops_job_stale_after = 300;
 
+/* Statement snapshots (statements.sql reads it through current_setting). */
+int			adr_ops_snapshot_retention = 30 * 24 * 3600;
+
 void
 adr_guc_init(void)
 {
@@ -110,6 +113,17 @@ adr_guc_init(void)
 							&adr_ops_job_stale_after,
 							300,
 							1,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.snapshot_retention",
+							"Sets how long adr_snapshot_statements() keeps statement history.",
+							"Each entry's newest stored row is kept whatever its age.",
+							&adr_ops_snapshot_retention,
+							30 * 24 * 3600,
+							3600,
 							INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,

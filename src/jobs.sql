@@ -27,6 +27,7 @@ CREATE INDEX processing_jobs_running ON adr_ops.processing_jobs (heartbeat_at)
 CREATE INDEX processing_jobs_failed ON adr_ops.processing_jobs (id)
     WHERE status OPERATOR(pg_catalog.=) 'failed';
 CREATE INDEX processing_jobs_created ON adr_ops.processing_jobs (created_at);
+CREATE INDEX processing_jobs_completed ON adr_ops.processing_jobs (completed_at);
 
 CREATE TABLE adr_ops.job_checkpoints (
     job_id bigint NOT NULL REFERENCES adr_ops.processing_jobs (id) ON DELETE CASCADE,
@@ -105,6 +106,9 @@ DECLARE
     j adr_ops.processing_jobs;
     t adr_ops.job_transitions;
 BEGIN
+    IF _job_move.job_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'job id must not be null';
+    END IF;
     SELECT * INTO j FROM adr_ops.processing_jobs p WHERE p.id = _job_move.job_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'no_data_found',
@@ -118,8 +122,12 @@ BEGIN
             MESSAGE = format('cannot %s job %s: its status is %s', _job_move.action, j.id, j.status),
             HINT = CASE
                 WHEN t.needs_force THEN format('Pass force => true to %s a %s job.', _job_move.action, j.status)
-                ELSE (SELECT format('%s applies to jobs that are %s.', _job_move.action,
-                                    string_agg(x.from_status, ' or ' ORDER BY x.from_status))
+                ELSE (SELECT format('%s applies to jobs that are %s%s.', _job_move.action,
+                                    string_agg(x.from_status, ' or ' ORDER BY x.from_status)
+                                        FILTER (WHERE NOT x.needs_force),
+                                    ' (with force => true: '
+                                        || string_agg(x.from_status, ' or ' ORDER BY x.from_status)
+                                               FILTER (WHERE x.needs_force) || ')')
                         FROM adr_ops.job_transitions x WHERE x.action = _job_move.action)
             END;
     END IF;
@@ -311,7 +319,7 @@ BEGIN
             MESSAGE = format('cannot restart job %s: its status is running and its heartbeat is %s s old',
                              j.id, round(extract(epoch FROM now() - j.heartbeat_at))),
             DETAIL = format('A running job is restarted only when its heartbeat is older than adr_ops.job_stale_after (%s s).',
-                            extract(epoch FROM adr_ops._job_stale_after())),
+                            round(extract(epoch FROM adr_ops._job_stale_after()))),
             HINT = 'Wait for the worker to finish, or cancel the job.';
     END IF;
 
@@ -397,7 +405,7 @@ AS $$
              FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
            percentile_cont(0.95) WITHIN GROUP (ORDER BY p.completed_at - p.started_at)
              FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
-           min(p.created_at) FILTER (WHERE p.status = 'queued'),
+           min(p.run_after) FILTER (WHERE p.status = 'queued' AND p.run_after <= now()),
            count(*) FILTER (WHERE p.status = 'running'
                               AND p.heartbeat_at < now() - adr_ops._job_stale_after())
       FROM adr_ops.processing_jobs p
@@ -421,6 +429,13 @@ CREATE VIEW adr_ops.recent_jobs AS
            (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval)
      ORDER BY j.created_at DESC, j.id DESC;
 COMMENT ON VIEW adr_ops.recent_jobs IS 'the jobs of the last 24 hours, newest first';
+
+-- The job queue is the platform's data: pg_dump keeps it.
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.processing_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.processing_jobs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.job_checkpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.job_events', '');
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.job_events_id_seq', '');
 
 GRANT SELECT ON adr_ops.recent_jobs TO pg_monitor;
 GRANT SELECT ON adr_ops.processing_jobs, adr_ops.job_checkpoints, adr_ops.job_events,

@@ -77,6 +77,7 @@ static void tk_analyze(AdrTaskRun *run);
 static void tk_reindex(AdrTaskRun *run);
 static void tk_health_snapshot(AdrTaskRun *run);
 static void tk_job_reaper(AdrTaskRun *run);
+static void tk_statement_snapshot(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -93,6 +94,8 @@ static const AdrTask tk_tasks[] = {
 	"REINDEX INDEX CONCURRENTLY btree indexes whose estimated bloat exceeds bloat_pct (default 30); drop invalid leftovers of failed ones"},
 	{"health_snapshot", true, false, false, "5s", tk_no_options, tk_health_snapshot,
 	"store adr_health_check() in health_history (adr_health_snapshot())"},
+	{"statement_snapshot", true, false, false, "5s", tk_no_options, tk_statement_snapshot,
+	"store the pg_stat_statements entries that changed since the last snapshot (adr_snapshot_statements())"},
 	{"job_reaper", true, false, false, "5s", tk_no_options, tk_job_reaper,
 	"fail running pipeline jobs whose heartbeat is lost; re-queue failed ones with attempts left (adr_job_reap())"},
 };
@@ -620,6 +623,13 @@ tk_health_snapshot(AdrTaskRun *run)
 {
 	tk_extension_call(run, "SELECT n, format('stored %s health checks', n) "
 					  "  FROM adr_ops.adr_health_snapshot() n");
+}
+
+static void
+tk_statement_snapshot(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT n, format('stored %s changed statement entries', n) "
+					  "  FROM adr_ops.adr_snapshot_statements() n");
 }
 
 static void
