@@ -1,6 +1,9 @@
 --
 -- Pipeline jobs: every transition, allowed and refused, with the error text.
 --
+-- Errors print their detail and hint; the PL/pgSQL context would only pin
+-- line numbers.
+\set SHOW_CONTEXT never
 -- Each case makes a job, puts it in a status by hand, tries one action and
 -- prints the status it ended in or the error (job ids replaced by N).
 CREATE FUNCTION try_action(from_status text, action text, force boolean DEFAULT false,

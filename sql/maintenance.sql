@@ -3,6 +3,9 @@
 -- evaluation, the schedule API and its errors.  Runs themselves are tested
 -- with real workers in t/.
 --
+-- Errors print their detail and hint; the PL/pgSQL context would only pin
+-- line numbers.
+\set SHOW_CONTEXT never
 SET timezone = 'UTC';
 
 -- The tasks there are.

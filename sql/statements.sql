@@ -2,6 +2,9 @@
 -- Slow queries and statement history: the SQL surface.  Timings vary, so
 -- only ranges and flags print.
 --
+-- Errors print their detail and hint; the PL/pgSQL context would only pin
+-- line numbers.
+\set SHOW_CONTEXT never
 
 -- Without pg_stat_statements: an error that says both steps, not an empty
 -- result that looks like "no slow queries".

@@ -204,7 +204,7 @@ AS $$
     idx AS (
         SELECT x.indexrelid AS oid, x.indrelid, t.qname AS table_qname, t.conc, t.note,
                format('%I.%I', t.nspname, ic.relname) AS qname, ic.relname, ic.relkind,
-               am.amname, x.indisunique, x.indisvalid, x.indisreplident,
+               am.amname, x.indisunique, x.indisprimary, x.indisvalid, x.indisreplident,
                x.indnatts, x.indnkeyatts,
                (x.indkey::int2[])[0:x.indnkeyatts - 1] AS keys,
                x.indkey::int2[] AS allcols,
@@ -248,7 +248,8 @@ AS $$
          WHERE i.indisvalid
         WINDOW w AS (PARTITION BY i.indrelid, i.allcols, i.indnkeyatts, i.opclasses,
                                   i.collations, i.options, i.exprs, i.pred, i.nulls_not_distinct
-                     ORDER BY i.fk_depends DESC, i.constraint_name IS NOT NULL DESC,
+                     ORDER BY i.fk_depends DESC, i.indisprimary DESC,
+                              i.constraint_name IS NOT NULL DESC,
                               i.indisunique DESC, i.indisreplident DESC, i.scans DESC, i.oid)
     ),
     -- The rules as flags: the joins below then filter on one column each,
@@ -329,7 +330,7 @@ AS $$
         UNION ALL
         SELECT 5, 'sequential scans', t.qname, t.qname,
                format('%s sequential scans read %s rows each on average (%s in all), against %s index scans, %s; table %s; %s',
-                      s.seq_scan, s.seq_tup_read / s.seq_scan, s.seq_tup_read,
+                      s.seq_scan, s.seq_tup_read / nullif(s.seq_scan, 0), s.seq_tup_read,
                       coalesce(s.idx_scan, 0), (SELECT txt FROM since), t.facts,
                       CASE WHEN cand.cols IS NOT NULL
                            THEN 'pg_stats suggests ' || cand.cols
@@ -364,7 +365,7 @@ AS $$
                                               AND x.indkey[0] = att.attnum)) c
                  WHERE c.distinct_values > 100) cand ON true
          WHERE s.seq_scan > 100
-           AND s.seq_tup_read / s.seq_scan > 10000
+           AND s.seq_tup_read / nullif(s.seq_scan, 0) > 10000
            AND s.seq_scan > coalesce(s.idx_scan, 0)
         UNION ALL
         SELECT 6, 'foreign key without index', format('%I.%I', t.nspname, f.conname), t.qname,

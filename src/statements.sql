@@ -138,6 +138,7 @@ DECLARE
     seen integer;
     stored integer;
     cutoff timestamptz := now() - adr_ops._snapshot_retention();
+    keep_from bigint;
 BEGIN
     -- Counters only: reading the texts loads pg_stat_statements' whole
     -- text file, so that is done below for new entries alone.
@@ -180,13 +181,14 @@ BEGIN
             ON CONFLICT DO NOTHING$q$, adr_ops._pgss_query(true)) USING snap;
     END IF;
 
-    -- Prune: keep each entry's newest row, however old: a delta needs it.
+    -- Prune what is older than the retention, but keep for every entry the
+    -- row in force at the oldest kept snapshot: deltas from it need that.
+    SELECT min(s.id) INTO keep_from FROM adr_ops.statement_snapshots s WHERE s.taken_at >= cutoff;
     DELETE FROM adr_ops.statement_counters c
-     USING adr_ops.statement_snapshots s
-     WHERE s.id = c.snapshot_id AND s.taken_at < cutoff
+     WHERE c.snapshot_id < keep_from
        AND EXISTS (SELECT FROM adr_ops.statement_counters n
                     WHERE (n.queryid, n.userid, n.dbid, n.toplevel) = (c.queryid, c.userid, c.dbid, c.toplevel)
-                      AND n.snapshot_id > c.snapshot_id);
+                      AND n.snapshot_id > c.snapshot_id AND n.snapshot_id <= keep_from);
     DELETE FROM adr_ops.statement_snapshots s
      WHERE s.taken_at < cutoff
        AND NOT EXISTS (SELECT FROM adr_ops.statement_counters c WHERE c.snapshot_id = s.id);
@@ -231,7 +233,7 @@ BEGIN
             SELECT s.queryid, d.datname, r.rolname, s.calls, s.total_ms, s.total_ms / s.calls,
                    s.max_ms, s.stddev_ms, s.rows,
                    s.blks_hit::float8 / nullif(s.blks_hit + s.blks_read, 0),
-                   100 * s.total_ms / nullif((SELECT sum(a.total_ms) FROM s a), 0),
+                   100 * s.total_ms / nullif((SELECT sum(a.total_ms) FROM s a WHERE a.toplevel), 0),
                    s.query, false
               FROM s
               LEFT JOIN pg_database d ON d.oid = s.dbid
@@ -258,6 +260,8 @@ BEGIN
     -- The snapshot recorded the reset time it saw; another one now means a
     -- reset since.
     reset_in_window := adr_ops._pgss_reset_at() IS DISTINCT FROM base.stats_reset;
+    -- Before the retention cutoff baselines may have been pruned.
+    short_history := short_history OR base.taken_at < now() - adr_ops._snapshot_retention();
 
     RETURN QUERY EXECUTE format($q$
         WITH cur AS (%s),
@@ -268,12 +272,14 @@ BEGIN
         d AS (SELECT cur.*,
                      -- no baseline: the entry is new in the window; counters
                      -- below the baseline: it was reset or evicted
-                     $3 OR coalesce(b.calls > cur.calls, false) AS reset,
+                     $3 OR coalesce(b.calls > cur.calls OR b.total_ms > cur.total_ms OR b.rows > cur.rows
+                                    OR b.blks_hit > cur.blks_hit OR b.blks_read > cur.blks_read,
+                                    false) AS reset,
                      b.calls AS b_calls, b.total_ms AS b_total, b.rows AS b_rows,
                      b.blks_hit AS b_hit, b.blks_read AS b_read
                 FROM cur LEFT JOIN b
                   ON (b.queryid, b.userid, b.dbid, b.toplevel) = (cur.queryid, cur.userid, cur.dbid, cur.toplevel)),
-        w AS (SELECT d.queryid, d.userid, d.dbid, d.query,
+        w AS (SELECT d.queryid, d.userid, d.dbid, d.toplevel, d.query,
                      CASE WHEN d.reset OR d.b_calls IS NULL THEN d.calls ELSE d.calls - d.b_calls END AS calls,
                      CASE WHEN d.reset OR d.b_calls IS NULL THEN d.total_ms ELSE d.total_ms - d.b_total END AS total_ms,
                      CASE WHEN d.reset OR d.b_calls IS NULL THEN d.rows ELSE d.rows - d.b_rows END AS rows,
@@ -284,7 +290,7 @@ BEGIN
         SELECT w.queryid, db.datname, r.rolname, w.calls, w.total_ms, w.total_ms / w.calls,
                NULL::float8, NULL::float8, w.rows,
                w.hit::float8 / nullif(w.hit + w.rd, 0),
-               100 * w.total_ms / nullif((SELECT sum(a.total_ms) FROM w a), 0),
+               100 * w.total_ms / nullif((SELECT sum(a.total_ms) FROM w a WHERE a.toplevel), 0),
                w.query, w.partial
           FROM w
           LEFT JOIN pg_database db ON db.oid = w.dbid
@@ -319,9 +325,9 @@ AS $$
     ), deltas AS (
         -- a first sighting, or counters that went down (a reset), count whole
         SELECT r.snapshot_id,
-               sum(CASE WHEN r.prev_calls IS NULL OR r.calls < r.prev_calls
+               sum(CASE WHEN r.prev_calls IS NULL OR r.calls < r.prev_calls OR r.total_ms < r.prev_total
                         THEN r.calls ELSE r.calls - r.prev_calls END) AS calls,
-               sum(CASE WHEN r.prev_calls IS NULL OR r.calls < r.prev_calls
+               sum(CASE WHEN r.prev_calls IS NULL OR r.calls < r.prev_calls OR r.total_ms < r.prev_total
                         THEN r.total_ms ELSE r.total_ms - r.prev_total END) AS total_ms
           FROM rows r GROUP BY r.snapshot_id
     )
