@@ -228,18 +228,26 @@ BEGIN
     END IF;
 
     IF adr_slow_queries.since IS NULL THEN
+        -- One pass over the view: the total for pct_of_total and the slow
+        -- entries together, so that the 5000 texts are not copied twice.
         RETURN QUERY EXECUTE format($q$
-            WITH s AS (%s)
-            SELECT s.queryid, d.datname, r.rolname, s.calls, s.total_ms, s.total_ms / s.calls,
-                   s.max_ms, s.stddev_ms, s.rows,
-                   s.blks_hit::float8 / nullif(s.blks_hit + s.blks_read, 0),
-                   100 * s.total_ms / nullif((SELECT sum(a.total_ms) FROM s a WHERE a.toplevel), 0),
-                   s.query, false
-              FROM s
-              LEFT JOIN pg_database d ON d.oid = s.dbid
-              LEFT JOIN pg_roles r ON r.oid = s.userid
-             WHERE s.calls > 0 AND s.total_ms / s.calls > $1
-             ORDER BY s.total_ms / s.calls DESC, s.queryid
+            WITH agg AS (
+                SELECT sum(s.total_ms) FILTER (WHERE s.toplevel) AS grand,
+                       array_agg(s) FILTER (WHERE s.calls > 0 AND s.total_ms / s.calls > $1) AS slow
+                  FROM (%s) s)
+            SELECT x.queryid, d.datname, r.rolname, x.calls, x.total_ms, x.total_ms / x.calls,
+                   x.max_ms, x.stddev_ms, x.rows,
+                   x.blks_hit::float8 / nullif(x.blks_hit + x.blks_read, 0),
+                   100 * x.total_ms / nullif(agg.grand, 0),
+                   x.query, false
+              FROM agg
+             CROSS JOIN LATERAL unnest(agg.slow)
+                   AS x(userid oid, dbid oid, toplevel boolean, queryid bigint, query text,
+                        calls bigint, total_ms float8, max_ms float8, stddev_ms float8,
+                        rows bigint, blks_hit bigint, blks_read bigint)
+              LEFT JOIN pg_database d ON d.oid = x.dbid
+              LEFT JOIN pg_roles r ON r.oid = x.userid
+             ORDER BY x.total_ms / x.calls DESC, x.queryid
              LIMIT $2$q$, adr_ops._pgss_query(true))
         USING adr_slow_queries.min_mean_ms, adr_slow_queries.max_rows;
         RETURN;
