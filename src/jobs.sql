@@ -27,7 +27,9 @@ CREATE INDEX processing_jobs_running ON adr_ops.processing_jobs (heartbeat_at)
 CREATE INDEX processing_jobs_failed ON adr_ops.processing_jobs (id)
     WHERE status OPERATOR(pg_catalog.=) 'failed';
 CREATE INDEX processing_jobs_created ON adr_ops.processing_jobs (created_at);
-CREATE INDEX processing_jobs_completed ON adr_ops.processing_jobs (completed_at);
+-- Partial: a claim (completed_at NULL) then inserts no entry here.
+CREATE INDEX processing_jobs_completed ON adr_ops.processing_jobs (completed_at)
+    WHERE completed_at IS NOT NULL;
 
 CREATE TABLE adr_ops.job_checkpoints (
     job_id bigint NOT NULL REFERENCES adr_ops.processing_jobs (id) ON DELETE CASCADE,
@@ -39,17 +41,19 @@ CREATE TABLE adr_ops.job_checkpoints (
 );
 COMMENT ON TABLE adr_ops.job_checkpoints IS 'the stages each job completed, in order';
 
+-- One index serves the timelines and the key: every transition writes a
+-- row here, so each index costs on every claim and completion.
 CREATE TABLE adr_ops.job_events (
-    id bigserial PRIMARY KEY,
+    id bigserial,
     job_id bigint NOT NULL REFERENCES adr_ops.processing_jobs (id) ON DELETE CASCADE,
     at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     from_status text,
     to_status text NOT NULL,
     actor name NOT NULL,
     note text,
-    detail jsonb
+    detail jsonb,
+    PRIMARY KEY (job_id, id)
 );
-CREATE INDEX job_events_job ON adr_ops.job_events (job_id, id);
 COMMENT ON TABLE adr_ops.job_events IS
     'every status transition of every job, with the role that made it: the post-incident timeline';
 
