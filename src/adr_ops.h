@@ -28,4 +28,9 @@ extern int	adr_ops_snapshot_retention;
 
 extern void adr_guc_init(void);
 
+/* bloat.c */
+extern int	adr_ops_bloat_sample_pages;
+
+extern void adr_bloat_init(void);
+
 #endif							/* ADR_OPS_ADR_OPS_H */

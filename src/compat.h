@@ -64,4 +64,15 @@ InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 	DecodeDateTime(field, ftype, nf, dtype, tm, fsec, tzp)
 #endif
 
+/*
+ * A random seed for utils/sampling.h (bloat.c): 15 has pg_prng, seeded per
+ * backend; before it, random() (which the postmaster seeds per backend).
+ */
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#define adr_random_seed() pg_prng_uint32(&pg_global_prng_state)
+#else
+#define adr_random_seed() ((uint32) random())
+#endif
+
 #endif							/* ADR_OPS_COMPAT_H */

@@ -99,6 +99,9 @@ SELECT (adr_ops.adr_job_cancel(max(id))).status FROM adr_ops.processing_jobs;
 SELECT * FROM adr_ops.adr_job_reap();
 SELECT count(*) FROM adr_ops.adr_pipeline_status();
 SELECT count(*) FROM adr_ops.recent_jobs;
+SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate');
+SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'exact');
+SELECT count(*) FROM adr_ops.adr_bloat('adr_ops.schedules', 'sample');
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',

@@ -1,0 +1,156 @@
+--
+-- Bloat report: the API, the three modes on a table with real bloat, the
+-- cases that give NULL figures with a reason, privileges and errors.
+-- Sizes and figures depend on the build, so ranges print.  The comparison
+-- with pgstattuple, a locked relation and other sessions' temporary
+-- tables are in t/040_bloat.pl.
+--
+\set SHOW_CONTEXT never
+
+-- The functions and what they return.
+SELECT p.oid::regprocedure AS function, pg_get_function_result(p.oid) AS returns,
+       p.provolatile, p.proisstrict
+  FROM pg_proc p
+ WHERE p.pronamespace = 'adr_ops'::regnamespace AND p.proname LIKE '%bloat%'
+ ORDER BY p.proname;
+SHOW adr_ops.bloat_sample_pages;
+
+-- 20,000 rows of about 140 bytes, a btree of each kind the estimate cannot
+-- read, a hash index; vacuumed and analyzed: no bloat anywhere.
+CREATE TABLE bloat_t (id int PRIMARY KEY, grp int, v text) WITH (autovacuum_enabled = off);
+INSERT INTO bloat_t SELECT g, g % 7, repeat('x', 100) FROM generate_series(1, 20000) g;
+CREATE INDEX bloat_t_grp ON bloat_t (grp);
+CREATE INDEX bloat_t_expr ON bloat_t (lower(v));
+CREATE INDEX bloat_t_part ON bloat_t (id) WHERE id > 100;
+CREATE INDEX bloat_t_hash ON bloat_t USING hash (id);
+CREATE INDEX bloat_t_ff ON bloat_t (id, grp) WITH (fillfactor = 70);
+VACUUM ANALYZE bloat_t;
+
+SELECT CASE kind WHEN 'toast' THEN 'TOAST of ' || table_name ELSE relname END AS rel,
+       kind, table_name, total_bytes > 0 AS has_size, method,
+       bloat_pct < 3 AS no_bloat, dead_pct, free_pct IS NULL AS free_unknown,
+       error_pct, suggestion
+  FROM adr_ops.adr_bloat_report(0, 'estimate', 'public')
+ ORDER BY rel;
+SELECT CASE kind WHEN 'toast' THEN 'TOAST of ' || table_name ELSE relname END AS rel,
+       kind, method, bloat_pct < 3 AS no_bloat, dead_pct,
+       free_pct < 5 AS little_free, error_pct, suggestion
+  FROM adr_ops.adr_bloat_report(0, 'exact', 'public')
+ ORDER BY relname;
+-- The sample covers every page of relations this small: no error.
+SELECT CASE kind WHEN 'toast' THEN 'TOAST of ' || table_name ELSE relname END AS rel,
+       method, bloat_pct < 3 AS no_bloat, error_pct, suggestion
+  FROM adr_ops.adr_bloat_report(0, 'sample', 'p%')
+ ORDER BY rel;
+-- min_bytes leaves out the small ones; an unknown schema gives nothing.
+SELECT count(*) FROM adr_ops.adr_bloat_report(10 * 1024 * 1024, 'exact', 'public');
+SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'no_such_schema');
+
+-- Delete 30% of the rows: dead tuples, VACUUM is due.
+DELETE FROM bloat_t WHERE id % 10 < 3;
+SELECT pg_stat_force_next_flush();
+SELECT method, bloat_pct BETWEEN 27 AND 34 AS bloat_30, dead_pct BETWEEN 27 AND 34 AS dead_30,
+       free_pct < 5 AS little_free, error_pct, suggestion
+  FROM adr_ops.adr_bloat('bloat_t', 'exact');
+-- A sample of 100 pages of the 300: an error bound, and the truth inside it.
+SET adr_ops.bloat_sample_pages = 100;
+SELECT method, bloat_pct BETWEEN 27 - error_pct AND 34 + error_pct AS bloat_30,
+       error_pct > 0 AND error_pct < 5 AS bounded, suggestion
+  FROM adr_ops.adr_bloat('bloat_t');
+RESET adr_ops.bloat_sample_pages;
+-- The statistics have not seen the delete: no figure.
+SELECT method, bloat_pct, suggestion FROM adr_ops.adr_bloat('bloat_t', 'estimate');
+ANALYZE bloat_t;
+SELECT method, bloat_pct BETWEEN 25 AND 35 AS bloat_30, dead_pct > 20 AS dead, suggestion
+  FROM adr_ops.adr_bloat('bloat_t', 'estimate');
+
+-- VACUUM turns the dead tuples into free space that inserts will reuse.
+VACUUM bloat_t;
+SELECT method, bloat_pct BETWEEN 27 AND 34 AS bloat_30, dead_pct, free_pct BETWEEN 27 AND 34 AS free_30,
+       suggestion
+  FROM adr_ops.adr_bloat('bloat_t', 'exact');
+-- Every page is all-visible now: the sample reads none, the free space map
+-- tells, within its rounding.
+SELECT method, bloat_pct BETWEEN 27 - error_pct AND 34 + error_pct AS bloat_30,
+       error_pct > 0 AND error_pct < 1 AS fsm_rounding, suggestion
+  FROM adr_ops.adr_bloat('bloat_t', 'sample');
+-- Deleting 80% leaves a table mostly empty: a rewrite.
+DELETE FROM bloat_t WHERE id % 10 < 8;
+VACUUM bloat_t;
+SELECT method, bloat_pct > 70 AS mostly_free, suggestion FROM adr_ops.adr_bloat('bloat_t', 'exact');
+-- ... and an index with most of its leaves empty: REINDEX.
+SELECT relname, method, bloat_pct > 50 AS bloated, suggestion
+  FROM adr_ops.adr_bloat_report(0, 'exact', 'public')
+ WHERE kind = 'index' ORDER BY relname;
+
+-- Other kinds: empty, TOAST, materialized view, partitioned, temporary.
+CREATE TABLE bloat_empty (a int);
+SELECT relname, total_bytes, bloat_bytes, method, suggestion FROM adr_ops.adr_bloat('bloat_empty', 'exact');
+SELECT relname, method FROM adr_ops.adr_bloat('bloat_empty', 'estimate');
+CREATE TABLE bloat_wide (id int, doc text);
+INSERT INTO bloat_wide SELECT g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 200) i)
+  FROM generate_series(1, 200) g;
+SELECT kind, table_name, method, bloat_pct IS NOT NULL AS measured
+  FROM adr_ops.adr_bloat((SELECT reltoastrelid::regclass FROM pg_class WHERE relname = 'bloat_wide'), 'exact');
+SELECT kind, method, bloat_pct
+  FROM adr_ops.adr_bloat((SELECT reltoastrelid::regclass FROM pg_class WHERE relname = 'bloat_wide'), 'estimate');
+CREATE MATERIALIZED VIEW bloat_mv AS SELECT * FROM generate_series(1, 1000) g;
+SELECT kind, method, bloat_pct IS NOT NULL AS measured FROM adr_ops.adr_bloat('bloat_mv', 'exact');
+CREATE TABLE bloat_parted (id int) PARTITION BY RANGE (id);
+CREATE TABLE bloat_part1 PARTITION OF bloat_parted FOR VALUES FROM (0) TO (1000);
+INSERT INTO bloat_parted SELECT generate_series(0, 999);
+SELECT relname, kind, total_bytes, bloat_pct, method, suggestion FROM adr_ops.adr_bloat('bloat_parted');
+CREATE INDEX ON bloat_parted (id);
+SELECT relname, kind, method FROM adr_ops.adr_bloat('bloat_parted_id_idx');
+SELECT relname, kind, method FROM adr_ops.adr_bloat_report(0, 'exact', 'public')
+ WHERE relname LIKE 'bloat_part%' ORDER BY relname;
+CREATE TEMP TABLE bloat_tmp AS SELECT generate_series(1, 1000) AS g;
+SELECT kind, method, bloat_pct IS NOT NULL AS measured FROM adr_ops.adr_bloat('bloat_tmp', 'exact');
+
+-- Errors: a bad mode, a NULL mode, a missing relation, what has no pages.
+SELECT * FROM adr_ops.adr_bloat('bloat_t', 'fast');
+SELECT * FROM adr_ops.adr_bloat('bloat_t', NULL);
+SELECT * FROM adr_ops.adr_bloat_report(0, 'EXACT');
+SELECT * FROM adr_ops.adr_bloat('no_such_table');
+SELECT * FROM adr_ops.adr_bloat(4294967295::oid::regclass);
+SELECT * FROM adr_ops.adr_bloat(NULL);
+SELECT count(*) FROM adr_ops.adr_bloat_report(NULL, 'exact', 'no_such_schema');
+CREATE VIEW bloat_view AS SELECT 1 AS one;
+SELECT * FROM adr_ops.adr_bloat('bloat_view');
+CREATE SEQUENCE bloat_seq;
+SELECT * FROM adr_ops.adr_bloat('bloat_seq', 'estimate');
+
+-- Privileges.  PUBLIC may not call the report.
+CREATE ROLE bloat_nobody;
+SET ROLE bloat_nobody;
+SELECT * FROM adr_ops.adr_bloat_report();
+RESET ROLE;
+-- A pg_monitor member has pg_stat_scan_tables: every mode, but the
+-- estimate only for columns it may read.
+CREATE ROLE bloat_monitor IN ROLE pg_monitor;
+SET ROLE bloat_monitor;
+SELECT method, bloat_pct > 70 AS mostly_free FROM adr_ops.adr_bloat('bloat_t', 'sample');
+SELECT method, bloat_pct FROM adr_ops.adr_bloat('bloat_t', 'estimate');
+RESET ROLE;
+-- Someone given EXECUTE but not pg_stat_scan_tables: the estimate only.
+CREATE ROLE bloat_reader;
+GRANT USAGE ON SCHEMA adr_ops TO bloat_reader;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_bloat(regclass, text), adr_ops._bloat_row(oid, text, bigint),
+      adr_ops._bloat_scan(oid, bool, bigint), adr_ops._bloat_estimate(oid),
+      adr_ops._bloat_size(oid) TO bloat_reader;
+GRANT SELECT ON bloat_t TO bloat_reader;
+SET ROLE bloat_reader;
+SELECT method, bloat_pct > 70 AS mostly_free FROM adr_ops.adr_bloat('bloat_t', 'estimate');
+SELECT * FROM adr_ops.adr_bloat('bloat_t', 'exact');
+RESET ROLE;
+REVOKE ALL ON FUNCTION adr_ops.adr_bloat(regclass, text), adr_ops._bloat_row(oid, text, bigint),
+      adr_ops._bloat_scan(oid, bool, bigint), adr_ops._bloat_estimate(oid),
+      adr_ops._bloat_size(oid) FROM bloat_reader;
+REVOKE ALL ON SCHEMA adr_ops FROM bloat_reader;
+REVOKE ALL ON bloat_t FROM bloat_reader;
+DROP ROLE bloat_nobody, bloat_monitor, bloat_reader;
+
+DROP TABLE bloat_t, bloat_empty, bloat_wide, bloat_parted, bloat_tmp;
+DROP MATERIALIZED VIEW bloat_mv;
+DROP VIEW bloat_view;
+DROP SEQUENCE bloat_seq;
