@@ -24,6 +24,8 @@ CREATE INDEX bloat_t_expr ON bloat_t (lower(v));
 CREATE INDEX bloat_t_part ON bloat_t (id) WHERE id > 100;
 CREATE INDEX bloat_t_hash ON bloat_t USING hash (id);
 CREATE INDEX bloat_t_ff ON bloat_t (id, grp) WITH (fillfactor = 70);
+-- (the insert's counts must reach the statistics before ANALYZE resets them)
+SELECT pg_stat_force_next_flush();
 VACUUM ANALYZE bloat_t;
 
 SELECT CASE kind WHEN 'toast' THEN 'TOAST of ' || table_name ELSE relname END AS rel,
@@ -60,6 +62,7 @@ SELECT method, bloat_pct BETWEEN 27 - error_pct AND 34 + error_pct AS bloat_30,
 RESET adr_ops.bloat_sample_pages;
 -- The statistics have not seen the delete: no figure.
 SELECT method, bloat_pct, suggestion FROM adr_ops.adr_bloat('bloat_t', 'estimate');
+SELECT pg_stat_force_next_flush();
 ANALYZE bloat_t;
 SELECT method, bloat_pct BETWEEN 25 AND 35 AS bloat_30, dead_pct > 20 AS dead, suggestion
   FROM adr_ops.adr_bloat('bloat_t', 'estimate');
