@@ -41,21 +41,22 @@ GRANT EXECUTE ON FUNCTION adr_ops._bloat_size(oid) TO pg_monitor;
 -- pg_stats shows a column's statistics only to roles that may read the
 -- column, and a role that cannot gets "no access to pg_stats".
 --
--- A heap: tuple width from pg_stats (avg_width is the width as stored:
+-- The pages are the file's (without waiting for a lock; relpages if the
+-- relation is locked).  A heap: tuple width from pg_stats (avg_width is the width as stored:
 -- a toasted value counts its 18-byte pointer, a compressed one its
 -- compressed size), each column aligned to its typalign (a short varlena
 -- has a 1-byte header and no alignment), weighted by 1 - null_frac; the
 -- 23-byte header and a null bitmap when a column has nulls, MAXALIGNed;
 -- a 4-byte line pointer.  Rows a page takes: (block_size - 24 - fillfactor
--- reserve) / width, at most MaxHeapTuplesPerPage.  Bloat = relpages - the
--- pages reltuples need.
+-- reserve) / width, at most MaxHeapTuplesPerPage.  Bloat = the pages the
+-- file has - the pages n_live_tup rows need.
 -- A btree: an 8-byte index tuple header (a 4-byte null bitmap when a key
 -- column has nulls), the key and INCLUDE columns, MAXALIGNed, a line
 -- pointer; leaves filled to fillfactor (default 90) of block_size - 24 -
 -- 16; internal pages at 70%; the meta page.
 -- NULL figures, with the reason, when the figure would be wrong:
--- never analyzed (no statistics), more than 10% of the rows modified since
--- ANALYZE or relpages more than 10% away from the file (stale statistics),
+-- never analyzed (no statistics), more than half the table modified since
+-- ANALYZE (stale statistics: the widths may have changed),
 -- a column the caller cannot read (no access to pg_stats), expressions and
 -- predicates (their entries are not in pg_stats' columns), a non-unique
 -- btree with duplicate keys (deduplication packs them, by an amount the
@@ -88,6 +89,8 @@ DECLARE
     nstats int := 0;
     table_oid oid := rel;
     distinct_key bool := false;
+    live numeric;
+    actual numeric;
 BEGIN
     SELECT cl.oid, cl.relname, cl.relkind, cl.relpages, cl.reltuples, cl.reloptions,
            am.amname
@@ -141,15 +144,28 @@ BEGIN
       LEFT JOIN pg_stat_all_tables st ON st.relid = cl.oid
      WHERE cl.oid = table_oid;
 
+    IF EXISTS (SELECT FROM pg_attribute at
+                WHERE at.attrelid = t.oid AND NOT at.attisdropped AND at.attnum > 0
+                  AND (c.relkind <> 'i' OR at.attnum = ANY (idx_keys))
+                  AND NOT has_column_privilege(t.oid, at.attnum, 'SELECT')) THEN
+        method := 'no access to pg_stats';
+        RETURN;
+    END IF;
     IF c.reltuples < 0 OR t.analyzed IS NULL THEN
         method := 'no statistics';
         RETURN;
     END IF;
-    IF t.n_mod_since_analyze > 0.1 * greatest(t.reltuples, 1000)
-       OR abs(c.relpages::numeric * bs - total_bytes) > 0.1 * greatest(total_bytes, 10 * bs) THEN
+    -- The widths are ANALYZE's; the row count need not be: the statistics
+    -- collector's n_live_tup follows every insert and delete (after a
+    -- reset of the counters it is 0: then reltuples).  Widths older than
+    -- modifications of half the table are stale.
+    IF t.n_mod_since_analyze > 0.5 * greatest(t.reltuples, 1000) THEN
         method := 'stale statistics';
         RETURN;
     END IF;
+    live := CASE WHEN coalesce(t.n_live_tup, 0) + coalesce(t.n_dead_tup, 0) > 0
+                 THEN t.n_live_tup ELSE greatest(t.reltuples, 0) END;
+    actual := ceil(total_bytes::numeric / bs);
 
     -- The columns stored: every live column of a table, the key and
     -- INCLUDE columns of an index.
@@ -209,7 +225,9 @@ BEGIN
                          WHERE o.option_name = 'fillfactor'), 90);
         hdr := 8 + CASE WHEN nulls THEN 4 ELSE 0 END;
         width := ceil((hdr + off) / 8) * 8 + 4;
-        leaves := ceil(greatest(c.reltuples, 0) / floor((bs - 24 - 16) * ff / 100.0 / width));
+        -- Entries: the index's count at its last VACUUM or ANALYZE (dead
+        -- rows keep theirs until VACUUM), or more if rows came since.
+        leaves := ceil(greatest(c.reltuples, live, 0) / floor((bs - 24 - 16) * ff / 100.0 / width));
         pages := 1 + leaves + CASE WHEN leaves > 1
                                    THEN ceil(leaves / floor((bs - 24 - 16) * 0.7 / width))
                                    ELSE 0 END;
@@ -220,14 +238,14 @@ BEGIN
         width := ceil((hdr + off) / 8) * 8 + 4;
         per_page := least(floor((bs - 24 - floor(bs * (100 - ff) / 100.0)) / width),
                           floor((bs - 24) / 28.0));
-        pages := ceil(greatest(c.reltuples, 0) / greatest(per_page, 1));
+        pages := ceil(live / greatest(per_page, 1));
         dead_pct := round(100.0 * coalesce(t.n_dead_tup, 0) * width / greatest(total_bytes, bs), 2);
         vacuum_pct := 100.0 * coalesce(t.n_dead_tup, 0)
                       / greatest(coalesce(t.n_live_tup, 0) + coalesce(t.n_dead_tup, 0), 1);
     END IF;
 
-    bloat_pct := CASE WHEN c.relpages > 0
-                      THEN greatest(100.0 * (c.relpages - pages) / c.relpages, 0) ELSE 0 END;
+    bloat_pct := CASE WHEN actual > 0
+                      THEN greatest(100.0 * (actual - pages) / actual, 0) ELSE 0 END;
     bloat_bytes := round(bloat_pct / 100 * total_bytes);
     method := 'estimate';
 END
