@@ -47,9 +47,11 @@ GRANT EXECUTE ON FUNCTION adr_ops._bloat_size(oid) TO pg_monitor;
 -- compressed size), each column aligned to its typalign (a short varlena
 -- has a 1-byte header and no alignment), weighted by 1 - null_frac; the
 -- 23-byte header and a null bitmap when a column has nulls, MAXALIGNed;
--- a 4-byte line pointer.  Rows a page takes: (block_size - 24 - fillfactor
--- reserve) / width, at most MaxHeapTuplesPerPage.  Bloat = the pages the
--- file has - the pages n_live_tup rows need.
+-- a 4-byte line pointer.  Bloat is counted like the page reads count it:
+-- the file's pages less their headers and fillfactor reserve, less the
+-- n_live_tup rows, less the line pointers (a page keeps those of the rows
+-- it held when it was filled: (block_size - 28 - reserve) / width of
+-- them, at most MaxHeapTuplesPerPage).
 -- A btree: an 8-byte index tuple header (a 4-byte null bitmap when a key
 -- column has nulls), the key and INCLUDE columns, MAXALIGNed, a line
 -- pointer; leaves filled to fillfactor (default 90) of block_size - 24 -
@@ -236,16 +238,28 @@ BEGIN
                          WHERE o.option_name = 'fillfactor'), 100);
         hdr := ceil((23 + CASE WHEN nulls THEN ceil(ncols / 8.0) ELSE 0 END) / 8) * 8;
         width := ceil((hdr + off) / 8) * 8 + 4;
-        per_page := least(floor((bs - 24 - floor(bs * (100 - ff) / 100.0)) / width),
+        -- Counted the way the page reads count: what a page has beyond
+        -- its header, the line pointers, the live rows and the reserve.
+        -- A page kept the line pointers of the rows it held when filled
+        -- (VACUUM marks them unused; they stay in the array): per_page of
+        -- them, or as many as the live rows if more.
+        per_page := least(floor((bs - 24 - 4 - bs * (100 - ff) / 100.0) / width),
                           floor((bs - 24) / 28.0));
-        pages := ceil(live / greatest(per_page, 1));
+        bloat_pct := CASE WHEN actual > 0
+                          THEN greatest(actual * (bs - 24 - 4 - bs * (100 - ff) / 100.0)
+                                        - live * (width - 4)
+                                        - greatest(actual * per_page, live) * 4, 0)
+                               * 100.0 / (actual * bs)
+                          ELSE 0 END;
         dead_pct := round(100.0 * coalesce(t.n_dead_tup, 0) * width / greatest(total_bytes, bs), 2);
         vacuum_pct := 100.0 * coalesce(t.n_dead_tup, 0)
                       / greatest(coalesce(t.n_live_tup, 0) + coalesce(t.n_dead_tup, 0), 1);
     END IF;
 
-    bloat_pct := CASE WHEN actual > 0
-                      THEN greatest(100.0 * (actual - pages) / actual, 0) ELSE 0 END;
+    IF c.relkind = 'i' THEN
+        bloat_pct := CASE WHEN actual > 0
+                          THEN greatest(100.0 * (actual - pages) / actual, 0) ELSE 0 END;
+    END IF;
     bloat_bytes := round(bloat_pct / 100 * total_bytes);
     method := 'estimate';
 END
