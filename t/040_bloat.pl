@@ -104,12 +104,13 @@ cmp_ok($b, '<', 1, "a fresh btree at fillfactor 90 has no bloat ($b%)");
 is($m, 'estimate', 'the fresh btree is estimated');
 cmp_ok($b, '<', 2, "and its estimate is about 0 ($b%)");
 
-# 30% of the rows deleted at random (by a hash: the same rows every run),
+# 30% of the rows deleted at random (by a hash: the same rows every run;
+# about 25% of the bytes),
 # not vacuumed.  exact first: reading does not prune, pgstattuple's scan
 # may; the sum (bloat) is the same either way.
 $node->safe_psql('postgres', q{DELETE FROM t WHERE abs(hashint4(id)) % 100 < 30});
 ($b, $d, $f, $e, $m, $s) = split /\|/, bloat('t', 'exact');
-cmp_ok($d, '>', 25, "before any scan prunes them, the dead tuples show ($d%)");
+cmp_ok($d, '>', 20, "before any scan prunes them, the dead tuples show ($d%)");
 is($s, 'VACUUM', 'dead tuples: VACUUM');
 my $truth = check_exact('t', 90, 0, '30% deleted');
 cmp_ok($truth, '>', 25, "pgstattuple sees the bloat ($truth%)");
