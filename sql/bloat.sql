@@ -99,6 +99,10 @@ SELECT method, bloat_pct, suggestion FROM adr_ops.adr_bloat('bloat_stale', 'esti
 CREATE TABLE bloat_empty (a int);
 SELECT relname, total_bytes, bloat_bytes, method, suggestion FROM adr_ops.adr_bloat('bloat_empty', 'exact');
 SELECT relname, method FROM adr_ops.adr_bloat('bloat_empty', 'estimate');
+-- Vacuumed (reltuples known) but never analyzed: no widths.
+INSERT INTO bloat_empty SELECT generate_series(1, 1000);
+VACUUM bloat_empty;
+SELECT relname, method, bloat_pct FROM adr_ops.adr_bloat('bloat_empty', 'estimate');
 CREATE TABLE bloat_wide (id int, doc text);
 INSERT INTO bloat_wide SELECT g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 200) i)
   FROM generate_series(1, 200) g;

@@ -138,8 +138,7 @@ BEGIN
         idx_include := a.has_include;
     END IF;
     SELECT cl.oid, cl.relname, cl.reltuples, n.nspname,
-           st.n_live_tup, st.n_dead_tup, st.n_mod_since_analyze,
-           coalesce(st.last_analyze, st.last_autoanalyze) AS analyzed
+           st.n_live_tup, st.n_dead_tup, st.n_mod_since_analyze
       INTO t
       FROM pg_class cl
       JOIN pg_namespace n ON n.oid = cl.relnamespace
@@ -153,7 +152,10 @@ BEGIN
         method := 'no access to pg_stats';
         RETURN;
     END IF;
-    IF c.reltuples < 0 OR t.analyzed IS NULL THEN
+    -- Never vacuumed nor analyzed.  (A table analyzed once has pg_stats
+    -- rows even after the statistics counters were reset, which clears
+    -- last_analyze: the column loop below decides.)
+    IF c.reltuples < 0 THEN
         method := 'no statistics';
         RETURN;
     END IF;
