@@ -135,6 +135,8 @@ CREATE VIEW bloat_view AS SELECT 1 AS one;
 SELECT * FROM adr_ops.adr_bloat('bloat_view');
 CREATE SEQUENCE bloat_seq;
 SELECT * FROM adr_ops.adr_bloat('bloat_seq', 'estimate');
+-- The page reader checks the kind again (the SQL above checked first).
+SELECT * FROM adr_ops._bloat_scan('bloat_seq'::regclass, true, 0);
 
 -- Privileges.  PUBLIC may not call the report.
 CREATE ROLE bloat_nobody;
