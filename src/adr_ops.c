@@ -29,8 +29,9 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	adr_bloat_init();			/* before adr_guc_init() reserves the prefix */
 	adr_guc_init();
+	adr_bloat_init();
 	adr_shmem_init();
 	adr_worker_register();
+	adr_guc_reserve();			/* last: after every module's settings */
 }

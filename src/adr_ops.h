@@ -27,6 +27,7 @@ extern int	adr_ops_job_stale_after;
 extern int	adr_ops_snapshot_retention;
 
 extern void adr_guc_init(void);
+extern void adr_guc_reserve(void);
 
 /* bloat.c */
 extern int	adr_ops_bloat_sample_pages;

@@ -128,6 +128,16 @@ adr_guc_init(void)
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+}
 
+/*
+ * Reserve the adr_ops. prefix: an unknown adr_ops.* setting is then reported
+ * and its placeholder removed.  _PG_init calls this after every module has
+ * defined its settings, so that no module's value set in postgresql.conf is
+ * discarded as unknown because its definition came later.
+ */
+void
+adr_guc_reserve(void)
+{
 	MarkGUCPrefixReserved("adr_ops");
 }
