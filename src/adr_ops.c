@@ -20,6 +20,7 @@
 #include "fmgr.h"
 
 #include "adr_ops.h"
+#include "probe.h"
 #include "scheduler.h"
 
 PG_MODULE_MAGIC;
@@ -29,6 +30,8 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	/* issue 8: before adr_guc_init() reserves the prefix */
+	adr_http_init();
 	adr_guc_init();
 	adr_shmem_init();
 	adr_worker_register();
