@@ -468,7 +468,8 @@ ht_finish(HtXfer *x, CURLcode rc, const AdrHttpLimits *limits)
 	}
 
 	res->ok = false;
-	if (x->refused)
+	/* A refused address fails the connection; other failures say more. */
+	if (x->refused && rc == CURLE_COULDNT_CONNECT)
 		res->error = psprintf("destination not allowed: address %s is not in adr_ops.http_allowed_hosts",
 							  x->refused_addr);
 	else if (x->oom)

@@ -40,7 +40,7 @@ sub start_stub
 	return slurp_file("$dir/port") + 0;
 }
 
-END { kill 'TERM', @stubs if @stubs; }
+END { kill 'TERM', map { -$_ } @stubs if @stubs; }
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $port = start_stub("$dir/app");
