@@ -97,6 +97,8 @@ like(check("http://127.0.0.1:$closed/"), qr/^f\|-\|0\|connection refused: /,
 	'a closed port is a refused connection');
 like(check('http://no-such-host.invalid/'), qr/^f\|-\|0\|DNS failure: /,
 	'an unknown host is a DNS failure');
+like(check("https://127.0.0.1:$port/ok"), qr/^f\|-\|0\|TLS failure: /,
+	'https to a server that speaks no TLS is a TLS failure');
 
 # A huge body: read up to adr_ops.http_max_body, then the transfer stops.
 is($node->safe_psql('postgres', qq{
@@ -289,6 +291,23 @@ like(run_task('http_probe'), qr/probed 2: 0 ok, 2 failed \(app, down\); alerts: 
 like(slurp_file("$dir/hook/hook.log"),
 	qr/"check_name" : "probe:app", "from_status" : "OK", "to_status" : "CRITICAL", "detail" : "[^"]*unexpected status: got 503/,
 	'the webhook gets the JSON of the alert');
+
+# A probe with send_token sends the token read from the file named by
+# adr_ops.probe_bearer_token_file.
+my $log_offset = -s $node->logfile;
+slurp_file_write("$dir/token", "sesame\n");
+$node->append_conf('postgresql.conf', qq{
+adr_ops.probe_bearer_token_file = '$dir/token'
+});
+$node->reload;
+$node->safe_psql('postgres', qq{
+    UPDATE adr_ops.probes SET enabled = false;
+    INSERT INTO adr_ops.probes (name, url, send_token) VALUES
+        ('authed', '$base/auth', true), ('anonymous', '$base/auth', false);});
+like(run_task('http_probe'), qr/^succeeded: probed 2: 1 ok, 1 failed \(anonymous\)/,
+	'only the probe with send_token gets in');
+unlike(slurp_file($node->logfile, $log_offset), qr/sesame/,
+	'the token is not logged (the test\'s own statements above name it)');
 
 # The secrets are for superusers only.
 $node->safe_psql('postgres', q{CREATE ROLE watcher LOGIN; GRANT pg_monitor TO watcher;
