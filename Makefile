@@ -11,8 +11,10 @@ OBJS = \
 	src/cron.o \
 	src/guc.o \
 	src/health.o \
+	src/http.o \
 	src/info.o \
 	src/perf.o \
+	src/probe.o \
 	src/schedule.o \
 	src/scheduler.o \
 	src/serverlog.o \
@@ -31,7 +33,8 @@ SQL_FRAGMENTS = \
 	src/jobs.sql \
 	src/statements.sql \
 	src/perf.sql \
-	src/bloat.sql
+	src/bloat.sql \
+	src/http.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
@@ -41,7 +44,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs)
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat privileges
+REGRESS = install health serverlog maintenance jobs statements perf bloat http privileges
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
 ISOLATION_OPTS = $(REGRESS_OPTS)

@@ -20,6 +20,7 @@
 #include "fmgr.h"
 
 #include "adr_ops.h"
+#include "probe.h"
 #include "scheduler.h"
 
 PG_MODULE_MAGIC;
@@ -31,6 +32,7 @@ _PG_init(void)
 {
 	adr_guc_init();
 	adr_bloat_init();
+	adr_http_init();
 	adr_shmem_init();
 	adr_worker_register();
 	adr_guc_reserve();			/* last: after every module's settings */

@@ -51,6 +51,7 @@
 
 #include "adr_ops.h"
 #include "compat.h"
+#include "probe.h"
 #include "scheduler.h"
 
 PG_FUNCTION_INFO_V1(adr_tasks);
@@ -98,6 +99,11 @@ static const AdrTask tk_tasks[] = {
 	"store the pg_stat_statements entries that changed since the last snapshot (adr_snapshot_statements())"},
 	{"job_reaper", true, false, false, "5s", tk_no_options, tk_job_reaper,
 	"fail running pipeline jobs whose heartbeat is lost; re-queue failed ones with attempts left (adr_job_reap())"},
+	/* issue 8: HTTP probes and alerts (probe.c) */
+	{"http_probe", true, false, false, "5s", tk_no_options, adr_task_http_probe,
+	"run every enabled probe of adr_ops.probes at once, store probe_history, deliver due alerts"},
+	{"alert_delivery", true, false, false, "5s", tk_no_options, adr_task_alert_delivery,
+	"post undelivered alerts to adr_ops.alert_webhook_url, retrying with backoff"},
 };
 
 /*

@@ -102,6 +102,13 @@ SELECT count(*) FROM adr_ops.recent_jobs;
 SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate');
 SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'exact');
 SELECT count(*) FROM adr_ops.adr_bloat('adr_ops.schedules', 'sample');
+SELECT ok FROM adr_ops.adr_http_check('http://127.0.0.1:1/', 1000);
+DO $$BEGIN PERFORM adr_ops.adr_http_metric('http://127.0.0.1:1/', 'up'); EXCEPTION WHEN connection_failure THEN NULL; END$$;
+INSERT INTO adr_ops.probes (name, url) VALUES ('shadowed', 'http://127.0.0.1:1/');
+SELECT status FROM adr_ops.adr_run_task('http_probe');
+INSERT INTO adr_ops.probe_history (probe, url, ok) VALUES ('shadowed', 'http://127.0.0.1:1/', true);
+SELECT status FROM adr_ops.adr_run_task('alert_delivery');
+SELECT count(*) FROM adr_ops.alerts;
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',
