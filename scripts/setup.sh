@@ -8,6 +8,8 @@ readonly PG_MAJOR=15
 readonly PACKAGES=(
     "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" postgresql-contrib
     libcurl4-openssl-dev libipc-run-perl make gcc shellcheck
+    # security.c includes libpq/libpq-be.h (Port), which includes gssapi.h
+    libkrb5-dev
 )
 PG_BINDIR="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BINDIR}/pg_config"
