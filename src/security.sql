@@ -84,12 +84,15 @@ CREATE FUNCTION adr_ops._terminate_from(client cidr) RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT count(*)::integer
-      FROM pg_stat_activity a
-     WHERE a.client_addr <<= _terminate_from.client
-       AND a.pid <> pg_backend_pid()
-       AND a.backend_type = 'client backend'
-       AND pg_terminate_backend(a.pid)
+    -- NB: the victims are chosen first, in a materialized CTE: in one
+    -- WHERE, the planner may call pg_terminate_backend() before the other
+    -- conditions.
+    WITH victims AS MATERIALIZED (
+        SELECT a.pid FROM pg_stat_activity a
+         WHERE a.client_addr <<= _terminate_from.client
+           AND a.pid <> pg_backend_pid()
+           AND a.backend_type = 'client backend')
+    SELECT count(*)::integer FROM victims v WHERE pg_terminate_backend(v.pid)
 $$;
 COMMENT ON FUNCTION adr_ops._terminate_from(cidr) IS
     'API: private. Terminates the client sessions from a range; returns how many';
@@ -198,17 +201,18 @@ BEGIN
     PERFORM adr_ops._security_stage();
 
     IF adr_maintenance_mode.enable AND adr_maintenance_mode.terminate THEN
-        SELECT count(*) INTO terminated
-          FROM pg_stat_activity a
-          JOIN pg_roles r ON r.oid = a.usesysid
-         WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
-           AND NOT r.rolsuper
-           AND NOT EXISTS (
-                SELECT FROM regexp_split_to_table(
-                                current_setting('adr_ops.maintenance_allow_roles'), '\s*,\s*') n(name)
-                  JOIN pg_roles ar ON ar.rolname = btrim(n.name, ' "')
-                 WHERE pg_has_role(a.usesysid, ar.oid, 'MEMBER'))
-           AND pg_terminate_backend(a.pid);
+        WITH victims AS MATERIALIZED (
+            SELECT a.pid
+              FROM pg_stat_activity a
+              JOIN pg_roles r ON r.oid = a.usesysid
+             WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+               AND NOT r.rolsuper
+               AND NOT EXISTS (
+                    SELECT FROM regexp_split_to_table(
+                                    current_setting('adr_ops.maintenance_allow_roles'), '\s*,\s*') n(name)
+                      JOIN pg_roles ar ON ar.rolname = btrim(n.name, ' "')
+                     WHERE pg_has_role(a.usesysid, ar.oid, 'MEMBER')))
+        SELECT count(*) INTO terminated FROM victims v WHERE pg_terminate_backend(v.pid);
     END IF;
     INSERT INTO adr_ops.security_actions (actor, action, target, detail)
     VALUES (adr_ops._calling_role(),
@@ -281,10 +285,10 @@ BEGIN
 
     EXECUTE format('ALTER ROLE %I NOLOGIN', r.rolname);
     IF adr_lock_role.terminate THEN
-        SELECT count(*) INTO terminated
-          FROM pg_stat_activity a
-         WHERE a.usesysid = r.oid AND a.pid <> pg_backend_pid()
-           AND pg_terminate_backend(a.pid);
+        WITH victims AS MATERIALIZED (
+            SELECT a.pid FROM pg_stat_activity a
+             WHERE a.usesysid = r.oid AND a.pid <> pg_backend_pid())
+        SELECT count(*) INTO terminated FROM victims v WHERE pg_terminate_backend(v.pid);
     END IF;
     INSERT INTO adr_ops.security_actions (actor, action, target, detail)
     VALUES (actor, 'lock role', r.rolname, terminated || ' sessions terminated');
