@@ -226,9 +226,10 @@ COMMENT ON FUNCTION adr_ops.adr_maintenance_mode(boolean, text, boolean) IS
     'switches maintenance mode: new connections of roles that are not superuser nor in adr_ops.maintenance_allow_roles are refused; returns the sessions terminated';
 REVOKE ALL ON FUNCTION adr_ops.adr_maintenance_mode(boolean, text, boolean) FROM PUBLIC;
 
--- The health check row (health.sql lists it).
+-- The health check row (health.sql lists it).  SECURITY DEFINER: whoever
+-- may run the health check may know whether maintenance mode is on.
 CREATE FUNCTION adr_ops._check_maintenance_mode() RETURNS SETOF adr_ops._health_reading
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'maintenance_mode', CASE WHEN m.enabled THEN 1 ELSE 0 END::numeric, 'on',
