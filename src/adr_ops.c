@@ -29,8 +29,8 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	adr_security_init();		/* before adr_guc_init() reserves adr_ops.* */
 	adr_guc_init();
-	adr_security_init();
 	adr_shmem_init();
 	adr_worker_register();
 }
