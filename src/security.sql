@@ -15,7 +15,9 @@ COMMENT ON TABLE adr_ops.blocklist IS
     'addresses and ranges refused by the adr_ops authentication hook; change it with adr_block_ip() and adr_unblock_ip()';
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.blocklist', '');
 
--- Maintenance mode: one row, kept across restarts.
+-- Maintenance mode: at most one row (none: off), kept across restarts.
+-- CREATE EXTENSION inserts no row, so a restored dump's row lands without
+-- a collision.
 CREATE TABLE adr_ops.maintenance_state (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     enabled boolean NOT NULL DEFAULT false,
@@ -25,7 +27,6 @@ CREATE TABLE adr_ops.maintenance_state (
 );
 COMMENT ON TABLE adr_ops.maintenance_state IS
     'whether maintenance mode is on; change it with adr_maintenance_mode()';
-INSERT INTO adr_ops.maintenance_state (singleton) VALUES (true);
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.maintenance_state', '');
 
 -- What the security functions did, and who did it.
@@ -40,6 +41,7 @@ CREATE TABLE adr_ops.security_actions (
 COMMENT ON TABLE adr_ops.security_actions IS
     'who blocked, unblocked, locked a role or switched maintenance mode, and when';
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.security_actions', '');
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.security_actions_id_seq', '');
 
 CREATE FUNCTION adr_ops._security_stage() RETURNS void
 AS 'MODULE_PATHNAME', 'adr_security_stage'
@@ -194,10 +196,13 @@ BEGIN
             MESSAGE = 'enable and terminate must not be null';
     END IF;
     LOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;
-    UPDATE adr_ops.maintenance_state
-       SET enabled = adr_maintenance_mode.enable,
-           message = CASE WHEN adr_maintenance_mode.enable THEN adr_maintenance_mode.message END,
-           changed_at = now(), changed_by = adr_ops._calling_role();
+    INSERT INTO adr_ops.maintenance_state AS m (singleton, enabled, message, changed_at, changed_by)
+    VALUES (true, adr_maintenance_mode.enable,
+            CASE WHEN adr_maintenance_mode.enable THEN adr_maintenance_mode.message END,
+            now(), adr_ops._calling_role())
+    ON CONFLICT ON CONSTRAINT maintenance_state_pkey DO UPDATE
+       SET enabled = excluded.enabled, message = excluded.message,
+           changed_at = excluded.changed_at, changed_by = excluded.changed_by;
     PERFORM adr_ops._security_stage();
 
     IF adr_maintenance_mode.enable AND adr_maintenance_mode.terminate THEN
@@ -239,7 +244,8 @@ AS $$
                 ELSE 'maintenance mode is off' END,
            NULL::text,
            CASE WHEN m.enabled THEN 'WARNING' END
-      FROM adr_ops.maintenance_state m
+      FROM (VALUES (true)) AS one(singleton)
+      LEFT JOIN adr_ops.maintenance_state m USING (singleton)
 $$;
 COMMENT ON FUNCTION adr_ops._check_maintenance_mode() IS
     'API: private. The maintenance_mode row of adr_health_check()';
@@ -496,6 +502,7 @@ CREATE TABLE adr_ops.evidence (
 COMMENT ON TABLE adr_ops.evidence IS
     'snapshots taken by adr_evidence_snapshot(); append-only except for superusers';
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.evidence', '');
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.evidence_id_seq', '');
 
 CREATE FUNCTION adr_ops._evidence_append_only() RETURNS trigger
 LANGUAGE plpgsql

@@ -99,6 +99,17 @@ SELECT (adr_ops.adr_job_cancel(max(id))).status FROM adr_ops.processing_jobs;
 SELECT * FROM adr_ops.adr_job_reap();
 SELECT count(*) FROM adr_ops.adr_pipeline_status();
 SELECT count(*) FROM adr_ops.recent_jobs;
+SELECT adr_ops.adr_block_ip('192.0.2.0/24', 'shadowed', interval '1 hour');
+SELECT count(*) FROM adr_ops.blocked_clients;
+SELECT adr_ops.adr_unblock_ip('192.0.2.0/24');
+SELECT count(*) FROM adr_ops.adr_auth_failures();
+SELECT adr_ops.adr_maintenance_mode(true, 'shadowed', true);
+SELECT adr_ops.adr_maintenance_mode(false);
+SELECT count(*) FROM adr_ops.adr_access_review();
+SELECT count(*) FROM adr_ops.adr_security_audit();
+CREATE ROLE adr_shadow_victim LOGIN;
+SELECT adr_ops.adr_lock_role('adr_shadow_victim');
+SELECT adr_ops.adr_evidence_snapshot('shadowed');
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',
