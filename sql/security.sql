@@ -22,6 +22,8 @@ SELECT client, reason, expires_at IS NOT NULL AS expires, remaining > interval '
        blocked_by
   FROM adr_ops.blocked_clients ORDER BY client;
 SELECT active_entries - :before AS added, capacity FROM adr_ops._security_state();
+SELECT a, adr_ops._security_blocked(a::inet)
+  FROM (VALUES ('192.0.2.77'), ('192.0.3.1'), ('2001:db8:1::1'), ('2001:db9::1')) v(a);
 
 -- Blocking again replaces reason and expiry.
 SELECT adr_ops.adr_block_ip('192.0.2.0/24', 'scanner, for ever', terminate => false);

@@ -83,6 +83,7 @@
 PG_FUNCTION_INFO_V1(adr_security_stage);
 PG_FUNCTION_INFO_V1(adr_security_state);
 PG_FUNCTION_INFO_V1(adr_auth_failures);
+PG_FUNCTION_INFO_V1(adr_security_blocked);
 
 #define SEC_FAILURE_SLOTS	512		/* addresses whose failures are counted */
 #define SEC_USERS_PER_ADDR	4		/* user names remembered per address */
@@ -412,6 +413,33 @@ sec_maintenance_admits(const char *user)
 	return admitted;
 }
 
+/*
+ * Is the address in an unexpired range?  If so, *hit gets the entry.
+ * Takes the lock LW_SHARED for one scan of the copy.
+ */
+static bool
+sec_lookup(int family, const uint8 *addr, SecEntry *hit)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		blocked = false;
+	int			i;
+
+	LWLockAcquire(sec->lock, LW_SHARED);
+	for (i = 0; i < sec->nentries; i++)
+	{
+		const SecEntry *e = &sec->entries[i];
+
+		if ((e->expires == 0 || e->expires > now) && sec_match(e, family, addr))
+		{
+			*hit = *e;
+			blocked = true;
+			break;
+		}
+	}
+	LWLockRelease(sec->lock);
+	return blocked;
+}
+
 static void
 sec_client_auth(Port *port, int status)
 {
@@ -457,26 +485,9 @@ sec_client_auth(Port *port, int status)
 	/* Unix-socket connections are never blocked: the operator's way in. */
 	if (family != 0)
 	{
-		TimestampTz now = GetCurrentTimestamp();
 		SecEntry	hit;
-		bool		blocked = false;
-		int			i;
 
-		LWLockAcquire(sec->lock, LW_SHARED);
-		for (i = 0; i < sec->nentries; i++)
-		{
-			const SecEntry *e = &sec->entries[i];
-
-			if ((e->expires == 0 || e->expires > now) && sec_match(e, family, addr))
-			{
-				hit = *e;
-				blocked = true;
-				break;
-			}
-		}
-		LWLockRelease(sec->lock);
-
-		if (blocked)
+		if (sec_lookup(family, addr, &hit))
 		{
 			char		range[INET6_ADDRSTRLEN + 8];
 
@@ -889,6 +900,25 @@ adr_auth_failures(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * _security_blocked(client inet): the range that refuses the address now,
+ * looked up as the hook does, or NULL.  For the access review and
+ * bench/auth (which times the lookup).
+ */
+Datum
+adr_security_blocked(PG_FUNCTION_ARGS)
+{
+	inet	   *ip = PG_GETARG_INET_PP(0);
+	uint8		addr[16] = {0};
+	SecEntry	hit;
+
+	adr_require_preload("The adr_ops blocklist, auto-ban and maintenance mode");
+	memcpy(addr, ip_addr(ip), ip_family(ip) == PGSQL_AF_INET ? 4 : 16);
+	if (!sec_lookup(ip_family(ip), addr, &hit))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(sec_inet_datum(hit.family, hit.addr, hit.bits));
 }
 
 /* ---------- settings and start-up ---------- */

@@ -61,6 +61,14 @@ COMMENT ON FUNCTION adr_ops._security_state() IS
 REVOKE ALL ON FUNCTION adr_ops._security_state() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._security_state() TO pg_monitor;
 
+CREATE FUNCTION adr_ops._security_blocked(client inet) RETURNS cidr
+AS 'MODULE_PATHNAME', 'adr_security_blocked'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION adr_ops._security_blocked(inet) IS
+    'API: private. The range that the authentication hook would refuse the address for now, or NULL';
+REVOKE ALL ON FUNCTION adr_ops._security_blocked(inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._security_blocked(inet) TO pg_monitor;
+
 CREATE FUNCTION adr_ops.adr_auth_failures(
     OUT client inet, OUT user_names text[], OUT failures bigint, OUT window_failures integer,
     OUT first_seen timestamptz, OUT last_seen timestamptz)
@@ -338,6 +346,20 @@ BEGIN
         RETURN QUERY SELECT 'auth_failures', NULL::timestamptz, NULL::inet, NULL::text,
                             'not counted: adr_ops is not in shared_preload_libraries';
     END;
+
+    -- What the hook does now (pending auto-bans included, expiry applied).
+    IF adr_access_review.client IS NOT NULL THEN
+        BEGIN
+            RETURN QUERY
+            SELECT 'hook', clock_timestamp(), adr_access_review.client, NULL::text,
+                   coalesce('refused now by the blocked range ' ||
+                            adr_ops._security_blocked(adr_access_review.client),
+                            'not blocked now');
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            RETURN QUERY SELECT 'hook', clock_timestamp(), adr_access_review.client, NULL::text,
+                                'not blocked: adr_ops is not in shared_preload_libraries';
+        END;
+    END IF;
 
     RETURN QUERY
     SELECT 'blocklist', b.blocked_at, b.client::inet, b.blocked_by::text,

@@ -235,6 +235,8 @@ is($node->safe_psql('postgres', 'SELECT pending_bans FROM adr_ops._security_stat
 my $review = $node->safe_psql('postgres', q{
     SELECT source || ' ' || coalesce(abbrev(address), '-') || ' ' || detail
       FROM adr_ops.adr_access_review('127.0.0.2') ORDER BY source, at});
+like($review, qr/^hook 127\.0\.0\.2 refused now by the blocked range 127\.0\.0\.2\/32$/m,
+	'review: the hook refuses it now');
 like($review, qr/^auth_failures 127\.0\.0\.2 \d+ failed authentications/m, 'review: the failures');
 like($review, qr/^log 127\.0\.0\.2 adr_ops blocked host "127\.0\.0\.2" after 3 failed authentications/m,
 	'review: the ban in the server log');
