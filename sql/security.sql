@@ -37,6 +37,22 @@ ROLLBACK;
 SELECT active_entries - :before AS after_rollback FROM adr_ops._security_state();
 SELECT count(*) FROM adr_ops.blocklist WHERE client = '198.51.100.7';
 
+-- A block in a rolled-back savepoint never reaches the hook either; one in
+-- a released savepoint does, at commit.
+BEGIN;
+SAVEPOINT s;
+SELECT adr_ops.adr_block_ip('198.51.100.7', 'rolled back to a savepoint');
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT active_entries - :before AS after_savepoint_rollback FROM adr_ops._security_state();
+BEGIN;
+SAVEPOINT s;
+SELECT adr_ops.adr_block_ip('198.51.100.7', 'released savepoint');
+RELEASE SAVEPOINT s;
+COMMIT;
+SELECT active_entries - :before AS after_release FROM adr_ops._security_state();
+SELECT adr_ops.adr_unblock_ip('198.51.100.7');
+
 -- An expired entry stays in the table but leaves the view and the hook.
 INSERT INTO adr_ops.blocklist (client, reason, expires_at, blocked_by)
 VALUES ('198.51.100.0/24', 'expired', now() - interval '1 minute', 'test');

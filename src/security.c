@@ -134,6 +134,7 @@ typedef struct SecStaged
 	bool		maintenance;
 	char		message[SEC_MESSAGE_LEN];
 	uint64		persisted_seq;	/* pending bans up to this one are now rows */
+	int			nest_level;		/* the (sub)transaction level that staged it */
 } SecStaged;
 
 /* Settings. */
@@ -148,6 +149,13 @@ static SecShared *sec = NULL;
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 static SecStaged *sec_staged = NULL;
 static bool sec_callback_registered = false;
+
+/*
+ * A subtransaction that staged was rolled back: what it read may include
+ * its own undone changes, and the tables cannot be read again at commit.
+ * The commit then hands the reload to the launcher instead.
+ */
+static bool sec_reload_at_commit = false;
 
 static Size
 sec_shmem_size(void)
@@ -526,12 +534,53 @@ sec_client_auth(Port *port, int status)
 /* ---------- keeping shared memory in step with the tables ---------- */
 
 static void
+sec_drop_staged(void)
+{
+	if (sec_staged)
+	{
+		pfree(sec_staged->entries);
+		pfree(sec_staged);
+		sec_staged = NULL;
+	}
+}
+
+static void
+sec_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (sec_staged == NULL || sec_staged->nest_level < level)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		sec_staged->nest_level = level - 1;
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		sec_drop_staged();
+		sec_reload_at_commit = true;
+	}
+}
+
+static void
 sec_xact_callback(XactEvent event, void *arg)
 {
 	SecStaged  *st = sec_staged;
 	int			n;
 	int			i;
 
+	if (sec_reload_at_commit && st == NULL &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT))
+	{
+		sec_reload_at_commit = false;
+		if (event == XACT_EVENT_COMMIT)
+		{
+			LWLockAcquire(sec->lock, LW_EXCLUSIVE);
+			sec->loaded = false;
+			LWLockRelease(sec->lock);
+			sec_wake_launcher();
+		}
+		return;
+	}
 	if (st == NULL)
 		return;
 
@@ -565,9 +614,8 @@ sec_xact_callback(XactEvent event, void *arg)
 		default:
 			return;
 	}
-	pfree(st->entries);
-	pfree(st);
-	sec_staged = NULL;
+	sec_drop_staged();
+	sec_reload_at_commit = false;
 }
 
 /* ERROR unless preloaded and in the database that holds the tables. */
@@ -713,15 +761,14 @@ sec_stage(bool persist)
 	if (!sec_callback_registered)
 	{
 		RegisterXactCallback(sec_xact_callback, NULL);
+		RegisterSubXactCallback(sec_subxact_callback, NULL);
 		sec_callback_registered = true;
 	}
-	/* A second call in the same transaction replaces the first. */
-	if (sec_staged)
-	{
-		pfree(sec_staged->entries);
-		pfree(sec_staged);
-	}
+	/* A later call in the same transaction replaces the earlier one. */
+	sec_drop_staged();
+	st->nest_level = GetCurrentTransactionNestLevel();
 	sec_staged = st;
+	sec_reload_at_commit = false;
 }
 
 /*
@@ -807,12 +854,8 @@ adr_security_launcher_sync(bool in_recovery, bool extension_ready)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (sec_staged)
-		{
-			pfree(sec_staged->entries);
-			pfree(sec_staged);
-			sec_staged = NULL;
-		}
+		/* the subtransaction callback dropped what it staged */
+		sec_reload_at_commit = false;
 	}
 	PG_END_TRY();
 }
