@@ -183,3 +183,16 @@ RESET ROLE;
 
 DROP OWNED BY sec_clerk, sec_nobody;
 DROP ROLE sec_victim, sec_super, sec_clerk, sec_nobody;
+
+-- The tables that the hook mirrors live in adr_ops.database only.
+CREATE DATABASE sec_other;
+\c sec_other
+SET client_min_messages = warning;
+CREATE EXTENSION adr_ops;
+RESET client_min_messages;
+SELECT adr_ops.adr_block_ip('192.0.2.0/24');
+SELECT adr_ops.adr_maintenance_mode(true);
+-- the reports that need no table of it work there
+SELECT count(*) >= 0 AS audit_runs FROM adr_ops.adr_security_audit();
+\c contrib_regression
+DROP DATABASE sec_other;

@@ -624,7 +624,7 @@ sec_check_database(void)
 {
 	char	   *db;
 
-	adr_require_preload("The adr_ops blocklist, auto-ban and maintenance mode");
+	adr_require_preload("The adr_ops authentication hook");
 	db = get_database_name(MyDatabaseId);
 	if (db == NULL || strcmp(db, adr_ops_database) != 0)
 		ereport(ERROR,
@@ -876,7 +876,7 @@ adr_security_state(PG_FUNCTION_ARGS)
 	int			pending = 0;
 	int			i;
 
-	adr_require_preload("The adr_ops blocklist, auto-ban and maintenance mode");
+	adr_require_preload("The adr_ops authentication hook");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
@@ -957,7 +957,7 @@ adr_security_blocked(PG_FUNCTION_ARGS)
 	uint8		addr[16] = {0};
 	SecEntry	hit;
 
-	adr_require_preload("The adr_ops blocklist, auto-ban and maintenance mode");
+	adr_require_preload("The adr_ops authentication hook");
 	memcpy(addr, ip_addr(ip), ip_family(ip) == PGSQL_AF_INET ? 4 : 16);
 	if (!sec_lookup(ip_family(ip), addr, &hit))
 		PG_RETURN_NULL();

@@ -154,6 +154,20 @@ $node->connect_ok($node->connstr('postgres'), 'the Unix socket still connects');
 $node->safe_psql('postgres', q{SELECT adr_ops.adr_unblock_ip('127.0.0.2/32')});
 $node->connect_ok($from2, 'unblocked, 127.0.0.2 connects again');
 
+# Even with every IPv4 address blocked (force), the Unix socket gets in.
+($ret, $out, $err) = $node->psql('postgres',
+	q{SELECT adr_ops.adr_block_ip('0.0.0.0/0', 'everything', terminate => false)}, connstr => $from1);
+like($err, qr/cannot block range "0\.0\.0\.0\/0": it contains your own address "127\.0\.0\.1"/,
+	'blocking everything from a TCP session is refused without force');
+$node->safe_psql('postgres',
+	q{SELECT adr_ops.adr_block_ip('0.0.0.0/0', 'everything', terminate => false, force => true)},
+	connstr => $from1);
+$node->connect_fails($from1, 'with 0.0.0.0/0 blocked, 127.0.0.1 is refused',
+	expected_stderr => qr/connection refused by adr_ops blocklist/);
+$node->connect_ok($node->connstr('postgres'), 'with 0.0.0.0/0 blocked, the Unix socket still connects');
+$node->safe_psql('postgres', q{SELECT adr_ops.adr_unblock_ip('0.0.0.0/0')});
+$node->connect_ok($from1, 'unblocked over the socket, 127.0.0.1 connects again');
+
 # A range blocks the addresses in it.
 $node->safe_psql('postgres',
 	q{SELECT adr_ops.adr_block_ip('127.0.0.2/31', 'range', terminate => false)});
@@ -174,6 +188,35 @@ $node->connect_ok($from2, 'after its expiry the address connects, with the row s
 is($node->safe_psql('postgres', 'SELECT count(*) FROM adr_ops.blocked_clients'),
 	'0', 'the expired row is not in blocked_clients');
 $node->safe_psql('postgres', q{SELECT adr_ops.adr_unblock_ip('127.0.0.2/32')});
+
+# ---------- two changers at once ----------
+
+# Each stages the table as it reads it; the second waits for the first's
+# commit, so that neither copy lacks the other's range.
+my ($in1, $out1, $in2, $out2) = ('', '', '', '');
+my $s1 = IPC::Run::start([ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'), '-f', '-' ],
+	'<', \$in1, '>', \$out1, '2>', \$out1, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+my $s2 = IPC::Run::start([ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'), '-f', '-' ],
+	'<', \$in2, '>', \$out2, '2>', \$out2, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+$in1 .= "BEGIN;\nSELECT adr_ops.adr_block_ip('198.51.100.1', 'first', terminate => false);\nSELECT 'first staged';\n";
+$s1->pump until $out1 =~ /first staged/;
+$in2 .= "SELECT adr_ops.adr_block_ip('198.51.100.2', 'second', terminate => false);\nSELECT 'second done';\n";
+$s2->pump_nb;    # hand psql the input; it then waits for the lock
+$node->poll_query_until('postgres', q{
+    SELECT EXISTS (SELECT FROM pg_stat_activity
+                    WHERE wait_event_type = 'Lock' AND query LIKE '%198.51.100.2%')})
+  or die 'the second changer did not wait for the first';
+$in1 .= "COMMIT;\n\\q\n";
+$s1->finish;
+$s2->pump until $out2 =~ /second done/;
+$in2 .= "\\q\n";
+$s2->finish;
+is( $node->safe_psql('postgres', q{
+        SELECT string_agg(coalesce(adr_ops._security_blocked(a)::text, 'none'), ' ' ORDER BY a)
+          FROM unnest('{198.51.100.1,198.51.100.2}'::inet[]) a}),
+	'198.51.100.1/32 198.51.100.2/32', 'two concurrent blocks both reach the hook');
+$node->safe_psql('postgres', q{
+    SELECT adr_ops.adr_unblock_ip('198.51.100.1'), adr_ops.adr_unblock_ip('198.51.100.2')});
 
 # ---------- capacity ----------
 
@@ -368,7 +411,7 @@ like($node->safe_psql('postgres', qq{
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
 $node->restart;
 ($ret, $out, $err) = $node->psql('postgres', q{SELECT adr_ops.adr_block_ip('192.0.2.0/24')});
-like($err, qr/ERROR:  adr_ops must be loaded via "shared_preload_libraries"\nDETAIL:  The adr_ops blocklist, auto-ban and maintenance mode needs/,
+like($err, qr/ERROR:  adr_ops must be loaded via "shared_preload_libraries"\nDETAIL:  The adr_ops authentication hook needs/,
 	'without preloading, adr_block_ip says what it needs');
 ($ret, $out, $err) = $node->psql('postgres', q{SELECT * FROM adr_ops.adr_auth_failures()});
 like($err, qr/must be loaded via "shared_preload_libraries"/, 'so does adr_auth_failures');
