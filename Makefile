@@ -16,6 +16,7 @@ OBJS = \
 	src/perf.o \
 	src/probe.o \
 	src/schedule.o \
+	src/security.o \
 	src/scheduler.o \
 	src/serverlog.o \
 	src/shmem.o \
@@ -34,17 +35,18 @@ SQL_FRAGMENTS = \
 	src/statements.sql \
 	src/perf.sql \
 	src/bloat.sql \
-	src/http.sql
+	src/http.sql \
+	src/security.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
-SCRIPTS = scripts/adr-check
+SCRIPTS = scripts/adr-check scripts/adr-block-ip
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs)
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http privileges
+REGRESS = install health serverlog maintenance jobs statements perf bloat http privileges security
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
 ISOLATION_OPTS = $(REGRESS_OPTS)

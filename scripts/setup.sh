@@ -8,6 +8,11 @@ readonly PG_MAJOR=15
 readonly PACKAGES=(
     "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" postgresql-contrib
     libcurl4-openssl-dev libipc-run-perl make gcc shellcheck
+    # security.c includes libpq/libpq-be.h (Port), which includes gssapi.h
+    libkrb5-dev
+    # t/091_adr_block_ip.pl tests scripts/adr-block-ip's nft rules in a
+    # network namespace (skipped without nft)
+    nftables
 )
 PG_BINDIR="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BINDIR}/pg_config"

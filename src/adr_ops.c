@@ -33,6 +33,7 @@ _PG_init(void)
 	adr_guc_init();
 	adr_bloat_init();
 	adr_http_init();
+	adr_security_init();
 	adr_shmem_init();
 	adr_worker_register();
 	adr_guc_reserve();			/* last: after every module's settings */

@@ -34,4 +34,17 @@ extern int	adr_ops_bloat_sample_pages;
 
 extern void adr_bloat_init(void);
 
+/* security.c */
+extern int	adr_ops_max_blocked;
+extern int	adr_ops_auth_failure_limit;
+extern int	adr_ops_auth_failure_window;
+extern int	adr_ops_auth_ban_duration;
+extern bool adr_ops_auth_ban_loopback;
+extern char *adr_ops_maintenance_allow_roles;
+
+extern void adr_security_init(void);
+extern void adr_security_shmem_request(void);
+extern void adr_security_shmem_startup(void);
+extern void adr_security_launcher_sync(bool in_recovery, bool extension_ready);
+
 #endif							/* ADR_OPS_ADR_OPS_H */

@@ -383,8 +383,8 @@ DECLARE
                                     'long_transactions', 'idle_in_transaction',
                                     'blocked_sessions', 'xid_wraparound', 'replication',
                                     'cache_hit_ratio', 'recent_errors',
-                                    -- issue 8: _check_probes() is in http.sql
-                                    'probes'];
+                                    'probes',             -- http.sql
+                                    'maintenance_mode'];  -- security.sql
     c text;
     msg text;
     msg_detail text;

@@ -39,6 +39,7 @@ sm_request(void)
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(AdrShared)));
 	RequestNamedLWLockTranche("adr_ops", 1);
+	adr_security_shmem_request();
 }
 
 static void
@@ -56,6 +57,7 @@ sm_startup(void)
 		memset(adr_shared, 0, sizeof(AdrShared));
 		adr_shared->lock = &(GetNamedLWLockTranche("adr_ops"))->lock;
 	}
+	adr_security_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -717,7 +717,10 @@ ln_pass(void)
 	now = GetCurrentTimestamp();
 
 	if (!ln_extension_ready())
+	{
 		sleep_ms = LN_RETRY_MS;
+		adr_security_launcher_sync(in_recovery, false);
+	}
 	else
 	{
 		tz = adr_schedule_tz();
@@ -735,6 +738,7 @@ ln_pass(void)
 		if (!in_recovery)
 			ln_prune(now);
 		ln_publish();
+		adr_security_launcher_sync(in_recovery, true);
 
 		for (i = 0; i < ln_nschedules; i++)
 		{

@@ -109,6 +109,17 @@ SELECT status FROM adr_ops.adr_run_task('http_probe');
 INSERT INTO adr_ops.probe_history (probe, url, ok) VALUES ('shadowed', 'http://127.0.0.1:1/', true);
 SELECT status FROM adr_ops.adr_run_task('alert_delivery');
 SELECT count(*) FROM adr_ops.alerts;
+SELECT adr_ops.adr_block_ip('192.0.2.0/24', 'shadowed', interval '1 hour');
+SELECT count(*) FROM adr_ops.blocked_clients;
+SELECT adr_ops.adr_unblock_ip('192.0.2.0/24');
+SELECT count(*) FROM adr_ops.adr_auth_failures();
+SELECT adr_ops.adr_maintenance_mode(true, 'shadowed', true);
+SELECT adr_ops.adr_maintenance_mode(false);
+SELECT count(*) FROM adr_ops.adr_access_review();
+SELECT count(*) FROM adr_ops.adr_security_audit();
+CREATE ROLE adr_shadow_victim LOGIN;
+SELECT adr_ops.adr_lock_role('adr_shadow_victim');
+SELECT adr_ops.adr_evidence_snapshot('shadowed');
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',

@@ -1,0 +1,1056 @@
+/*-------------------------------------------------------------------------
+ *
+ * security.c
+ *	  The IP blocklist, auto-ban after failed authentications and
+ *	  maintenance mode, enforced in ClientAuthentication_hook.
+ *
+ * The tables adr_ops.blocklist and adr_ops.maintenance_state (in the
+ * database named by adr_ops.database) are the source of truth; shared
+ * memory holds the live copy the hook reads, because the hook runs before
+ * the backend is connected to a database and can read nothing else.
+ *
+ * Keeping the copy in step with the tables:
+ *	- every function that changes them calls _security_stage(), which reads
+ *	  both tables (with the latest snapshot, so it sees concurrent commits
+ *	  and the caller's own changes) into backend memory; a transaction
+ *	  callback copies that into shared memory at COMMIT and drops it at
+ *	  ABORT.  The SQL callers lock adr_ops.blocklist in SHARE ROW EXCLUSIVE
+ *	  mode first, so that two changers cannot each stage a list missing the
+ *	  other's change (the callback runs before the lock is released);
+ *	- the scheduler launcher stages the tables on its first pass after
+ *	  start-up (and on every pass on a standby, where changes arrive by
+ *	  replay).  Until then, the copy is empty and maintenance mode off:
+ *	  see docs/security.md.  When the launcher finds the extension gone
+ *	  (DROP EXTENSION), it empties the copy and reads the tables again
+ *	  once the extension is back.
+ *
+ * Auto-bans: the hook cannot write SQL during authentication, so a ban is
+ * entered in shared memory at once, marked pending with a sequence number,
+ * and the launcher is woken.  The next _security_stage() -- the launcher's
+ * or any changing function's -- inserts the pending bans into the table;
+ * once its transaction commits, the bans it wrote stop being pending.
+ *
+ * Locking: SecShared.lock (an LWLock of tranche "adr_ops_security")
+ * protects all of SecShared.  The hook takes it LW_SHARED to look up the
+ * blocklist and the maintenance flag, and LW_EXCLUSIVE only to count a
+ * failed authentication (a few hundred nanoseconds: a scan of a fixed
+ * table); nothing that can fail or sleep runs while it is held.  It is
+ * never taken together with AdrShared.lock.
+ *
+ * IDENTIFICATION
+ *	  src/security.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type_d.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/auth.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "replication/walsender.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inet.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "adr_ops.h"
+#include "compat.h"
+#include "scheduler.h"
+
+PG_FUNCTION_INFO_V1(adr_security_stage);
+PG_FUNCTION_INFO_V1(adr_security_state);
+PG_FUNCTION_INFO_V1(adr_auth_failures);
+PG_FUNCTION_INFO_V1(adr_security_blocked);
+
+#define SEC_FAILURE_SLOTS	512		/* addresses whose failures are counted */
+#define SEC_USERS_PER_ADDR	4		/* user names remembered per address */
+#define SEC_MESSAGE_LEN		512
+
+/* One blocked range.  family is PGSQL_AF_INET or PGSQL_AF_INET6. */
+typedef struct SecEntry
+{
+	uint8		family;
+	uint8		bits;
+	uint8		addr[16];
+	TimestampTz expires;		/* 0: never */
+	uint64		pending_seq;	/* > 0: an auto-ban not yet in the table */
+	int			failures;		/* for the reason of an auto-ban */
+} SecEntry;
+
+typedef struct SecFailure
+{
+	uint8		family;			/* 0: free slot */
+	uint8		addr[16];
+	int			count;			/* failures since first_seen */
+	int64		total;			/* failures ever (while the slot lived) */
+	TimestampTz first_seen;
+	TimestampTz last_seen;
+	int			nusers;
+	char		users[SEC_USERS_PER_ADDR][NAMEDATALEN];
+} SecFailure;
+
+typedef struct SecShared
+{
+	LWLock	   *lock;
+	bool		loaded;			/* staged from the tables at least once */
+	uint64		generation;		/* bumped at every apply */
+	uint64		last_seq;		/* last pending_seq handed out */
+	bool		maintenance;
+	char		message[SEC_MESSAGE_LEN];
+	SecFailure	failures[SEC_FAILURE_SLOTS];
+	int			capacity;		/* adr_ops.max_blocked at start-up */
+	int			nentries;
+	SecEntry	entries[FLEXIBLE_ARRAY_MEMBER];
+} SecShared;
+
+/* What a transaction staged, applied at its commit. */
+typedef struct SecStaged
+{
+	int			nentries;
+	SecEntry   *entries;
+	bool		maintenance;
+	char		message[SEC_MESSAGE_LEN];
+	uint64		persisted_seq;	/* pending bans up to this one are now rows */
+	int			nest_level;		/* the (sub)transaction level that staged it */
+} SecStaged;
+
+/* Settings. */
+int			adr_ops_max_blocked = 1024;
+int			adr_ops_auth_failure_limit = 0;
+int			adr_ops_auth_failure_window = 600;
+int			adr_ops_auth_ban_duration = 3600;
+bool		adr_ops_auth_ban_loopback = false;
+char	   *adr_ops_maintenance_allow_roles = NULL;
+
+static SecShared *sec = NULL;
+static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+static SecStaged *sec_staged = NULL;
+static bool sec_callback_registered = false;
+
+/*
+ * A subtransaction that staged was rolled back: what it read may include
+ * its own undone changes, and the tables cannot be read again at commit.
+ * The commit then hands the reload to the launcher instead.
+ */
+static bool sec_reload_at_commit = false;
+
+static Size
+sec_shmem_size(void)
+{
+	return add_size(offsetof(SecShared, entries),
+					mul_size(sizeof(SecEntry), adr_ops_max_blocked));
+}
+
+/* From shmem.c's shmem_request_hook. */
+void
+adr_security_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sec_shmem_size()));
+	RequestNamedLWLockTranche("adr_ops_security", 1);
+}
+
+/* From shmem.c's shmem_startup_hook; the caller holds AddinShmemInitLock. */
+void
+adr_security_shmem_startup(void)
+{
+	bool		found;
+
+	sec = ShmemInitStruct("adr_ops_security", sec_shmem_size(), &found);
+	if (!found)
+	{
+		memset(sec, 0, sec_shmem_size());
+		sec->lock = &(GetNamedLWLockTranche("adr_ops_security"))->lock;
+		sec->capacity = adr_ops_max_blocked;
+	}
+}
+
+/* ---------- addresses ---------- */
+
+/*
+ * The client's address as (family, 16 bytes); 0 for a Unix socket or
+ * anything else that is not IP.  An IPv4-mapped IPv6 address counts as IPv4.
+ */
+static int
+sec_port_addr(const Port *port, uint8 *addr)
+{
+	const struct sockaddr_storage *ss = &port->raddr.addr;
+
+	memset(addr, 0, 16);
+	if (ss->ss_family == AF_INET)
+	{
+		memcpy(addr, &((const struct sockaddr_in *) ss)->sin_addr, 4);
+		return PGSQL_AF_INET;
+	}
+	if (ss->ss_family == AF_INET6)
+	{
+		const uint8 *a = (const uint8 *) &((const struct sockaddr_in6 *) ss)->sin6_addr;
+		static const uint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+		if (memcmp(a, mapped, 12) == 0)
+		{
+			memcpy(addr, a + 12, 4);
+			return PGSQL_AF_INET;
+		}
+		memcpy(addr, a, 16);
+		return PGSQL_AF_INET6;
+	}
+	return 0;
+}
+
+static bool
+sec_match(const SecEntry *e, int family, const uint8 *addr)
+{
+	int			bytes = e->bits / 8;
+	int			rest = e->bits % 8;
+
+	if (e->family != family)
+		return false;
+	if (memcmp(e->addr, addr, bytes) != 0)
+		return false;
+	if (rest)
+	{
+		uint8		mask = (uint8) (0xff << (8 - rest));
+
+		if ((e->addr[bytes] & mask) != (addr[bytes] & mask))
+			return false;
+	}
+	return true;
+}
+
+static bool
+sec_is_loopback(int family, const uint8 *addr)
+{
+	static const uint8 v6loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+	if (family == PGSQL_AF_INET)
+		return addr[0] == 127;
+	return memcmp(addr, v6loop, 16) == 0;
+}
+
+static void
+sec_addr_string(int family, const uint8 *addr, int bits, char *buf, size_t len)
+{
+	inet_ntop(family == PGSQL_AF_INET ? AF_INET : AF_INET6, addr, buf, len);
+	if (bits >= 0 && bits != (family == PGSQL_AF_INET ? 32 : 128))
+		snprintf(buf + strlen(buf), len - strlen(buf), "/%d", bits);
+}
+
+static Datum
+sec_inet_datum(int family, const uint8 *addr, int bits)
+{
+	inet	   *ip = (inet *) palloc0(sizeof(inet));
+
+	ip_family(ip) = family;
+	ip_bits(ip) = bits;
+	memcpy(ip_addr(ip), addr, family == PGSQL_AF_INET ? 4 : 16);
+	SET_INET_VARSIZE(ip);
+	return InetPGetDatum(ip);
+}
+
+/* ---------- the authentication hook ---------- */
+
+/*
+ * Count a failed authentication from an address; ban it if it reached the
+ * limit within the window.  Returns the failure count of a new ban, else 0.
+ */
+static int
+sec_count_failure(int family, const uint8 *addr, const char *user)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	SecFailure *f = NULL;
+	SecFailure *oldest = NULL;
+	int			banned = 0;
+	int			i;
+
+	LWLockAcquire(sec->lock, LW_EXCLUSIVE);
+	for (i = 0; i < SEC_FAILURE_SLOTS; i++)
+	{
+		SecFailure *s = &sec->failures[i];
+
+		if (s->family == family && memcmp(s->addr, addr, 16) == 0)
+		{
+			f = s;
+			break;
+		}
+		if (oldest == NULL || s->family == 0 ||
+			(oldest->family != 0 && s->last_seen < oldest->last_seen))
+			oldest = s;
+	}
+	if (f == NULL)
+	{
+		/* A new address takes a free slot, or the one idle the longest. */
+		f = oldest;
+		memset(f, 0, sizeof(SecFailure));
+		f->family = family;
+		memcpy(f->addr, addr, 16);
+		f->first_seen = now;
+	}
+	if (f->count == 0 ||
+		now - f->first_seen > (int64) adr_ops_auth_failure_window * USECS_PER_SEC)
+	{
+		f->count = 0;
+		f->first_seen = now;
+	}
+	f->count++;
+	f->total++;
+	f->last_seen = now;
+	if (user && user[0])
+	{
+		bool		known = false;
+
+		for (i = 0; i < f->nusers; i++)
+			if (strncmp(f->users[i], user, NAMEDATALEN) == 0)
+				known = true;
+		if (!known && f->nusers < SEC_USERS_PER_ADDR)
+			strlcpy(f->users[f->nusers++], user, NAMEDATALEN);
+	}
+
+	if (adr_ops_auth_failure_limit > 0 && f->count >= adr_ops_auth_failure_limit &&
+		(adr_ops_auth_ban_loopback || !sec_is_loopback(family, addr)))
+	{
+		SecEntry   *slot = NULL;
+
+		/* An expired entry's slot is reused; the table keeps its row. */
+		for (i = 0; i < sec->nentries; i++)
+			if (sec->entries[i].expires != 0 && sec->entries[i].expires <= now)
+			{
+				slot = &sec->entries[i];
+				break;
+			}
+		if (slot == NULL && sec->nentries < sec->capacity)
+			slot = &sec->entries[sec->nentries++];
+		if (slot != NULL)
+		{
+			memset(slot, 0, sizeof(SecEntry));
+			slot->family = family;
+			slot->bits = family == PGSQL_AF_INET ? 32 : 128;
+			memcpy(slot->addr, addr, 16);
+			slot->expires = now + (int64) adr_ops_auth_ban_duration * USECS_PER_SEC;
+			slot->pending_seq = ++sec->last_seq;
+			slot->failures = f->count;
+			banned = f->count;
+		}
+		else
+			banned = -1;
+		f->count = 0;
+	}
+	LWLockRelease(sec->lock);
+	return banned;
+}
+
+/* Wake the launcher, which writes pending bans into the table. */
+static void
+sec_wake_launcher(void)
+{
+	Latch	   *latch = NULL;
+
+	if (adr_shared == NULL)
+		return;
+	LWLockAcquire(adr_shared->lock, LW_SHARED);
+	latch = adr_shared->launcher_latch;
+	LWLockRelease(adr_shared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * May this role connect during maintenance?  Superusers, and members of a
+ * role named in adr_ops.maintenance_allow_roles.  We are inside
+ * InitPostgres' transaction, so the shared catalogs' caches can be read.
+ */
+static bool
+sec_maintenance_admits(const char *user)
+{
+	HeapTuple	tup;
+	Oid			roleid;
+	bool		super;
+	char	   *list;
+	List	   *names;
+	ListCell   *lc;
+	bool		admitted = false;
+
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(user));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	super = ((Form_pg_authid) GETSTRUCT(tup))->rolsuper;
+	roleid = ((Form_pg_authid) GETSTRUCT(tup))->oid;
+	ReleaseSysCache(tup);
+	if (super)
+		return true;
+
+	if (adr_ops_maintenance_allow_roles == NULL || adr_ops_maintenance_allow_roles[0] == '\0')
+		return false;
+	list = pstrdup(adr_ops_maintenance_allow_roles);
+	if (!SplitIdentifierString(list, ',', &names))
+		return false;			/* the check hook makes this unreachable */
+	foreach(lc, names)
+	{
+		Oid			allowed = get_role_oid((char *) lfirst(lc), true);
+
+		if (OidIsValid(allowed) && is_member_of_role(roleid, allowed))
+		{
+			admitted = true;
+			break;
+		}
+	}
+	list_free(names);
+	pfree(list);
+	return admitted;
+}
+
+/*
+ * Is the address in an unexpired range?  If so, *hit gets the entry.
+ * Takes the lock LW_SHARED for one scan of the copy.
+ */
+static bool
+sec_lookup(int family, const uint8 *addr, SecEntry *hit)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		blocked = false;
+	int			i;
+
+	LWLockAcquire(sec->lock, LW_SHARED);
+	for (i = 0; i < sec->nentries; i++)
+	{
+		const SecEntry *e = &sec->entries[i];
+
+		if ((e->expires == 0 || e->expires > now) && sec_match(e, family, addr))
+		{
+			*hit = *e;
+			blocked = true;
+			break;
+		}
+	}
+	LWLockRelease(sec->lock);
+	return blocked;
+}
+
+static void
+sec_client_auth(Port *port, int status)
+{
+	uint8		addr[16];
+	int			family;
+	char		client[INET6_ADDRSTRLEN + 8];
+
+	if (prev_client_auth_hook)
+		prev_client_auth_hook(port, status);
+	if (sec == NULL)
+		return;
+
+	family = sec_port_addr(port, addr);
+
+	if (status != STATUS_OK)
+	{
+		int			banned;
+
+		/* STATUS_EOF is a client that hung up to ask for a password. */
+		if (status != STATUS_ERROR || family == 0)
+			return;
+		banned = sec_count_failure(family, addr, port->user_name);
+		sec_addr_string(family, addr, -1, client, sizeof(client));
+		ereport(LOG,
+				(errmsg("adr_ops counted a failed authentication from host \"%s\" for user \"%s\"",
+						client, port->user_name ? port->user_name : "")));
+		if (banned > 0)
+		{
+			ereport(LOG,
+					(errmsg("adr_ops blocked host \"%s\" after %d failed authentications",
+							client, banned),
+					 errdetail("The ban lasts %d seconds (adr_ops.auth_ban_duration).",
+							   adr_ops_auth_ban_duration)));
+			sec_wake_launcher();
+		}
+		else if (banned < 0)
+			ereport(WARNING,
+					(errmsg("adr_ops could not block host \"%s\": the blocklist is full", client),
+					 errhint("Raise \"adr_ops.max_blocked\" or unblock addresses.")));
+		return;
+	}
+
+	/* Unix-socket connections are never blocked: the operator's way in. */
+	if (family != 0)
+	{
+		SecEntry	hit;
+
+		if (sec_lookup(family, addr, &hit))
+		{
+			char		range[INET6_ADDRSTRLEN + 8];
+
+			sec_addr_string(family, addr, -1, client, sizeof(client));
+			sec_addr_string(hit.family, hit.addr, hit.bits, range, sizeof(range));
+			ereport(LOG,
+					(errmsg("adr_ops refused a connection from host \"%s\" for user \"%s\": blocked range \"%s\"",
+							client, port->user_name, range)));
+			ereport(FATAL,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("connection refused by adr_ops blocklist"),
+					 errdetail_log("Host \"%s\" is in the blocked range \"%s\".", client, range)));
+		}
+	}
+
+	/* Maintenance mode; standbys' walsenders keep streaming. */
+	if (sec->maintenance && !am_walsender)
+	{
+		char		message[SEC_MESSAGE_LEN];
+		bool		on;
+
+		LWLockAcquire(sec->lock, LW_SHARED);
+		on = sec->maintenance;
+		strlcpy(message, sec->message, sizeof(message));
+		LWLockRelease(sec->lock);
+
+		if (on && !sec_maintenance_admits(port->user_name))
+			ereport(FATAL,
+					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+					 errmsg("the database system is in maintenance mode"),
+					 message[0] ? errdetail("%s", message) : 0,
+					 errhint("Only superusers and members of the roles in \"adr_ops.maintenance_allow_roles\" may connect now.")));
+	}
+}
+
+/* ---------- keeping shared memory in step with the tables ---------- */
+
+static void
+sec_drop_staged(void)
+{
+	if (sec_staged)
+	{
+		pfree(sec_staged->entries);
+		pfree(sec_staged);
+		sec_staged = NULL;
+	}
+}
+
+static void
+sec_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (sec_staged == NULL || sec_staged->nest_level < level)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		sec_staged->nest_level = level - 1;
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		sec_drop_staged();
+		sec_reload_at_commit = true;
+	}
+}
+
+static void
+sec_xact_callback(XactEvent event, void *arg)
+{
+	SecStaged  *st = sec_staged;
+	int			n;
+	int			i;
+
+	if (sec_reload_at_commit && st == NULL &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT))
+	{
+		sec_reload_at_commit = false;
+		if (event == XACT_EVENT_COMMIT)
+		{
+			LWLockAcquire(sec->lock, LW_EXCLUSIVE);
+			sec->loaded = false;
+			LWLockRelease(sec->lock);
+			sec_wake_launcher();
+		}
+		return;
+	}
+	if (st == NULL)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot prepare a transaction that changed the adr_ops blocklist or maintenance mode")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			LWLockAcquire(sec->lock, LW_EXCLUSIVE);
+			/* Auto-bans written after this transaction read the table stay. */
+			n = 0;
+			for (i = 0; i < sec->nentries; i++)
+				if (sec->entries[i].pending_seq > st->persisted_seq)
+					st->entries[st->nentries + n++] = sec->entries[i];
+			n = Min(st->nentries + n, sec->capacity);
+			memcpy(sec->entries, st->entries, sizeof(SecEntry) * n);
+			sec->nentries = n;
+			sec->maintenance = st->maintenance;
+			memcpy(sec->message, st->message, SEC_MESSAGE_LEN);
+			sec->loaded = true;
+			sec->generation++;
+			LWLockRelease(sec->lock);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			break;
+		default:
+			return;
+	}
+	sec_drop_staged();
+	sec_reload_at_commit = false;
+}
+
+/* ERROR unless preloaded and in the database that holds the tables. */
+static void
+sec_check_database(void)
+{
+	char	   *db;
+
+	adr_require_preload("The adr_ops authentication hook");
+	db = get_database_name(MyDatabaseId);
+	if (db == NULL || strcmp(db, adr_ops_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the adr_ops blocklist and maintenance mode are kept in database \"%s\"",
+						adr_ops_database),
+				 errdetail("The current database is \"%s\".", db ? db : "?"),
+				 errhint("Connect to database \"%s\", or change \"adr_ops.database\".",
+						 adr_ops_database)));
+}
+
+/*
+ * Write pending auto-bans into adr_ops.blocklist; returns the sequence
+ * number up to which they are written.  SPI must be connected.
+ */
+static uint64
+sec_persist_pending(void)
+{
+	SecEntry   *pending;
+	int			npending = 0;
+	uint64		upto;
+	TimestampTz now = GetCurrentTimestamp();
+	Oid			argtypes[3] = {CIDROID, TEXTOID, TIMESTAMPTZOID};
+	int			i;
+
+	pending = palloc(sizeof(SecEntry) * sec->capacity);
+	LWLockAcquire(sec->lock, LW_SHARED);
+	upto = sec->last_seq;
+	for (i = 0; i < sec->nentries; i++)
+		if (sec->entries[i].pending_seq > 0)
+			pending[npending++] = sec->entries[i];
+	LWLockRelease(sec->lock);
+
+	for (i = 0; i < npending; i++)
+	{
+		Datum		values[3];
+		char		nulls[3] = {' ', ' ', ' '};
+
+		if (pending[i].expires <= now)
+			continue;			/* expired before it was written */
+		values[0] = sec_inet_datum(pending[i].family, pending[i].addr, pending[i].bits);
+		values[1] = CStringGetTextDatum(psprintf("auto: %d failed authentications",
+												 pending[i].failures));
+		values[2] = TimestampTzGetDatum(pending[i].expires);
+		if (SPI_execute_with_args(
+								  "INSERT INTO adr_ops.blocklist AS b (client, reason, expires_at, blocked_by) "
+								  "VALUES ($1, $2, $3, 'adr_ops auto-ban') "
+								  "ON CONFLICT (client) DO UPDATE SET reason = excluded.reason, "
+								  "  expires_at = CASE WHEN b.expires_at IS NULL THEN NULL "
+								  "                    ELSE GREATEST(b.expires_at, excluded.expires_at) END",
+								  3, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record an auto-ban");
+	}
+	pfree(pending);
+	return upto;
+}
+
+/*
+ * Read the tables into a SecStaged that the commit callback applies.
+ * With persist, pending auto-bans are written first.  SPI must be
+ * connected.
+ */
+static void
+sec_stage(bool persist)
+{
+	MemoryContext old;
+	SecStaged  *st;
+	uint64		persisted = 0;
+	SPIPlanPtr	plan;
+	int			n;
+	int			i;
+
+	if (persist)
+		persisted = sec_persist_pending();
+
+	/* The latest snapshot: commits that happened while we waited for the lock. */
+	CommandCounterIncrement();
+	plan = SPI_prepare("SELECT client, expires_at FROM adr_ops.blocklist "
+					   " WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
+					   0, NULL);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read adr_ops.blocklist");
+	n = (int) SPI_processed;
+	if (n > sec->capacity)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many blocked addresses"),
+				 errdetail("%d ranges would be blocked; \"adr_ops.max_blocked\" is %d.",
+						   n, sec->capacity),
+				 errhint("Unblock ranges with adr_unblock_ip(), block wider ranges, or raise \"adr_ops.max_blocked\" and restart the server.")));
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	st = palloc0(sizeof(SecStaged));
+	/* room for the table's rows and every entry shared memory may hold */
+	st->entries = palloc0(sizeof(SecEntry) * (n + sec->capacity));
+	MemoryContextSwitchTo(old);
+	st->persisted_seq = persisted;
+
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		inet	   *ip = DatumGetInetPP(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum		exp = SPI_getbinval(tup, desc, 2, &isnull);
+		SecEntry   *e = &st->entries[i];
+
+		e->family = ip_family(ip);
+		e->bits = ip_bits(ip);
+		memcpy(e->addr, ip_addr(ip), ip_family(ip) == PGSQL_AF_INET ? 4 : 16);
+		e->expires = isnull ? 0 : DatumGetTimestampTz(exp);
+	}
+	st->nentries = n;
+
+	plan = SPI_prepare("SELECT enabled, message FROM adr_ops.maintenance_state", 0, NULL);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read adr_ops.maintenance_state");
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		char	   *msg;
+
+		st->maintenance = !isnull && DatumGetBool(d);
+		msg = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		if (msg)
+			strlcpy(st->message, msg, SEC_MESSAGE_LEN);
+	}
+
+	if (!sec_callback_registered)
+	{
+		RegisterXactCallback(sec_xact_callback, NULL);
+		RegisterSubXactCallback(sec_subxact_callback, NULL);
+		sec_callback_registered = true;
+	}
+	/* A later call in the same transaction replaces the earlier one. */
+	sec_drop_staged();
+	st->nest_level = GetCurrentTransactionNestLevel();
+	sec_staged = st;
+	sec_reload_at_commit = false;
+}
+
+/*
+ * _security_stage(): called by the functions that change the tables, after
+ * the change.  The copy in shared memory changes when the caller commits.
+ */
+Datum
+adr_security_stage(PG_FUNCTION_ARGS)
+{
+	sec_check_database();
+	SPI_connect();
+	sec_stage(!RecoveryInProgress());
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * From the launcher's pass (a transaction, SPI connected): load the tables
+ * after start-up, write pending auto-bans, and on a standby re-read them
+ * every pass.  A failure is logged and retried on the next pass; it never
+ * fails the launcher's pass.
+ */
+void
+adr_security_launcher_sync(bool in_recovery, bool extension_ready)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		needed;
+	int			i;
+
+	if (sec == NULL)
+		return;
+
+	/*
+	 * Without the extension (dropped, or not created yet) there are no
+	 * tables: nothing is blocked but pending auto-bans, maintenance is off,
+	 * and the tables are read again once the extension is back.
+	 */
+	if (!extension_ready)
+	{
+		int			n = 0;
+
+		LWLockAcquire(sec->lock, LW_EXCLUSIVE);
+		if (sec->loaded)
+		{
+			for (i = 0; i < sec->nentries; i++)
+				if (sec->entries[i].pending_seq > 0)
+					sec->entries[n++] = sec->entries[i];
+			sec->nentries = n;
+			sec->maintenance = false;
+			sec->message[0] = '\0';
+			sec->loaded = false;
+			sec->generation++;
+		}
+		LWLockRelease(sec->lock);
+		return;
+	}
+	LWLockAcquire(sec->lock, LW_SHARED);
+	needed = !sec->loaded || in_recovery;
+	for (i = 0; i < sec->nentries && !needed; i++)
+		if (sec->entries[i].pending_seq > 0)
+			needed = true;
+	LWLockRelease(sec->lock);
+	if (!needed)
+		return;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		SPI_connect();
+		sec_stage(!in_recovery);
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		/* the subtransaction callback dropped what it staged */
+		sec_reload_at_commit = false;
+	}
+	PG_END_TRY();
+}
+
+/* ---------- reports ---------- */
+
+/*
+ * _security_state(): what the hook sees now.
+ */
+Datum
+adr_security_state(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	TimestampTz now = GetCurrentTimestamp();
+	int			active = 0;
+	int			pending = 0;
+	int			i;
+
+	adr_require_preload("The adr_ops authentication hook");
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	LWLockAcquire(sec->lock, LW_SHARED);
+	for (i = 0; i < sec->nentries; i++)
+	{
+		if (sec->entries[i].expires == 0 || sec->entries[i].expires > now)
+			active++;
+		if (sec->entries[i].pending_seq > 0)
+			pending++;
+	}
+	values[0] = BoolGetDatum(sec->loaded);
+	values[1] = Int64GetDatum((int64) sec->generation);
+	values[2] = Int32GetDatum(active);
+	values[3] = Int32GetDatum(pending);
+	values[4] = Int32GetDatum(sec->capacity);
+	values[5] = BoolGetDatum(sec->maintenance);
+	values[6] = CStringGetTextDatum(sec->message);
+	if (!sec->message[0])
+		nulls[6] = true;
+	LWLockRelease(sec->lock);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * adr_auth_failures(): the failed authentications counted per address.
+ * count is the number within the current window (reset by a ban).
+ */
+Datum
+adr_auth_failures(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SecFailure *copy;
+	int			n = 0;
+	int			i;
+	int			j;
+
+	adr_require_preload("Counting failed authentications");
+	InitMaterializedSRF(fcinfo, 0);
+
+	copy = palloc(sizeof(SecFailure) * SEC_FAILURE_SLOTS);
+	LWLockAcquire(sec->lock, LW_SHARED);
+	for (i = 0; i < SEC_FAILURE_SLOTS; i++)
+		if (sec->failures[i].family != 0)
+			copy[n++] = sec->failures[i];
+	LWLockRelease(sec->lock);
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {0};
+		Datum	   *users = palloc(sizeof(Datum) * SEC_USERS_PER_ADDR);
+
+		for (j = 0; j < copy[i].nusers; j++)
+			users[j] = CStringGetTextDatum(copy[i].users[j]);
+		values[0] = sec_inet_datum(copy[i].family, copy[i].addr,
+								   copy[i].family == PGSQL_AF_INET ? 32 : 128);
+		values[1] = PointerGetDatum(construct_array(users, copy[i].nusers, TEXTOID, -1, false, TYPALIGN_INT));
+		values[2] = Int64GetDatum(copy[i].total);
+		values[3] = Int32GetDatum(copy[i].count);
+		values[4] = TimestampTzGetDatum(copy[i].first_seen);
+		values[5] = TimestampTzGetDatum(copy[i].last_seen);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * _security_blocked(client inet): the range that refuses the address now,
+ * looked up as the hook does, or NULL.  For the access review and
+ * bench/auth (which times the lookup).
+ */
+Datum
+adr_security_blocked(PG_FUNCTION_ARGS)
+{
+	inet	   *ip = PG_GETARG_INET_PP(0);
+	uint8		addr[16] = {0};
+	SecEntry	hit;
+
+	adr_require_preload("The adr_ops authentication hook");
+	memcpy(addr, ip_addr(ip), ip_family(ip) == PGSQL_AF_INET ? 4 : 16);
+	if (!sec_lookup(ip_family(ip), addr, &hit))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(sec_inet_datum(hit.family, hit.addr, hit.bits));
+}
+
+/* ---------- settings and start-up ---------- */
+
+static bool
+sec_roles_check(char **newval, void **extra, GucSource source)
+{
+	char	   *list = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(list, ',', &names);
+
+	list_free(names);
+	pfree(list);
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	return ok;
+}
+
+/* Called from _PG_init. */
+void
+adr_security_init(void)
+{
+	/* Shared memory is sized by it: a postmaster setting, only when preloading. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("adr_ops.max_blocked",
+								"Sets how many ranges the adr_ops blocklist can hold.",
+								"adr_block_ip() refuses more; auto-bans beyond it are logged and skipped.",
+								&adr_ops_max_blocked,
+								1024,
+								1,
+								1000000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.auth_failure_limit",
+							"Sets after how many failed authentications within adr_ops.auth_failure_window an address is blocked.",
+							"0 turns auto-ban off.",
+							&adr_ops_auth_failure_limit,
+							0,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.auth_failure_window",
+							"Sets the time within which failed authentications count towards an auto-ban.",
+							NULL,
+							&adr_ops_auth_failure_window,
+							600,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.auth_ban_duration",
+							"Sets how long an auto-banned address stays blocked.",
+							NULL,
+							&adr_ops_auth_ban_duration,
+							3600,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("adr_ops.auth_ban_loopback",
+							 "Allows auto-ban of loopback addresses.",
+							 "Off: failures from 127.0.0.0/8 and ::1 are counted but never banned.",
+							 &adr_ops_auth_ban_loopback,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("adr_ops.maintenance_allow_roles",
+							   "Sets the roles, besides superusers, that may connect in maintenance mode.",
+							   "A comma-separated list; members of these roles are admitted too.",
+							   &adr_ops_maintenance_allow_roles,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   sec_roles_check, NULL, NULL);
+
+	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+	{
+		prev_client_auth_hook = ClientAuthentication_hook;
+		ClientAuthentication_hook = sec_client_auth;
+	}
+}
