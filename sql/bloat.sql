@@ -123,6 +123,17 @@ SELECT relname, kind, method FROM adr_ops.adr_bloat_report(0, 'exact', 'public')
 CREATE TEMP TABLE bloat_tmp AS SELECT generate_series(1, 1000) AS g;
 SELECT kind, method, bloat_pct IS NOT NULL AS measured FROM adr_ops.adr_bloat('bloat_tmp', 'exact');
 
+-- An index left invalid by a failed CREATE INDEX CONCURRENTLY: its build
+-- writes outside shared buffers, so no mode reads it.  (t/040_bloat.pl has
+-- one still being built.)
+CREATE TABLE bloat_dup (a int);
+INSERT INTO bloat_dup SELECT g % 500 FROM generate_series(1, 5000) g;
+CREATE UNIQUE INDEX CONCURRENTLY bloat_dup_a ON bloat_dup (a);
+SELECT indisready, indisvalid FROM pg_index WHERE indexrelid = 'bloat_dup_a'::regclass;
+SELECT mode, b.method, b.bloat_pct, b.suggestion
+  FROM unnest(ARRAY['estimate', 'sample', 'exact']) mode,
+       LATERAL adr_ops.adr_bloat('bloat_dup_a', mode) b;
+
 -- Errors: a bad mode, a NULL mode, a missing relation, what has no pages.
 SELECT * FROM adr_ops.adr_bloat('bloat_t', 'fast');
 SELECT * FROM adr_ops.adr_bloat('bloat_t', NULL);
@@ -168,7 +179,7 @@ REVOKE ALL ON SCHEMA adr_ops FROM bloat_reader;
 REVOKE ALL ON bloat_t FROM bloat_reader;
 DROP ROLE bloat_nobody, bloat_monitor, bloat_reader;
 
-DROP TABLE bloat_t, bloat_stale, bloat_empty, bloat_wide, bloat_parted, bloat_tmp;
+DROP TABLE bloat_t, bloat_stale, bloat_empty, bloat_wide, bloat_parted, bloat_tmp, bloat_dup;
 DROP MATERIALIZED VIEW bloat_mv;
 DROP VIEW bloat_view;
 DROP SEQUENCE bloat_seq;

@@ -468,6 +468,19 @@ adr_bloat_scan(PG_FUNCTION_ARGS)
 		method = "partitioned index: see its partitions";
 	else if (relkind == RELKIND_INDEX && rel->rd_rel->relam != BTREE_AM_OID)
 		method = psprintf("unsupported: %s index", get_am_name(rel->rd_rel->relam));
+	else if (relkind == RELKIND_INDEX &&
+			 (!rel->rd_index->indisready || !rel->rd_index->indisvalid))
+	{
+		/*
+		 * Being built by CREATE INDEX CONCURRENTLY, or left invalid by one
+		 * that failed (a _ccnew leftover): the btree build writes its pages
+		 * with smgrextend, outside shared buffers, so reading them through
+		 * the buffer manager could cache a zero or torn image that the
+		 * build then does not overwrite.  Not read, as the estimate does
+		 * not estimate it.
+		 */
+		method = "invalid index";
+	}
 	else if ((relkind == RELKIND_RELATION || relkind == RELKIND_MATVIEW ||
 			  relkind == RELKIND_TOASTVALUE) &&
 			 rel->rd_rel->relam != HEAP_TABLE_AM_OID)

@@ -180,4 +180,31 @@ is( $node->safe_psql('postgres', qq{SELECT method FROM adr_ops.adr_bloat('$temp'
     'temporary table of another session', "another session's temporary table is reported, not read");
 $holder->quit;
 
+# An index being built by CREATE INDEX CONCURRENTLY (held in its first wait
+# by a transaction that wrote to the table): indisready and indisvalid are
+# false, its build writes outside shared buffers; no mode may read it.
+$holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe(q{INSERT INTO t VALUES (0, 'held')});
+my $builder = $node->background_psql('postgres');
+$builder->query_until(qr/building/, "\\echo building\nCREATE INDEX CONCURRENTLY t_v ON t (v);\n");
+ok( $node->poll_query_until('postgres', q{
+        SELECT EXISTS (SELECT FROM pg_stat_activity
+                        WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock')
+           AND EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('t_v') AND NOT indisready)}),
+    'CREATE INDEX CONCURRENTLY waits with its index not ready');
+is( $node->safe_psql('postgres', q{
+        SELECT string_agg(mode || ' ' || (adr_ops.adr_bloat('t_v', mode)).method, ', ' ORDER BY mode)
+          FROM unnest(ARRAY['estimate', 'exact', 'sample']) mode}),
+    'estimate invalid index, exact invalid index, sample invalid index',
+    'an index being built concurrently is not read in any mode');
+is( $node->safe_psql('postgres', q{
+        SELECT method FROM adr_ops.adr_bloat_report(0, 'sample', 'public') WHERE relname = 't_v'}),
+    'invalid index', 'nor by the report');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$builder->quit;
+is( $node->safe_psql('postgres', q{SELECT method FROM adr_ops.adr_bloat('t_v', 'sample')}),
+    'sample', 'once built and valid, it is read');
+
 done_testing();
