@@ -207,4 +207,40 @@ $builder->quit;
 is( $node->safe_psql('postgres', q{SELECT method FROM adr_ops.adr_bloat('t_v', 'sample')}),
     'sample', 'once built and valid, it is read');
 
+# A relation dropped while the report runs: the report lists its
+# candidates under one snapshot, then takes each one's row with
+# _bloat_row(), whose own lookups see the drop.  The report never waits,
+# so that window cannot be held open from a test; a cursor over
+# _bloat_row() opens the same one: the first row fetched, another session
+# drops the second relation, then its row.  With missing_ok (what the
+# report passes) a row that says so, which the report leaves out; without
+# (what adr_bloat() passes) the error.
+$node->safe_psql('postgres', 'CREATE TABLE gone_ok (a int); CREATE TABLE gone_err (a int)');
+my $reader = $node->background_psql('postgres', on_error_stop => 0);
+for my $case (['gone_ok', 'true'], ['gone_err', 'false'])
+{
+    my ($rel, $missing_ok) = @$case;
+    $reader->query_safe('BEGIN');
+    $reader->query_safe(qq{
+        DECLARE c CURSOR FOR
+        SELECT coalesce(r.relname, '-') || ' ' || r.method
+          FROM unnest(ARRAY['t'::regclass::oid, '$rel'::regclass::oid]) o,
+               LATERAL adr_ops._bloat_row(o, 'sample', 0, $missing_ok) r});
+    is($reader->query_safe('FETCH c'), 't sample', "$rel: the first row");
+    $node->safe_psql('postgres', "DROP TABLE $rel");
+    my ($out, $failed) = $reader->query('FETCH c');
+    if ($missing_ok eq 'true')
+    {
+        is("$out|$failed", '- relation no longer exists|0',
+           'missing_ok: a relation dropped meanwhile gives a row that says so');
+    }
+    else
+    {
+        like($reader->{stderr}, qr/relation with OID \d+ does not exist/,
+             'without missing_ok: the error');
+    }
+    $reader->query('ROLLBACK');
+}
+$reader->quit;
+
 done_testing();
