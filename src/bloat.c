@@ -66,6 +66,7 @@
 #include "access/nbtree.h"
 #include "access/relation.h"
 #include "access/visibilitymap.h"
+#include "access/xlog.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_class_d.h"
@@ -395,6 +396,18 @@ bl_scan(Relation rel, bool is_btree, bool exact, BlockNumber nblocks,
 }
 
 /*
+ * An unlogged relation on a hot standby (or during crash recovery) has only
+ * its init fork: its main fork is created at the end of recovery, so
+ * RelationGetNumberOfBlocks() would fail with "could not open file".
+ */
+static bool
+bl_unlogged_in_recovery(Relation rel)
+{
+	return rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED &&
+		RecoveryInProgress();
+}
+
+/*
  * The privilege check of modes "sample" and "exact".
  */
 static void
@@ -462,6 +475,8 @@ adr_bloat_scan(PG_FUNCTION_ARGS)
 
 	if (RELATION_IS_OTHER_TEMP(rel))
 		method = "temporary table of another session";
+	else if (bl_unlogged_in_recovery(rel))
+		method = "unlogged relation during recovery";
 	else if (relkind == RELKIND_PARTITIONED_TABLE)
 		method = "partitioned table: see its partitions";
 	else if (relkind == RELKIND_PARTITIONED_INDEX)
@@ -589,7 +604,9 @@ adr_bloat_scan(PG_FUNCTION_ARGS)
 /*
  * _bloat_size(rel oid) returns bigint: the size of the relation's main
  * fork, or NULL when it is locked (AccessShareLock not available at once)
- * or gone.  pg_relation_size() would wait for the lock.
+ * or gone.  pg_relation_size() would wait for the lock.  An unlogged
+ * relation during recovery has no main fork: 0, as pg_relation_size()
+ * says.
  */
 Datum
 adr_bloat_size(PG_FUNCTION_ARGS)
@@ -609,7 +626,7 @@ adr_bloat_size(PG_FUNCTION_ARGS)
 	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_INDEX &&
 		RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
-		size = (int64) RelationGetNumberOfBlocks(rel) * BLCKSZ;
+		size = bl_unlogged_in_recovery(rel) ? 0 : (int64) RelationGetNumberOfBlocks(rel) * BLCKSZ;
 	relation_close(rel, AccessShareLock);
 
 	if (size < 0)

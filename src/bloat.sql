@@ -95,12 +95,17 @@ DECLARE
     actual numeric;
 BEGIN
     SELECT cl.oid, cl.relname, cl.relkind, cl.relpages, cl.reltuples, cl.reloptions,
-           am.amname
+           cl.relpersistence, am.amname
       INTO c
       FROM pg_class cl LEFT JOIN pg_am am ON am.oid = cl.relam
      WHERE cl.oid = rel;
     IF NOT FOUND THEN
         method := 'relation no longer exists';
+        RETURN;
+    END IF;
+    -- On a hot standby an unlogged relation has no main fork, no pages.
+    IF c.relpersistence = 'u' AND pg_is_in_recovery() THEN
+        method := 'unlogged relation during recovery';
         RETURN;
     END IF;
     total_bytes := coalesce(adr_ops._bloat_size(rel), c.relpages::bigint * bs);
