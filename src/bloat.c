@@ -343,6 +343,19 @@ bl_scan(Relation rel, bool is_btree, bool exact, BlockNumber nblocks,
 		BlockNumber index = 0;
 		BlockNumber next = InvalidBlockNumber;
 		BlockSamplerData bs;
+		double		visible_items = -1;
+
+		/*
+		 * The line pointers of an all-visible page (not read) are its live
+		 * tuples: counted as the table's density at its last VACUUM or
+		 * ANALYZE (reltuples / relpages), or, without those figures, as
+		 * the sampled pages' density (below).  Without them the share of
+		 * line pointers VACUUM would free (vacuum_pct) would be taken over
+		 * the not-all-visible pages only, and overstated.
+		 */
+		if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
+			visible_items = Min(rel->rd_rel->reltuples / rel->rd_rel->relpages,
+								(double) MaxHeapTuplesPerPage);
 
 		/* First pass over the visibility map: the pages to sample from. */
 		for (blkno = 0; blkno < nblocks; blkno++)
@@ -373,6 +386,7 @@ bl_scan(Relation rel, bool is_btree, bool exact, BlockNumber nblocks,
 				memset(&p, 0, sizeof(BlPage));
 				p.free = GetRecordedFreeSpace(rel, blkno) + BL_FSM_HALF_STEP;
 				p.reserve = reserve;
+				p.items = Max(visible_items, 0);
 				bl_add(known, &p);
 				continue;
 			}
@@ -387,6 +401,8 @@ bl_scan(Relation rel, bool is_btree, bool exact, BlockNumber nblocks,
 			index++;
 		}
 		*population = index;
+		if (visible_items < 0 && sampled->n > 0)
+			known->items = known->n * sampled->items / sampled->n;
 
 		if (BufferIsValid(vmbuffer))
 			ReleaseBuffer(vmbuffer);
@@ -429,7 +445,8 @@ bl_check_privileges(void)
  * that cannot be read gives NULL figures and the reason in method; one
  * smaller than min_bytes is not read ("below min_bytes").  vacuum_pct is
  * the share of a heap's line pointers that VACUUM would free (dead tuples
- * and LP_DEAD pointers).
+ * and LP_DEAD pointers); in sample mode the line pointers of the
+ * all-visible pages, not read, are estimated (see bl_scan).
  *
  * The caller (adr_bloat) has checked the mode and that the relation
  * existed; it may have been dropped since.

@@ -207,6 +207,25 @@ $builder->quit;
 is( $node->safe_psql('postgres', q{SELECT method FROM adr_ops.adr_bloat('t_v', 'sample')}),
     'sample', 'once built and valid, it is read');
 
+# A vacuumed table, then a DELETE confined to a few pages: sample reads
+# only those (the others are all-visible) and must still take the share of
+# line pointers VACUUM would free over the whole table, as exact does, so
+# that both suggest the same.
+$node->safe_psql('postgres', q{
+    CREATE TABLE few (id int, v text);
+    INSERT INTO few SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 20000) g;
+    VACUUM ANALYZE few;
+    DELETE FROM few WHERE id <= 1000;});
+my @ex = split /\|/, bloat('few', 'exact');
+my @sa = split /\|/, bloat('few', 'sample');
+is($ex[5], 'nothing', '5% of the rows deleted in a few pages: exact suggests nothing');
+is($sa[5], $ex[5], 'and so does sample');
+$node->safe_psql('postgres', 'DELETE FROM few WHERE id <= 3000');
+@ex = split /\|/, bloat('few', 'exact');
+@sa = split /\|/, bloat('few', 'sample');
+is($ex[5], 'VACUUM', '15% deleted in a few pages: exact suggests VACUUM');
+is($sa[5], $ex[5], 'and so does sample');
+
 # A relation dropped while the report runs: the report lists its
 # candidates under one snapshot, then takes each one's row with
 # _bloat_row(), whose own lookups see the drop.  The report never waits,
