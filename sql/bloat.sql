@@ -133,6 +133,18 @@ SELECT mode, b.method, b.bloat_pct, b.suggestion
   FROM unnest(ARRAY['estimate', 'sample', 'exact']) mode,
        LATERAL adr_ops.adr_bloat('bloat_dup_a', mode) b;
 
+-- Keys wider than a tenth of a page in a btree at fillfactor 10: less
+-- than one entry fits the fill, a leaf takes one; estimated, no division
+-- by zero.
+CREATE TABLE bloat_widekey (k text);
+INSERT INTO bloat_widekey
+SELECT string_agg(md5(g::text || '/' || i::text), '') FROM generate_series(1, 200) g, generate_series(1, 30) i GROUP BY g;
+CREATE UNIQUE INDEX bloat_widekey_k ON bloat_widekey (k) WITH (fillfactor = 10);
+SELECT pg_stat_force_next_flush();
+ANALYZE bloat_widekey;
+SELECT avg_width > 900 AS wide FROM pg_stats WHERE tablename = 'bloat_widekey';
+SELECT method, bloat_pct < 5 AS no_bloat, suggestion FROM adr_ops.adr_bloat('bloat_widekey_k', 'estimate');
+
 -- Errors: a bad mode, a NULL mode, a missing relation, what has no pages.
 SELECT * FROM adr_ops.adr_bloat('bloat_t', 'fast');
 SELECT * FROM adr_ops.adr_bloat('bloat_t', NULL);
@@ -182,7 +194,7 @@ REVOKE ALL ON SCHEMA adr_ops FROM bloat_reader;
 REVOKE ALL ON bloat_t FROM bloat_reader;
 DROP ROLE bloat_nobody, bloat_monitor, bloat_reader;
 
-DROP TABLE bloat_t, bloat_stale, bloat_empty, bloat_wide, bloat_parted, bloat_tmp, bloat_dup;
+DROP TABLE bloat_t, bloat_stale, bloat_empty, bloat_wide, bloat_parted, bloat_tmp, bloat_dup, bloat_widekey;
 DROP MATERIALIZED VIEW bloat_mv;
 DROP VIEW bloat_view;
 DROP SEQUENCE bloat_seq;

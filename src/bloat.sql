@@ -242,10 +242,14 @@ BEGIN
         hdr := 8 + CASE WHEN nulls THEN 4 ELSE 0 END;
         width := ceil((hdr + off) / 8) * 8 + 4;
         -- Entries: the index's count at its last VACUUM or ANALYZE (dead
-        -- rows keep theirs until VACUUM), or more if rows came since.
-        leaves := ceil(greatest(c.reltuples, live, 0) / floor((bs - 24 - 16) * ff / 100.0 / width));
+        -- rows keep theirs until VACUUM), or more if rows came since.  A
+        -- page takes at least one entry, whatever the fillfactor (at
+        -- fillfactor 10 a key wider than about 800 bytes is more than the
+        -- fill).
+        leaves := ceil(greatest(c.reltuples, live, 0)
+                       / greatest(floor((bs - 24 - 16) * ff / 100.0 / width), 1));
         pages := 1 + leaves + CASE WHEN leaves > 1
-                                   THEN ceil(leaves / floor((bs - 24 - 16) * 0.7 / width))
+                                   THEN ceil(leaves / greatest(floor((bs - 24 - 16) * 0.7 / width), 1))
                                    ELSE 0 END;
     ELSE
         ff := coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o
