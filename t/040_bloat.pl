@@ -69,19 +69,23 @@ sub check_exact
 }
 
 # sample against the truth, over $draws draws of $pages pages: every one
-# within three times its bound, at least 70% within it.
+# within three times its bound, at least 70% within it, and the bound
+# tight: under 3 percentage points (the issue's goal for sample), or
+# anything would pass.
 sub check_sample
 {
     my ($rel, $truth, $pages, $draws, $what) = @_;
-    my ($inside, $within3, $bounded) = (0, 0, 0);
+    my ($inside, $within3, $bounded, $widest) = (0, 0, 0, 0);
     for (1 .. $draws)
     {
         my ($b, $d, $f, $e, $m) = split /\|/, bloat($rel, 'sample', $pages);
         die "method $m" unless $m eq 'sample';
         $bounded++ if $e > 0;
+        $widest = $e if $e > $widest;
         $inside++ if abs($b - $truth) <= $e + 0.005;
         $within3++ if abs($b - $truth) <= 3 * $e + 0.005;
     }
+    cmp_ok($widest, '<', 3, "$what: the error bound is tight (widest $widest pp)");
     is($within3, $draws, "$what: every sample within 3 times its error bound");
     # 95% expected; 70% leaves room for chance (and for the normal
     # approximation) without letting a bound that is too small pass.
@@ -135,14 +139,20 @@ $node->safe_psql('postgres', q{
     INSERT INTO t SELECT g, repeat(md5(g::text), 3) FROM generate_series(200001, 260000) g;
     DELETE FROM t WHERE id BETWEEN 100000 AND 160000;});
 $truth = check_exact('t', 90, 0, 'a range deleted');
-my $bounded = check_sample('t', $truth, 300, 40, 'a range deleted');
+# (Bloat in whole ranges of pages spreads the pages' figures most: 600
+# pages keep the bound under 3 points, as the default 3000 do on any
+# table; 300 did not.)
+my $bounded = check_sample('t', $truth, 600, 40, 'a range deleted');
 is($bounded, 40, 'the sample of a partly all-visible table has an error bound');
 
 # A btree after a mass delete and VACUUM.
 $node->safe_psql('postgres', 'VACUUM t');
 my $itruth = check_exact('t_pkey', 90, 1, 'btree after a mass delete');
 cmp_ok($itruth, '>', 20, "the index is bloated ($itruth%)");
-check_sample('t_pkey', $itruth, 100, 40, 'btree after a mass delete');
+# (Half-empty and full leaves: the widest spread; 400 pages for a bound
+# under 3 points.)
+note 't_pkey has ' . $node->safe_psql('postgres', q{SELECT pg_relation_size('t_pkey') / 8192}) . ' pages';
+check_sample('t_pkey', $itruth, 400, 40, 'btree after a mass delete');
 ($b, $d, $f, $e, $m, $s) = split /\|/, bloat('t_pkey', 'exact');
 is($s, 'REINDEX INDEX CONCURRENTLY public.t_pkey', 'the index: REINDEX INDEX CONCURRENTLY');
 $node->safe_psql('postgres', 'REINDEX INDEX CONCURRENTLY t_pkey');
