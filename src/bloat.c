@@ -66,6 +66,7 @@
 #include "access/nbtree.h"
 #include "access/relation.h"
 #include "access/visibilitymap.h"
+#include "access/xlog.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_class_d.h"
@@ -342,6 +343,19 @@ bl_scan(Relation rel, bool is_btree, bool exact, BlockNumber nblocks,
 		BlockNumber index = 0;
 		BlockNumber next = InvalidBlockNumber;
 		BlockSamplerData bs;
+		double		visible_items = -1;
+
+		/*
+		 * The line pointers of an all-visible page (not read) are its live
+		 * tuples: counted as the table's density at its last VACUUM or
+		 * ANALYZE (reltuples / relpages), or, without those figures, as
+		 * the sampled pages' density (below).  Without them the share of
+		 * line pointers VACUUM would free (vacuum_pct) would be taken over
+		 * the not-all-visible pages only, and overstated.
+		 */
+		if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
+			visible_items = Min(rel->rd_rel->reltuples / rel->rd_rel->relpages,
+								(double) MaxHeapTuplesPerPage);
 
 		/* First pass over the visibility map: the pages to sample from. */
 		for (blkno = 0; blkno < nblocks; blkno++)
@@ -372,6 +386,7 @@ bl_scan(Relation rel, bool is_btree, bool exact, BlockNumber nblocks,
 				memset(&p, 0, sizeof(BlPage));
 				p.free = GetRecordedFreeSpace(rel, blkno) + BL_FSM_HALF_STEP;
 				p.reserve = reserve;
+				p.items = Max(visible_items, 0);
 				bl_add(known, &p);
 				continue;
 			}
@@ -386,12 +401,26 @@ bl_scan(Relation rel, bool is_btree, bool exact, BlockNumber nblocks,
 			index++;
 		}
 		*population = index;
+		if (visible_items < 0 && sampled->n > 0)
+			known->items = known->n * sampled->items / sampled->n;
 
 		if (BufferIsValid(vmbuffer))
 			ReleaseBuffer(vmbuffer);
 	}
 
 	FreeAccessStrategy(strategy);
+}
+
+/*
+ * An unlogged relation on a hot standby (or during crash recovery) has only
+ * its init fork: its main fork is created at the end of recovery, so
+ * RelationGetNumberOfBlocks() would fail with "could not open file".
+ */
+static bool
+bl_unlogged_in_recovery(Relation rel)
+{
+	return rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED &&
+		RecoveryInProgress();
 }
 
 /*
@@ -416,7 +445,8 @@ bl_check_privileges(void)
  * that cannot be read gives NULL figures and the reason in method; one
  * smaller than min_bytes is not read ("below min_bytes").  vacuum_pct is
  * the share of a heap's line pointers that VACUUM would free (dead tuples
- * and LP_DEAD pointers).
+ * and LP_DEAD pointers); in sample mode the line pointers of the
+ * all-visible pages, not read, are estimated (see bl_scan).
  *
  * The caller (adr_bloat) has checked the mode and that the relation
  * existed; it may have been dropped since.
@@ -462,12 +492,27 @@ adr_bloat_scan(PG_FUNCTION_ARGS)
 
 	if (RELATION_IS_OTHER_TEMP(rel))
 		method = "temporary table of another session";
+	else if (bl_unlogged_in_recovery(rel))
+		method = "unlogged relation during recovery";
 	else if (relkind == RELKIND_PARTITIONED_TABLE)
 		method = "partitioned table: see its partitions";
 	else if (relkind == RELKIND_PARTITIONED_INDEX)
 		method = "partitioned index: see its partitions";
 	else if (relkind == RELKIND_INDEX && rel->rd_rel->relam != BTREE_AM_OID)
 		method = psprintf("unsupported: %s index", get_am_name(rel->rd_rel->relam));
+	else if (relkind == RELKIND_INDEX &&
+			 (!rel->rd_index->indisready || !rel->rd_index->indisvalid))
+	{
+		/*
+		 * Being built by CREATE INDEX CONCURRENTLY, or left invalid by one
+		 * that failed (a _ccnew leftover): the btree build writes its pages
+		 * with smgrextend, outside shared buffers, so reading them through
+		 * the buffer manager could cache a zero or torn image that the
+		 * build then does not overwrite.  Not read, as the estimate does
+		 * not estimate it.
+		 */
+		method = "invalid index";
+	}
 	else if ((relkind == RELKIND_RELATION || relkind == RELKIND_MATVIEW ||
 			  relkind == RELKIND_TOASTVALUE) &&
 			 rel->rd_rel->relam != HEAP_TABLE_AM_OID)
@@ -576,7 +621,9 @@ adr_bloat_scan(PG_FUNCTION_ARGS)
 /*
  * _bloat_size(rel oid) returns bigint: the size of the relation's main
  * fork, or NULL when it is locked (AccessShareLock not available at once)
- * or gone.  pg_relation_size() would wait for the lock.
+ * or gone.  pg_relation_size() would wait for the lock.  An unlogged
+ * relation during recovery has no main fork: 0, as pg_relation_size()
+ * says.
  */
 Datum
 adr_bloat_size(PG_FUNCTION_ARGS)
@@ -596,7 +643,7 @@ adr_bloat_size(PG_FUNCTION_ARGS)
 	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_INDEX &&
 		RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
-		size = (int64) RelationGetNumberOfBlocks(rel) * BLCKSZ;
+		size = bl_unlogged_in_recovery(rel) ? 0 : (int64) RelationGetNumberOfBlocks(rel) * BLCKSZ;
 	relation_close(rel, AccessShareLock);
 
 	if (size < 0)

@@ -95,12 +95,17 @@ DECLARE
     actual numeric;
 BEGIN
     SELECT cl.oid, cl.relname, cl.relkind, cl.relpages, cl.reltuples, cl.reloptions,
-           am.amname
+           cl.relpersistence, am.amname
       INTO c
       FROM pg_class cl LEFT JOIN pg_am am ON am.oid = cl.relam
      WHERE cl.oid = rel;
     IF NOT FOUND THEN
         method := 'relation no longer exists';
+        RETURN;
+    END IF;
+    -- On a hot standby an unlogged relation has no main fork, no pages.
+    IF c.relpersistence = 'u' AND pg_is_in_recovery() THEN
+        method := 'unlogged relation during recovery';
         RETURN;
     END IF;
     total_bytes := coalesce(adr_ops._bloat_size(rel), c.relpages::bigint * bs);
@@ -122,7 +127,10 @@ BEGIN
                i.indpred IS NOT NULL AS has_pred, i.indkey::int2[] AS keys,
                i.indnkeyatts < i.indnatts AS has_include
           INTO a FROM pg_index i WHERE i.indexrelid = rel;
-        IF a.has_expr THEN
+        IF NOT FOUND THEN
+            method := 'relation no longer exists';
+            RETURN;
+        ELSIF a.has_expr THEN
             method := 'expression index';
             RETURN;
         ELSIF a.has_pred THEN
@@ -144,6 +152,10 @@ BEGIN
       JOIN pg_namespace n ON n.oid = cl.relnamespace
       LEFT JOIN pg_stat_all_tables st ON st.relid = cl.oid
      WHERE cl.oid = table_oid;
+    IF NOT FOUND THEN
+        method := 'relation no longer exists';
+        RETURN;
+    END IF;
 
     IF EXISTS (SELECT FROM pg_attribute at
                 WHERE at.attrelid = t.oid AND NOT at.attisdropped AND at.attnum > 0
@@ -230,10 +242,14 @@ BEGIN
         hdr := 8 + CASE WHEN nulls THEN 4 ELSE 0 END;
         width := ceil((hdr + off) / 8) * 8 + 4;
         -- Entries: the index's count at its last VACUUM or ANALYZE (dead
-        -- rows keep theirs until VACUUM), or more if rows came since.
-        leaves := ceil(greatest(c.reltuples, live, 0) / floor((bs - 24 - 16) * ff / 100.0 / width));
+        -- rows keep theirs until VACUUM), or more if rows came since.  A
+        -- page takes at least one entry, whatever the fillfactor (at
+        -- fillfactor 10 a key wider than about 800 bytes is more than the
+        -- fill).
+        leaves := ceil(greatest(c.reltuples, live, 0)
+                       / greatest(floor((bs - 24 - 16) * ff / 100.0 / width), 1));
         pages := 1 + leaves + CASE WHEN leaves > 1
-                                   THEN ceil(leaves / floor((bs - 24 - 16) * 0.7 / width))
+                                   THEN ceil(leaves / greatest(floor((bs - 24 - 16) * 0.7 / width), 1))
                                    ELSE 0 END;
     ELSE
         ff := coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o
@@ -281,7 +297,12 @@ GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimate(oid) TO pg_monitor;
 -- * a btree index with 30% bloat or more (the reindex task's default):
 --   REINDEX INDEX CONCURRENTLY;
 -- * else nothing; NULL when the bloat is unknown.
+-- A relation that does not exist is an error, unless missing_ok: then a
+-- row with NULL names and method "relation no longer exists" (the report
+-- passes true: a relation dropped after it listed the candidates must not
+-- abort it).
 CREATE FUNCTION adr_ops._bloat_row(rel oid, mode text, min_bytes bigint,
+    missing_ok bool DEFAULT false,
     OUT schemaname name, OUT relname name, OUT kind text, OUT table_name name,
     OUT total_bytes bigint, OUT bloat_bytes bigint, OUT bloat_pct float8,
     OUT dead_pct float8, OUT free_pct float8, OUT method text,
@@ -309,6 +330,10 @@ BEGIN
       LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
      WHERE cl.oid = rel;
     IF NOT FOUND THEN
+        IF missing_ok THEN
+            method := 'relation no longer exists';
+            RETURN;
+        END IF;
         RAISE EXCEPTION 'relation with OID % does not exist', rel
               USING ERRCODE = 'undefined_table';
     END IF;
@@ -353,10 +378,10 @@ BEGIN
         END;
 END
 $$;
-COMMENT ON FUNCTION adr_ops._bloat_row(oid, text, bigint) IS
+COMMENT ON FUNCTION adr_ops._bloat_row(oid, text, bigint, bool) IS
     'API: private. One row of the bloat report';
-REVOKE ALL ON FUNCTION adr_ops._bloat_row(oid, text, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION adr_ops._bloat_row(oid, text, bigint) TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._bloat_row(oid, text, bigint, bool) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._bloat_row(oid, text, bigint, bool) TO pg_monitor;
 
 CREATE FUNCTION adr_ops.adr_bloat(rel regclass, mode text DEFAULT 'sample',
     OUT schemaname name, OUT relname name, OUT kind text, OUT table_name name,
@@ -367,7 +392,7 @@ RETURNS record
 LANGUAGE sql STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM adr_ops._bloat_row(rel, mode, 0)
+    SELECT * FROM adr_ops._bloat_row(rel, mode, 0, false)
 $$;
 COMMENT ON FUNCTION adr_ops.adr_bloat(regclass, text) IS
     'bloat of one table, materialized view, TOAST table or btree index: total_bytes, bloat_bytes and bloat_pct (dead tuples + free space beyond the fillfactor reserve), dead_pct, free_pct, method (estimate / sample / exact, or why the figures are NULL), error_pct (sample''s 95% bound) and suggestion; mode estimate (statistics), sample (default: adr_ops.bloat_sample_pages pages read) or exact (every page); sample and exact need superuser or pg_stat_scan_tables: the runbook''s "check for bloat"';
@@ -380,7 +405,9 @@ GRANT EXECUTE ON FUNCTION adr_ops.adr_bloat(regclass, text) TO pg_monitor;
 -- least min_bytes (a relation whose size cannot be read without waiting
 -- for a lock is listed, with "lock not available").  Partitioned tables
 -- have no pages: their partitions are listed.  schema_filter is a LIKE
--- pattern on the schema name.  Largest bloat first.
+-- pattern on the schema name.  A relation dropped while the report runs
+-- (after the candidates were listed) is left out, not an error.  Largest
+-- bloat first.
 CREATE FUNCTION adr_ops.adr_bloat_report(min_bytes bigint DEFAULT 1048576,
     mode text DEFAULT 'estimate', schema_filter text DEFAULT NULL)
 RETURNS TABLE (schemaname name, relname name, kind text, table_name name,
@@ -411,9 +438,10 @@ BEGIN
                AND owner.nspname !~ '^pg_toast'
                AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
             OFFSET 0) cand
-      CROSS JOIN LATERAL adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0)) r
+      CROSS JOIN LATERAL adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0), true) r
      WHERE (cand.size IS NULL OR cand.size >= coalesce(min_bytes, 0))
        AND r.method IS DISTINCT FROM 'below min_bytes'
+       AND r.method IS DISTINCT FROM 'relation no longer exists'
      ORDER BY r.bloat_bytes DESC NULLS LAST, r.schemaname, r.relname;
 END
 $$;

@@ -512,8 +512,11 @@ tk_analyze(AdrTaskRun *run)
  * tuples (key widths from pg_stats, 8-byte tuple header and 4-byte line
  * pointer, leaf fillfactor, page and btree overhead) against the pages it
  * has.  Expression indexes and tables without statistics cannot be
- * estimated and are left alone.  Until the bloat report's sampled mode
- * exists, this is the estimate the task uses.
+ * estimated and are left alone.  The task keeps this estimate of its own
+ * rather than the bloat report's (bloat.sql, bloat.c): like the other
+ * maintenance tasks it runs in any database it is scheduled in, which
+ * need not have the extension's SQL installed; and the report's sample
+ * mode would read pages of every index at every run.
  */
 static void
 tk_reindex(AdrTaskRun *run)
