@@ -7,6 +7,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
+	src/backup.o \
 	src/cron.o \
 	src/guc.o \
 	src/health.o \
@@ -29,17 +30,18 @@ SQL_FRAGMENTS = \
 	src/maintenance.sql \
 	src/jobs.sql \
 	src/statements.sql \
-	src/perf.sql
+	src/perf.sql \
+	src/backup.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
-SCRIPTS = scripts/adr-check
+SCRIPTS = scripts/adr-check scripts/adr-verify-backup
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
-SHLIB_LINK = $(shell curl-config --libs)
+SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf privileges
+REGRESS = install health serverlog maintenance jobs statements perf privileges backup
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
 ISOLATION_OPTS = $(REGRESS_OPTS)

@@ -30,6 +30,7 @@ void
 _PG_init(void)
 {
 	adr_guc_init();
+	adr_backup_init();
 	adr_shmem_init();
 	adr_worker_register();
 }

@@ -28,4 +28,14 @@ extern int	adr_ops_snapshot_retention;
 
 extern void adr_guc_init(void);
 
+/* backup.c */
+extern char *adr_ops_backup_directories;
+extern char *adr_ops_backup_path;
+extern int	adr_ops_backup_max_age;
+extern int	adr_ops_verify_jobs;
+extern char *adr_ops_verify_conninfo;
+extern char *adr_ops_verify_compare_to;
+
+extern void adr_backup_init(void);
+
 #endif							/* ADR_OPS_ADR_OPS_H */

@@ -382,7 +382,8 @@ DECLARE
     checks CONSTANT text[] := ARRAY['connections', 'disk', 'memory', 'load',
                                     'long_transactions', 'idle_in_transaction',
                                     'blocked_sessions', 'xid_wraparound', 'replication',
-                                    'cache_hit_ratio', 'recent_errors'];
+                                    'cache_hit_ratio', 'recent_errors',
+                                    'backup_verification'];
     c text;
     msg text;
     msg_detail text;
