@@ -129,6 +129,7 @@ typedef struct BvState
 	int64		bytes;
 	int			tables;
 	int64		rows;
+	bool		counted;		/* tables and rows were counted */
 	List	   *failures;		/* of char * */
 	StringInfoData detail;
 	char	   *scratch;		/* the scratch database, once created */
@@ -667,7 +668,7 @@ bv_cleanup_leftovers(int64 my_id)
 	foreach(lc, drop)
 	{
 		char	   *name = lfirst(lc);
-		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s", quote_identifier(name)));
+		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", quote_identifier(name)));
 
 		if (error)
 			ereport(WARNING,
@@ -1275,7 +1276,11 @@ bv_conn(BvState *st, const char *dbname)
 static void
 bv_program_failed(BvState *st, const char *what, int rc, const char *err)
 {
-	const char *e = err && *err ? err : "(no message)";
+	char	   *e = pstrdup(err && *err ? err : "(no message)");
+	size_t		len = strlen(e);
+
+	while (len > 0 && (e[len - 1] == '\n' || e[len - 1] == ' '))
+		e[--len] = '\0';
 
 	if (strstr(e, "no pg_hba.conf entry") || strstr(e, "authentication failed") ||
 		strstr(e, "Connection refused") || strstr(e, "could not connect") ||
@@ -1324,9 +1329,28 @@ bv_dir_bytes(const char *path, int depth)
 	return total;
 }
 
-/* The hex SHA-256 of a file, or NULL with *error set. */
+/*
+ * The hex SHA-256 of a file, or NULL with *error set.  NB: the hash context
+ * belongs to a resource owner, so this runs inside a transaction.
+ */
+static char *bv_sha256_inner(const char *path, char **error);
+
 static char *
 bv_sha256(const char *path, char **error)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *hex;
+
+	StartTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	hex = bv_sha256_inner(path, error);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	return hex;
+}
+
+static char *
+bv_sha256_inner(const char *path, char **error)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
@@ -1603,6 +1627,7 @@ bv_checks(BvState *st, const char *compare_to)
 
 	if (st->failures != NIL)
 		return;
+	st->counted = true;
 	foreach(lc, tables)
 	{
 		List	   *t = lfirst(lc);
@@ -1755,8 +1780,7 @@ bv_verifybackup(BvState *st)
 	initStringInfo(&err);
 	rc = bv_run(st, argv, NULL, &out, &err, NULL);
 	if (rc != 0)
-		bv_fail(st, "pg_verifybackup failed (exit status %d): %s", rc,
-				err.len ? err.data : out.data);
+		bv_program_failed(st, "pg_verifybackup", rc, err.len ? err.data : out.data);
 	else
 		appendStringInfoString(&st->detail, "pg_verifybackup: the files match backup_manifest and the WAL is complete; ");
 }
@@ -1785,6 +1809,8 @@ bv_record(BvState *st)
 	values[4] = Int64GetDatum(st->bytes);
 	values[5] = Int32GetDatum(st->tables);
 	values[6] = Int64GetDatum(st->rows);
+	nulls[5] = nulls[6] = st->counted ? ' ' : 'n';
+	nulls[4] = st->format || st->bytes ? ' ' : 'n';
 	values[7] = PointerGetDatum(construct_array(fails, n, TEXTOID, -1, false, TYPALIGN_INT));
 	while (st->detail.len > 0 && (st->detail.data[st->detail.len - 1] == ' ' ||
 								  st->detail.data[st->detail.len - 1] == ';'))
@@ -1959,7 +1985,7 @@ adr_verify_main(Datum main_arg)
 
 	if (st.scratch)
 	{
-		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s",
+		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
 												quote_identifier(st.scratch)));
 
 		if (error)
