@@ -99,6 +99,10 @@ SELECT (adr_ops.adr_job_cancel(max(id))).status FROM adr_ops.processing_jobs;
 SELECT * FROM adr_ops.adr_job_reap();
 SELECT count(*) FROM adr_ops.adr_pipeline_status();
 SELECT count(*) FROM adr_ops.recent_jobs;
+SELECT status FROM adr_ops.adr_verify_backup('/nonexistent/adr_ops/shadowed.dump');
+SELECT count(*) FROM adr_ops.adr_backup_status();
+INSERT INTO adr_ops.backup_checks VALUES ('shadowed', 1);
+SELECT count(*) FROM adr_ops._check_backup_verification();
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',
