@@ -113,7 +113,6 @@ typedef struct BvRequest
 	int			jobs;
 	char		path[MAXPGPATH];
 	char		compare_to[NAMEDATALEN];
-	char		conninfo[1024];
 	/* written by the worker */
 	volatile int64 id;			/* the row, once committed */
 	char		error[256];
@@ -1286,10 +1285,18 @@ bv_program_failed(BvState *st, const char *what, int rc, const char *err)
 	if (strstr(e, "no pg_hba.conf entry") || strstr(e, "authentication failed") ||
 		strstr(e, "Connection refused") || strstr(e, "could not connect") ||
 		strstr(e, "connection to server"))
-		bv_fail(st, "could not connect to the scratch database as \"%s\": %s"
-				"; the server's pg_hba.conf needs a line such as \"local all %s peer\" "
-				"near its top, or set adr_ops.verify_conninfo",
-				st->conn_user, e, st->conn_user);
+	{
+		if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
+			bv_fail(st, "could not connect to the scratch database with adr_ops.verify_conninfo: %s"
+					"; the server's pg_hba.conf needs a line that accepts that connection "
+					"(for a socket, such as \"local all <role> peer\"), and the server must listen where it points",
+					e);
+		else
+			bv_fail(st, "could not connect to the scratch database as \"%s\": %s"
+					"; the server's pg_hba.conf needs a line such as \"local all %s peer\" "
+					"near its top, or set adr_ops.verify_conninfo",
+					st->conn_user, e, st->conn_user);
+	}
 	else
 		bv_fail(st, "%s failed (exit status %d): %s", what, rc, e);
 }
@@ -1840,7 +1847,6 @@ bv_make_conninfo(BvState *st)
 	if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
 	{
 		appendStringInfoString(&buf, adr_ops_verify_conninfo);
-		st->conn_user = "the role of adr_ops.verify_conninfo";
 	}
 	else
 	{

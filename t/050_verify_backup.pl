@@ -177,11 +177,32 @@ is(scratch_databases(), '0', 'no scratch database is left after the failures');
 # The connection the programs use: when refused, the failure names pg_hba.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_conninfo = 'host=127.0.0.1 port=1 connect_timeout=5'});
 $node->reload;
-like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*could not connect to the scratch database .*pg_hba.conf needs a line such as/s,
+like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*could not connect to the scratch database with adr_ops.verify_conninfo: .*pg_hba.conf needs a line that accepts that connection/s,
     'a refused connection names the pg_hba line it needs');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
 $node->reload;
 is(scratch_databases(), '0', 'the scratch database is dropped after a refused connection');
+
+# The default connection rejected by pg_hba.conf: the failure names the
+# line that would allow it.
+{
+    my $hba = $node->data_dir . '/pg_hba.conf';
+    my $orig = slurp_file($hba);
+    my $next = $node->safe_psql('postgres',
+        q{SELECT last_value + 1 FROM adr_ops.backup_verifications_id_seq});
+    open my $fh, '>', $hba or die;
+    print $fh "local adr_verify_$next all reject\n" . $orig;
+    close $fh;
+    $node->reload;
+    like(verify("$dir/custom.dump"),
+        qr/^failed\|custom\|.*could not connect to the scratch database as "\w+": .*pg_hba.conf rejects connection.*; the server's pg_hba.conf needs a line such as "local all \w+ peer" near its top/s,
+        'a connection pg_hba.conf rejects names the line it needs');
+    open $fh, '>', $hba or die;
+    print $fh $orig;
+    close $fh;
+    $node->reload;
+    is(scratch_databases(), '0', 'the scratch database is dropped after a rejected connection');
+}
 
 # Privileges and confinement.
 $node->safe_psql('postgres', q{
