@@ -36,6 +36,8 @@ extern int	adr_ops_verify_jobs;
 extern char *adr_ops_verify_conninfo;
 extern char *adr_ops_verify_compare_to;
 
+struct AdrTaskRun;
 extern void adr_backup_init(void);
+extern void adr_backup_task(struct AdrTaskRun *run);	/* task verify_backup */
 
 #endif							/* ADR_OPS_ADR_OPS_H */

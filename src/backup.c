@@ -86,6 +86,7 @@
 
 #include "adr_ops.h"
 #include "compat.h"
+#include "scheduler.h"
 
 PG_FUNCTION_INFO_V1(adr_verify_backup);
 
@@ -2001,4 +2002,88 @@ adr_verify_main(Datum main_arg)
 	bv_record(&st);
 	LockRelease(&tag, ExclusiveLock, true);
 	proc_exit(0);
+}
+
+/* ---------- the scheduler task ---------- */
+
+/*
+ * The verify_backup task: verify adr_ops.backup_path with max_age
+ * adr_ops.backup_max_age.  The verification is started in one short
+ * transaction (wait => false) and its row polled once a second in others,
+ * so that no transaction stays open during the restore.  A failed
+ * verification fails the run.
+ */
+void
+adr_backup_task(AdrTaskRun *run)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	int64		id;
+	bool		isnull;
+	char	   *status = NULL;
+	char	   *summary = NULL;
+
+	if (adr_ops_backup_path == NULL || adr_ops_backup_path[0] == '\0')
+	{
+		appendStringInfoString(&run->detail, "adr_ops.backup_path is not set: nothing to verify");
+		return;
+	}
+
+	bv_xact_begin("adr_ops: starting the verify_backup task");
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
+					true, 0) != SPI_OK_SELECT || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
+				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
+	values[0] = Int32GetDatum(adr_ops_backup_max_age);
+	if (SPI_execute_with_args("SELECT id FROM adr_ops.adr_verify_backup(NULL, "
+							  "pg_catalog.make_interval(secs => $1), false)",
+							  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not start the backup verification");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	bv_xact_end(caller);
+
+	values[0] = Int64GetDatum(id);
+	for (;;)
+	{
+		bv_xact_begin("adr_ops: waiting for a backup verification");
+		if (SPI_execute_with_args("SELECT status, "
+								  "       CASE WHEN status = 'passed' "
+								  "            THEN pg_catalog.format('verification %s of %s passed: %s', id, path, "
+								  "                     coalesce(tables_restored || ' tables, ' || rows_counted || ' rows', detail)) "
+								  "            ELSE pg_catalog.format('backup verification %s of %s failed: %s', id, path, "
+								  "                     pg_catalog.array_to_string(failures, '; ')) END "
+								  "  FROM adr_ops.backup_verifications WHERE id = $1",
+								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read backup verification " INT64_FORMAT, id);
+		if (SPI_processed == 1)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			summary = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			MemoryContextSwitchTo(old);
+		}
+		bv_xact_end(caller);
+		if (status == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("backup verification " INT64_FORMAT " disappeared", id)));
+		if (strcmp(status, "running") != 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	if (strcmp(status, "passed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s", summary)));
+	run->objects = 1;
+	appendStringInfoString(&run->detail, summary);
 }

@@ -125,33 +125,7 @@ COMMENT ON FUNCTION adr_ops._check_backup_verification() IS
 REVOKE ALL ON FUNCTION adr_ops._check_backup_verification() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._check_backup_verification() TO pg_monitor;
 
--- The verify_backup task: verify adr_ops.backup_path; a failure fails the run.
-CREATE FUNCTION adr_ops._verify_backup_task(OUT objects int, OUT detail text)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v adr_ops.backup_verifications;
-BEGIN
-    IF coalesce(current_setting('adr_ops.backup_path', true), '') = '' THEN
-        objects := 0;
-        detail := 'adr_ops.backup_path is not set: nothing to verify';
-        RETURN;
-    END IF;
-    v := adr_ops.adr_verify_backup(NULL,
-                                   coalesce(nullif(current_setting('adr_ops.backup_max_age', true), ''), '1d')::interval);
-    IF v.status <> 'passed' THEN
-        RAISE EXCEPTION 'backup verification % of % failed: %', v.id, v.path,
-                        array_to_string(v.failures, '; ');
-    END IF;
-    objects := 1;
-    detail := format('verification %s of %s passed: %s tables, %s rows', v.id, v.path,
-                     v.tables_restored, v.rows_counted);
-END
-$$;
-COMMENT ON FUNCTION adr_ops._verify_backup_task() IS
-    'API: private. The verify_backup task: verifies adr_ops.backup_path';
-REVOKE ALL ON FUNCTION adr_ops._verify_backup_task() FROM PUBLIC;
+-- The verify_backup task (backup.c, adr_backup_task) runs daily.
 
 INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
     ('verify_backup', '30 5 * * *', 'verify_backup', pg_catalog.current_database());

@@ -78,7 +78,6 @@ static void tk_reindex(AdrTaskRun *run);
 static void tk_health_snapshot(AdrTaskRun *run);
 static void tk_job_reaper(AdrTaskRun *run);
 static void tk_statement_snapshot(AdrTaskRun *run);
-static void tk_verify_backup(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -99,7 +98,7 @@ static const AdrTask tk_tasks[] = {
 	"store the pg_stat_statements entries that changed since the last snapshot (adr_snapshot_statements())"},
 	{"job_reaper", true, false, false, "5s", tk_no_options, tk_job_reaper,
 	"fail running pipeline jobs whose heartbeat is lost; re-queue failed ones with attempts left (adr_job_reap())"},
-	{"verify_backup", true, true, false, "5s", tk_no_options, tk_verify_backup,
+	{"verify_backup", true, true, false, "5s", tk_no_options, adr_backup_task,
 	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"},
 };
 
@@ -642,16 +641,6 @@ tk_job_reaper(AdrTaskRun *run)
 					  "       format('%s running jobs lost their heartbeat; %s failed jobs re-queued', "
 					  "              lost, requeued) "
 					  "  FROM adr_ops.adr_job_reap()");
-}
-
-/*
- * XXX: the run's transaction stays open while the verification worker
- * restores; adr_verify_backup() waits for it.
- */
-static void
-tk_verify_backup(AdrTaskRun *run)
-{
-	tk_extension_call(run, "SELECT objects, detail FROM adr_ops._verify_backup_task()");
 }
 
 /*

@@ -107,5 +107,13 @@ is($ret, 3, 'a timeout is UNKNOWN');
 like($out, qr/^ADR_VERIFY_BACKUP UNKNOWN - timed out or interrupted$/m, '... saying so');
 is(scratch(), '0', 'the trap dropped the scratch database');
 
+# The extension's own verification works without shared_preload_libraries
+# (a dynamic background worker), on the dumps the script verified.
+$node->safe_psql('postgres', 'CREATE EXTENSION adr_ops');
+is($node->safe_psql('postgres', qq{
+        SELECT status || ' ' || tables_restored || ' ' || rows_counted
+          FROM adr_ops.adr_verify_backup('$dir/dirdump')}),
+    'passed 2 302', 'adr_verify_backup() works without preloading adr_ops');
+
 $node->stop;
 done_testing();
