@@ -31,7 +31,13 @@ $node->safe_psql('source', q{
     CREATE TABLE datasets (id int PRIMARY KEY, name text);
     INSERT INTO datasets SELECT g, 'set ' || g FROM generate_series(1, 500) g;
     CREATE TABLE events (id bigint, payload text);
-    INSERT INTO events SELECT g, repeat('x', 20) FROM generate_series(1, 2000) g;});
+    INSERT INTO events SELECT g, repeat('x', 20) FROM generate_series(1, 2000) g;
+    -- backslashes where psql reads them as text, for the plain-dump filter
+    UPDATE events SET payload = 'back\slash \! not a command' WHERE id = 1;
+    ALTER TABLE datasets ADD CONSTRAINT named CHECK (name ~ '^set \d+$');
+    COMMENT ON TABLE events IS 'a \ in a comment, it''s quoted';
+    CREATE FUNCTION shout(t text) RETURNS text LANGUAGE sql
+        AS $body$ SELECT upper(t) || '\' || '\! not a command' $body$;});
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $connstr = $node->connstr('source');
@@ -130,6 +136,12 @@ PostgreSQL::Test::Utils::append_to_file("$dir/notes.txt", "just some notes\nnot 
     my $evil2 = slurp_file("$dir/plain.sql");
     $evil2 =~ s/^(SET client_encoding[^\n]*\n)/$1SELECT 1 \\g |touch $marker\n/m or die;
     PostgreSQL::Test::Utils::append_to_file("$dir/evil2.sql", $evil2);
+    my $evil4 = slurp_file("$dir/plain.sql");
+    $evil4 =~ s/^(SET client_encoding[^\n]*\n)/$1SELECT E'it\\'s', \$x\$ \\ \$x\$; \\! touch $marker\n/m or die;
+    PostgreSQL::Test::Utils::append_to_file("$dir/evil4.sql", $evil4);
+    my $benign = slurp_file("$dir/plain.sql");
+    $benign =~ s/^(SET client_encoding[^\n]*\n)/$1SELECT E'it\\'s \\! x', \$x\$ \\! y \$x\$, '\\' \/* \/* nested *\/ *\/;\n/m or die;
+    PostgreSQL::Test::Utils::append_to_file("$dir/benign.sql", $benign);
     my $evil3 = slurp_file("$dir/plain.sql");
     $evil3 =~ s/^(\\restrict \S+)$/$1 `touch $marker`/m or die;
     PostgreSQL::Test::Utils::append_to_file("$dir/evil3.sql", $evil3);
@@ -171,6 +183,10 @@ like(verify("$dir/evil2.sql"), qr/^failed\|plain\|\|\|rejected: line \d+: psql m
     'a plain dump with \\g |program is rejected');
 like(verify("$dir/evil3.sql"), qr/^failed\|plain\|\|\|rejected: /,
     'a \\restrict line with a backquoted argument is rejected');
+like(verify("$dir/evil4.sql"), qr/^failed\|plain\|\|\|rejected: line \d+: psql meta-command "\\! touch/,
+    'a meta-command after an E\'\' string with an escaped quote and a dollar-quoted backslash is rejected');
+is(verify("$dir/benign.sql"), 'passed|plain|2|2500|',
+    'backslashes inside strings, dollar quotes and comments are not meta-commands');
 ok(!-e "$dir/pwned", 'no shell command of a dump ran');
 is(scratch_databases(), '0', 'no scratch database is left after the failures');
 
