@@ -7,6 +7,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
+	src/backup.o \
 	src/bloat.o \
 	src/cron.o \
 	src/guc.o \
@@ -36,17 +37,18 @@ SQL_FRAGMENTS = \
 	src/perf.sql \
 	src/bloat.sql \
 	src/http.sql \
-	src/security.sql
+	src/security.sql \
+	src/backup.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
-SCRIPTS = scripts/adr-check scripts/adr-block-ip
+SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
-SHLIB_LINK = $(shell curl-config --libs)
+SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http privileges security
+REGRESS = install health serverlog maintenance jobs statements perf bloat http backup privileges security
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
 ISOLATION_OPTS = $(REGRESS_OPTS)

@@ -34,6 +34,7 @@ _PG_init(void)
 	adr_bloat_init();
 	adr_http_init();
 	adr_security_init();
+	adr_backup_init();
 	adr_shmem_init();
 	adr_worker_register();
 	adr_guc_reserve();			/* last: after every module's settings */

@@ -47,4 +47,16 @@ extern void adr_security_shmem_request(void);
 extern void adr_security_shmem_startup(void);
 extern void adr_security_launcher_sync(bool in_recovery, bool extension_ready);
 
+/* backup.c */
+extern char *adr_ops_backup_directories;
+extern char *adr_ops_backup_path;
+extern int	adr_ops_backup_max_age;
+extern int	adr_ops_verify_jobs;
+extern char *adr_ops_verify_conninfo;
+extern char *adr_ops_verify_compare_to;
+
+struct AdrTaskRun;
+extern void adr_backup_init(void);
+extern void adr_backup_task(struct AdrTaskRun *run);	/* task verify_backup */
+
 #endif							/* ADR_OPS_ADR_OPS_H */

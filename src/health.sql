@@ -384,7 +384,8 @@ DECLARE
                                     'blocked_sessions', 'xid_wraparound', 'replication',
                                     'cache_hit_ratio', 'recent_errors',
                                     'probes',             -- http.sql
-                                    'maintenance_mode'];  -- security.sql
+                                    'maintenance_mode',   -- security.sql
+                                    'backup_verification'];  -- backup.sql
     c text;
     msg text;
     msg_detail text;

@@ -104,6 +104,9 @@ static const AdrTask tk_tasks[] = {
 	"run every enabled probe of adr_ops.probes at once, store probe_history, deliver due alerts"},
 	{"alert_delivery", true, false, false, "5s", tk_no_options, adr_task_alert_delivery,
 	"post undelivered alerts to adr_ops.alert_webhook_url, retrying with backoff"},
+	/* issue 5: backup verification (backup.c) */
+	{"verify_backup", true, true, false, "5s", tk_no_options, adr_backup_task,
+	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"},
 };
 
 /*

@@ -120,6 +120,10 @@ SELECT count(*) FROM adr_ops.adr_security_audit();
 CREATE ROLE adr_shadow_victim LOGIN;
 SELECT adr_ops.adr_lock_role('adr_shadow_victim');
 SELECT adr_ops.adr_evidence_snapshot('shadowed');
+SELECT status FROM adr_ops.adr_verify_backup('/nonexistent/adr_ops/shadowed.dump');
+SELECT count(*) FROM adr_ops.adr_backup_status();
+INSERT INTO adr_ops.backup_checks VALUES ('shadowed', 1);
+SELECT count(*) FROM adr_ops._check_backup_verification();
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',

@@ -1,0 +1,2089 @@
+/*-------------------------------------------------------------------------
+ *
+ * backup.c
+ *	  Backup verification: recency, format, a restore into a scratch
+ *	  database done by a dynamic background worker, row counts, checks,
+ *	  cleanup.
+ *
+ * adr_verify_backup() runs in the caller's backend: it checks privileges
+ * and confines the path to adr_ops.backup_directories, then hands the
+ * request to a dynamic background worker through a DSM segment (CREATE
+ * DATABASE cannot run inside the caller's transaction).  The worker
+ * connects to the caller's database as the bootstrap superuser, inserts
+ * and commits the row of adr_ops.backup_verifications (so that the caller
+ * can return it at once with wait => false), and does the work:
+ *   - the file or directory exists, is readable and recent;
+ *   - its format, by content: plain SQL, gzip plain SQL, pg_dump custom,
+ *     tar or directory, or a pg_basebackup directory (pg_verifybackup);
+ *   - <file>.sha256 beside it, when present;
+ *   - CREATE DATABASE adr_verify_<id> from template0, restore with
+ *     pg_restore or psql from the server's bindir (argument vector, never a
+ *     shell), count every table, run adr_ops.backup_checks, compare with
+ *     adr_ops.verify_compare_to, DROP DATABASE, record the outcome.
+ * A plain dump is untrusted input to psql: it is streamed through a filter
+ * that follows psql's lexical rules and fails the verification at the
+ * first backslash command outside COPY data other than the \restrict and
+ * \unrestrict lines pg_dump writes.
+ *
+ * Which scratch databases adr_ops made: each gets a comment naming the
+ * verification and its database, and is owned by the bootstrap superuser.
+ * While a worker lives it holds a session advisory lock (database 0,
+ * ADR_VERIFY_LOCK_FIELD4) on (database OID, verification id), so a worker
+ * starting up drops only the scratch databases, and fails only the
+ * 'running' rows, whose worker is gone (a crash, a fast shutdown).
+ *
+ * Locking: the advisory lock above; nothing in shared memory.
+ *
+ * IDENTIFICATION
+ *	  src/backup.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "access/xact.h"
+#include "catalog/pg_authid_d.h"
+#include "catalog/pg_type_d.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
+#include "parser/parser.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/postmaster.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/pmsignal.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "adr_ops.h"
+#include "compat.h"
+#include "scheduler.h"
+
+PG_FUNCTION_INFO_V1(adr_verify_backup);
+
+PGDLLEXPORT void adr_verify_main(Datum main_arg) pg_attribute_noreturn();
+
+#define ADR_VERIFY_LOCK_FIELD4	0xAD05	/* advisory lock of a live worker */
+#define ADR_VERIFY_COMMENT		"adr_ops scratch database of backup verification"
+#define BV_STDERR_MAX			8192	/* kept of each program's stderr */
+#define BV_CHUNK				65536
+
+/* Settings (adr_backup_init). */
+char	   *adr_ops_backup_directories = NULL;
+char	   *adr_ops_backup_path = NULL;
+int			adr_ops_backup_max_age = 24 * 3600;
+int			adr_ops_verify_jobs = 2;
+char	   *adr_ops_verify_conninfo = NULL;
+char	   *adr_ops_verify_compare_to = NULL;
+
+/* The request the caller hands to the worker, in a DSM segment. */
+typedef struct BvRequest
+{
+	Oid			dboid;
+	Oid			caller;
+	int64		max_age_us;		/* -1: no recency check */
+	int			jobs;
+	char		path[MAXPGPATH];
+	char		compare_to[NAMEDATALEN];
+	/* written by the worker */
+	volatile int64 id;			/* the row, once committed */
+	char		error[256];
+} BvRequest;
+
+/* What a verification found, kept in the worker. */
+typedef struct BvState
+{
+	int64		id;
+	char	   *path;
+	const char *format;
+	TimestampTz mtime;
+	int64		bytes;
+	int			tables;
+	int64		rows;
+	bool		counted;		/* tables and rows were counted */
+	List	   *failures;		/* of char * */
+	StringInfoData detail;
+	char	   *scratch;		/* the scratch database, once created */
+	char	   *conninfo;		/* without dbname */
+	char	   *conn_user;		/* for the pg_hba hint */
+	char		bindir[MAXPGPATH];
+} BvState;
+
+/* The program the worker is running, killed at exit. */
+static volatile pid_t bv_child = 0;
+
+/* ---------- settings ---------- */
+
+void
+adr_backup_init(void)
+{
+	DefineCustomStringVariable("adr_ops.backup_directories",
+							   "Sets the directories adr_verify_backup() may read backups from.",
+							   "A comma-separated list, resolved with realpath.  Empty means only "
+							   "superusers may verify, anywhere.",
+							   &adr_ops_backup_directories,
+							   "",
+							   PGC_SUSET,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("adr_ops.backup_path",
+							   "Sets the backup that adr_verify_backup(NULL) and the verify_backup task verify.",
+							   "A file or directory, or a glob pattern whose newest match wins.",
+							   &adr_ops_backup_path,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("adr_ops.backup_max_age",
+							"Sets how old the last passed backup verification may be before the health check is critical.",
+							NULL,
+							&adr_ops_backup_max_age,
+							24 * 3600,
+							60,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("adr_ops.verify_jobs",
+							"Sets how many parallel jobs pg_restore uses when verifying a backup.",
+							NULL,
+							&adr_ops_verify_jobs,
+							2,
+							1,
+							64,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("adr_ops.verify_conninfo",
+							   "Sets the connection string the restore programs use, without dbname.",
+							   "Empty means the server's own socket directory and port as the "
+							   "bootstrap superuser.",
+							   &adr_ops_verify_conninfo,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("adr_ops.verify_compare_to",
+							   "Sets a database whose tables a restored backup must all contain.",
+							   "Empty means no comparison.",
+							   &adr_ops_verify_compare_to,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+}
+
+/* ---------- helpers ---------- */
+
+/* value quoted for a libpq connection string */
+static void
+bv_conn_append(StringInfo buf, const char *key, const char *value)
+{
+	const char *p;
+
+	appendStringInfo(buf, "%s%s='", buf->len > 0 ? " " : "", key);
+	for (p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '\'');
+}
+
+static bool
+bv_has_glob(const char *path)
+{
+	return strpbrk(path, "*?[") != NULL;
+}
+
+/*
+ * The path with symlinks and ".." resolved.  A path that does not exist is
+ * resolved through its parent, so that it can still be confined (and then
+ * reported missing by the worker).
+ */
+static char *
+bv_resolve(const char *path)
+{
+	char		buf[PATH_MAX];
+	char	   *parent;
+	char	   *slash;
+
+	if (realpath(path, buf) != NULL)
+		return pstrdup(buf);
+	parent = pstrdup(path);
+	slash = strrchr(parent, '/');
+	if (slash == NULL || slash == parent)
+		return NULL;
+	*slash = '\0';
+	if (realpath(parent, buf) == NULL)
+		return NULL;
+	if (strcmp(slash + 1, "..") == 0 || strcmp(slash + 1, ".") == 0)
+		return NULL;
+	return psprintf("%s/%s", buf, slash + 1);
+}
+
+/* ERROR unless the resolved path lies inside adr_ops.backup_directories. */
+static void
+bv_confine(const char *path)
+{
+	char	   *rawlist = pstrdup(adr_ops_backup_directories);
+	List	   *dirs = NIL;
+	ListCell   *lc;
+	char	   *resolved;
+
+	if (!SplitDirectoriesString(rawlist, ',', &dirs))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in parameter \"adr_ops.backup_directories\"")));
+	if (dirs == NIL)
+	{
+		if (!superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to verify backups outside adr_ops.backup_directories"),
+					 errdetail("\"adr_ops.backup_directories\" is empty, which lets only superusers verify backups."),
+					 errhint("Ask a superuser to set \"adr_ops.backup_directories\".")));
+		return;
+	}
+
+	resolved = bv_resolve(path);
+	if (resolved != NULL)
+	{
+		foreach(lc, dirs)
+		{
+			char		dbuf[PATH_MAX];
+			size_t		len;
+
+			if (realpath((char *) lfirst(lc), dbuf) == NULL)
+				continue;
+			len = strlen(dbuf);
+			if (strncmp(resolved, dbuf, len) == 0 &&
+				(resolved[len] == '/' || resolved[len] == '\0' || (len == 1 && dbuf[0] == '/')))
+				return;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("path \"%s\" is outside adr_ops.backup_directories", path),
+			 errdetail("It resolves to \"%s\"; the allowed directories are \"%s\".",
+					   resolved ? resolved : path, adr_ops_backup_directories),
+			 errhint("Verify a backup inside those directories, or ask a superuser to add its directory.")));
+}
+
+/* The newest match of a glob pattern, or NULL. */
+static char *
+bv_newest_match(const char *pattern)
+{
+	glob_t		g;
+	char	   *best = NULL;
+	time_t		best_mtime = 0;
+	size_t		i;
+
+	if (glob(pattern, 0, NULL, &g) != 0)
+	{
+		globfree(&g);
+		return NULL;
+	}
+	for (i = 0; i < g.gl_pathc; i++)
+	{
+		struct stat st;
+
+		if (stat(g.gl_pathv[i], &st) != 0)
+			continue;
+		if (best == NULL || st.st_mtime > best_mtime ||
+			(st.st_mtime == best_mtime && strcmp(g.gl_pathv[i], best) > 0))
+		{
+			best = pstrdup(g.gl_pathv[i]);
+			best_mtime = st.st_mtime;
+		}
+	}
+	globfree(&g);
+	return best;
+}
+
+/* ---------- the SQL entry point ---------- */
+
+/*
+ * adr_verify_backup(path text, max_age interval, wait boolean)
+ *	  returns adr_ops.backup_verifications
+ */
+Datum
+adr_verify_backup(PG_FUNCTION_ARGS)
+{
+	char	   *path;
+	BackgroundWorker worker = {0};
+	BackgroundWorkerHandle *handle;
+	dsm_segment *seg;
+	BvRequest  *req;
+	bool		wait = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	int64		id;
+	pid_t		pid;
+	Oid			save_userid;
+	int			save_sec;
+	volatile Datum result = (Datum) 0;
+
+	if (!superuser() &&
+		!(has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES) &&
+		  has_privs_of_role(GetUserId(), ROLE_PG_EXECUTE_SERVER_PROGRAM)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to verify backups"),
+				 errdetail("Only superusers and roles with the privileges of both pg_read_server_files and pg_execute_server_program may verify backups."),
+				 errhint("GRANT pg_read_server_files, pg_execute_server_program TO the role.")));
+
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("adr_verify_backup() cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("The verification is recorded by a background worker, which such a snapshot cannot see."),
+				 errhint("Call it in a READ COMMITTED transaction.")));
+
+	if (!PG_ARGISNULL(0))
+		path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	else if (adr_ops_backup_path != NULL && adr_ops_backup_path[0] != '\0')
+		path = pstrdup(adr_ops_backup_path);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("no backup to verify"),
+				 errdetail("The path is NULL and \"adr_ops.backup_path\" is not set."),
+				 errhint("Pass the path of a backup, or set \"adr_ops.backup_path\".")));
+	if (path[0] != '/')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("backup path \"%s\" is not absolute", path),
+				 errhint("Give the full path of the backup, as the server sees it.")));
+	if (strlen(path) >= MAXPGPATH)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("backup path is too long"),
+				 errdetail("The path takes %zu bytes; at most %d fit.", strlen(path), MAXPGPATH - 1)));
+
+	if (bv_has_glob(path))
+	{
+		char	   *match = bv_newest_match(path);
+
+		if (match != NULL)
+			path = match;
+	}
+	bv_confine(path);
+
+	seg = dsm_create(sizeof(BvRequest), 0);
+	req = dsm_segment_address(seg);
+	memset(req, 0, sizeof(BvRequest));
+	req->dboid = MyDatabaseId;
+	req->caller = GetUserId();
+	req->jobs = adr_ops_verify_jobs;
+	req->max_age_us = -1;
+	if (!PG_ARGISNULL(1))
+	{
+		Interval   *iv = PG_GETARG_INTERVAL_P(1);
+
+		req->max_age_us = iv->time + (int64) iv->day * USECS_PER_DAY +
+			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	}
+	strlcpy(req->path, path, sizeof(req->path));
+	strlcpy(req->compare_to, adr_ops_verify_compare_to ? adr_ops_verify_compare_to : "",
+			sizeof(req->compare_to));
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "adr_ops");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "adr_verify_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "adr_ops backup verification %s", ADR_OPS_VERSION);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "adr_ops backup verification");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a backup verification worker"),
+				 errdetail("No background worker slot is free."),
+				 errhint("Raise \"max_worker_processes\", or wait for other workers to finish.")));
+
+	/* Wait until the worker has committed the row, or gone. */
+	for (;;)
+	{
+		pg_read_barrier();
+		id = req->id;
+		if (id != 0)
+			break;
+		if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+		{
+			pg_read_barrier();
+			if (req->id != 0)
+			{
+				id = req->id;
+				break;
+			}
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the backup verification worker exited before recording the verification"),
+					 errdetail("%s", req->error[0] ? req->error : "See the server log."),
+					 errhint("Check that the extension adr_ops is installed in this database.")));
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	if (wait)
+		(void) WaitForBackgroundWorkerShutdown(handle);
+	dsm_detach(seg);
+
+	/*
+	 * Read the row as the bootstrap superuser: EXECUTE is the privilege, the
+	 * caller need not read the table.  A fresh snapshot sees the worker's
+	 * commits (READ COMMITTED, checked above).
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum(id)};
+
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT v FROM adr_ops.backup_verifications v "
+								  " WHERE v.id OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not read backup verification " INT64_FORMAT, id);
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			result = SPI_datumTransfer(d, false, -1);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+
+	PG_RETURN_DATUM(result);
+}
+
+/* ---------- the worker: SQL through SPI ---------- */
+
+static void
+bv_xact_begin(const char *what)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+}
+
+static void
+bv_xact_end(MemoryContext caller)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	pgstat_report_stat(true);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+static void
+bv_lock_tag(LOCKTAG *tag, Oid dboid, int64 id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, InvalidOid, (uint32) dboid, (uint32) id, ADR_VERIFY_LOCK_FIELD4);
+}
+
+/* Is the worker of that verification gone?  (Its lock is free.) */
+static bool
+bv_worker_gone(Oid dboid, int64 id)
+{
+	LOCKTAG		tag;
+
+	bv_lock_tag(&tag, dboid, id);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(&tag, ExclusiveLock, true);
+	return true;
+}
+
+/*
+ * Execute one utility statement (CREATE/DROP DATABASE, COMMENT) at top
+ * level in its own transaction.  Returns NULL or the error message.
+ */
+static char *
+bv_utility(const char *sql)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *error = NULL;
+
+	PG_TRY();
+	{
+		RawStmt    *raw;
+		PlannedStmt *stmt;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		pgstat_report_activity(STATE_RUNNING, sql);
+		raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
+		stmt = makeNode(PlannedStmt);
+		stmt->commandType = CMD_UTILITY;
+		stmt->canSetTag = false;
+		stmt->utilityStmt = raw->stmt;
+		stmt->stmt_location = raw->stmt_location;
+		stmt->stmt_len = raw->stmt_len;
+		PushActiveSnapshot(GetTransactionSnapshot());
+		ProcessUtility(stmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
+					   None_Receiver, NULL);
+		if (ActiveSnapshotSet())
+			PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		RESUME_INTERRUPTS();
+		error = edata->message;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return error;
+}
+
+/*
+ * Fail the 'running' rows of this database whose worker is gone, and drop
+ * the scratch databases adr_ops made whose worker is gone.
+ */
+static void
+bv_cleanup_leftovers(int64 my_id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *drop = NIL;
+	List	   *stale = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	bv_xact_begin("adr_ops: looking for interrupted backup verifications");
+	if (SPI_execute("SELECT id FROM adr_ops.backup_verifications WHERE status = 'running'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read backup verifications");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (id != my_id && bv_worker_gone(MyDatabaseId, id))
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			stale = lappend(stale, psprintf(INT64_FORMAT, id));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	foreach(lc, stale)
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1];
+
+		values[0] = DirectFunctionCall1(int8in, CStringGetDatum((char *) lfirst(lc)));
+		if (SPI_execute_with_args("UPDATE adr_ops.backup_verifications "
+								  "   SET status = 'failed', finished_at = clock_timestamp(), "
+								  "       failures = failures || 'interrupted: the server or the verification worker stopped during the verification'::text, "
+								  "       duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint "
+								  " WHERE id = $1 AND status = 'running'",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark an interrupted backup verification");
+		ereport(LOG,
+				(errmsg("adr_ops marked backup verification %s as failed: interrupted",
+						(char *) lfirst(lc))));
+	}
+
+	if (SPI_execute("SELECT d.datname::text, shobj_description(d.oid, 'pg_database') "
+					"  FROM pg_database d "
+					" WHERE d.datname LIKE 'adr\\_verify\\_%' AND d.datdba = 10 "
+					"   AND shobj_description(d.oid, 'pg_database') LIKE '" ADR_VERIFY_COMMENT " %'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list scratch databases");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *comment = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		long long	id;
+		unsigned int dboid;
+
+		if (sscanf(comment, ADR_VERIFY_COMMENT " %lld of database %u", &id, &dboid) != 2)
+			continue;
+		if (bv_worker_gone((Oid) dboid, (int64) id))
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			drop = lappend(drop, pstrdup(name));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	bv_xact_end(caller);
+
+	foreach(lc, drop)
+	{
+		char	   *name = lfirst(lc);
+		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", quote_identifier(name)));
+
+		if (error)
+			ereport(WARNING,
+					(errmsg("could not drop leftover scratch database \"%s\": %s", name, error)));
+		else
+			ereport(LOG,
+					(errmsg("adr_ops dropped leftover scratch database \"%s\"", name)));
+	}
+}
+
+/* ---------- the worker: programs ---------- */
+
+static void
+bv_kill_child(int code, Datum arg)
+{
+	pid_t		pid = bv_child;
+	int			i;
+
+	if (pid <= 0)
+		return;
+	kill(-pid, SIGTERM);
+	for (i = 0; i < 50; i++)
+	{
+		if (waitpid(pid, NULL, WNOHANG) != 0)
+		{
+			bv_child = 0;
+			return;
+		}
+		pg_usleep(100000);
+	}
+	kill(-pid, SIGKILL);
+	(void) waitpid(pid, NULL, 0);
+	bv_child = 0;
+}
+
+static void
+bv_fail(BvState *st, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
+bv_fail(BvState *st, const char *fmt,...)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	st->failures = lappend(st->failures, buf.data);
+}
+
+/* Lexical state of the plain-dump filter (see bv_filter_line). */
+typedef enum BvLex
+{
+	BV_NORMAL,
+	BV_SQUOTE,
+	BV_EQUOTE,
+	BV_DQUOTE,
+	BV_DOLLAR,
+	BV_BLOCK
+} BvLex;
+
+typedef struct BvFilter
+{
+	bool		in_copy;
+	BvLex		lex;
+	int			depth;			/* of block comments */
+	char		tag[NAMEDATALEN + 2];	/* of the dollar quote */
+	StringInfoData stmt;		/* the statement so far, normalised */
+	StringInfoData line;		/* the line being collected */
+	int64		lineno;
+	size_t		copy_len;		/* bytes of the current COPY data line */
+	char		copy_head[4];
+	char	   *error;			/* why the dump is rejected */
+} BvFilter;
+
+static bool
+bv_ident_char(unsigned char c)
+{
+	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+}
+
+/* Does the normalised statement read COPY ... FROM stdin? */
+static bool
+bv_is_copy_in(const char *stmt)
+{
+	size_t		len = strlen(stmt);
+
+	while (len > 0 && isspace((unsigned char) stmt[len - 1]))
+		len--;
+	while (*stmt && isspace((unsigned char) *stmt))
+		stmt++, len--;
+	return len > 16 && pg_strncasecmp(stmt, "copy ", 5) == 0 &&
+		pg_strncasecmp(stmt + len - 11, " from stdin", 11) == 0;
+}
+
+/*
+ * A backslash command outside COPY data: only \restrict KEY and
+ * \unrestrict KEY, as pg_dump writes them (KEY alphanumeric, alone on the
+ * rest of the line, so no backquote or variable can reach psql).
+ */
+static bool
+bv_meta_allowed(const char *p)
+{
+	const char *arg;
+
+	if (strncmp(p, "\\restrict ", 10) == 0)
+		arg = p + 10;
+	else if (strncmp(p, "\\unrestrict ", 12) == 0)
+		arg = p + 12;
+	else
+		return false;
+	if (!isalnum((unsigned char) *arg))
+		return false;
+	while (isalnum((unsigned char) *arg))
+		arg++;
+	while (*arg == '\r' || *arg == '\n')
+		arg++;
+	return *arg == '\0';
+}
+
+/*
+ * Check one complete line outside COPY data, following psql's lexer: quotes
+ * (E'' with backslash escapes), "identifiers", $tag$ bodies, -- and nested
+ * block comments.  A backslash outside them is a psql meta-command.
+ * Returns false and sets f->error to reject the dump.
+ */
+static bool
+bv_filter_line(BvFilter *f, const char *s, size_t n)
+{
+	size_t		i;
+	bool		copy_ended = false;
+
+	if (strcasestr(s, "standard_conforming_strings") != NULL &&
+		strcmp(s, "SET standard_conforming_strings = on;\n") != 0 &&
+		strcmp(s, "SET standard_conforming_strings = on;") != 0)
+	{
+		f->error = psprintf("line " INT64_FORMAT ": the dump changes standard_conforming_strings, which the filter cannot follow",
+							f->lineno);
+		return false;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		unsigned char c = s[i];
+		unsigned char next = i + 1 < n ? s[i + 1] : '\0';
+
+		if (copy_ended && !isspace(c))
+		{
+			f->error = psprintf("line " INT64_FORMAT ": text after a COPY ... FROM stdin statement on the same line",
+								f->lineno);
+			return false;
+		}
+		switch (f->lex)
+		{
+			case BV_NORMAL:
+				if (c == '\\')
+				{
+					if (i == 0 && bv_meta_allowed(s))
+						return true;
+					f->error = psprintf("line " INT64_FORMAT ": psql meta-command \"%.20s\" outside COPY data",
+										f->lineno, s + i);
+					return false;
+				}
+				else if (c == '-' && next == '-')
+					return true;	/* the rest of the line is a comment */
+				else if (c == '/' && next == '*')
+				{
+					f->lex = BV_BLOCK;
+					f->depth = 1;
+					i++;
+					continue;
+				}
+				else if (c == '\'')
+				{
+					bool		e = i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') &&
+						(i < 2 || !bv_ident_char(s[i - 2]));
+
+					f->lex = e ? BV_EQUOTE : BV_SQUOTE;
+				}
+				else if (c == '"')
+					f->lex = BV_DQUOTE;
+				else if (c == '$' && (i == 0 || !bv_ident_char(s[i - 1])))
+				{
+					size_t		j = i + 1;
+
+					if (j < n && (isalpha(s[j]) || s[j] == '_' || (unsigned char) s[j] >= 0x80))
+						while (j < n && (isalnum(s[j]) || s[j] == '_' || (unsigned char) s[j] >= 0x80))
+							j++;
+					if (j < n && s[j] == '$' && j - i + 1 < sizeof(f->tag))
+					{
+						memcpy(f->tag, s + i, j - i + 1);
+						f->tag[j - i + 1] = '\0';
+						f->lex = BV_DOLLAR;
+						appendBinaryStringInfo(&f->stmt, s + i, j - i + 1);
+						i = j;
+						continue;
+					}
+				}
+				else if (c == ';')
+				{
+					if (bv_is_copy_in(f->stmt.data))
+					{
+						f->in_copy = true;
+						copy_ended = true;
+					}
+					resetStringInfo(&f->stmt);
+					continue;
+				}
+				break;
+			case BV_SQUOTE:
+				if (c == '\'')
+				{
+					if (next == '\'')
+						i++;
+					else
+						f->lex = BV_NORMAL;
+				}
+				break;
+			case BV_EQUOTE:
+				if (c == '\\' && i + 1 < n)
+					i++;
+				else if (c == '\'')
+				{
+					if (next == '\'')
+						i++;
+					else
+						f->lex = BV_NORMAL;
+				}
+				break;
+			case BV_DQUOTE:
+				if (c == '"')
+					f->lex = BV_NORMAL;
+				break;
+			case BV_DOLLAR:
+				if (c == '$' && strncmp(s + i, f->tag, strlen(f->tag)) == 0)
+				{
+					i += strlen(f->tag) - 1;
+					f->lex = BV_NORMAL;
+				}
+				continue;		/* bodies are not kept */
+			case BV_BLOCK:
+				if (c == '*' && next == '/')
+				{
+					i++;
+					if (--f->depth == 0)
+						f->lex = BV_NORMAL;
+				}
+				else if (c == '/' && next == '*')
+				{
+					i++;
+					f->depth++;
+				}
+				else if (c == '\\')
+				{
+					f->error = psprintf("line " INT64_FORMAT ": backslash in a comment outside COPY data",
+										f->lineno);
+					return false;
+				}
+				continue;
+		}
+		/* keep a bounded copy of the statement, for COPY detection */
+		if (f->stmt.len < 65536)
+			appendStringInfoChar(&f->stmt, isspace(c) ? ' ' : c);
+	}
+	return true;
+}
+
+/*
+ * Filter a chunk of the plain dump into out.  COPY data passes untouched
+ * up to its "\." line; everything else is checked line by line.  Returns
+ * false when the dump is rejected.
+ */
+static bool
+bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
+{
+	size_t		i = 0;
+
+	while (i < n)
+	{
+		if (f->in_copy)
+		{
+			/* pass data through, watching for the "\." line */
+			size_t		start = i;
+
+			while (i < n)
+			{
+				char		c = buf[i++];
+
+				if (c == '\n')
+				{
+					bool		end = (f->copy_len == 2 && f->copy_head[0] == '\\' && f->copy_head[1] == '.') ||
+						(f->copy_len == 3 && f->copy_head[0] == '\\' && f->copy_head[1] == '.' &&
+						 f->copy_head[2] == '\r');
+
+					f->lineno++;
+					f->copy_len = 0;
+					if (end)
+					{
+						f->in_copy = false;
+						break;
+					}
+				}
+				else
+				{
+					if (f->copy_len < 3)
+						f->copy_head[f->copy_len] = c;
+					f->copy_len++;
+				}
+			}
+			appendBinaryStringInfo(out, buf + start, i - start);
+			continue;
+		}
+
+		/* collect a line */
+		{
+			const char *nl = memchr(buf + i, '\n', n - i);
+			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : n - i;
+
+			appendBinaryStringInfo(&f->line, buf + i, take);
+			i += take;
+			if (nl == NULL)
+				break;
+		}
+		f->lineno++;
+		if (!bv_filter_line(f, f->line.data, f->line.len))
+			return false;
+		appendBinaryStringInfo(out, f->line.data, f->line.len);
+		resetStringInfo(&f->line);
+	}
+	if (eof && f->line.len > 0)
+	{
+		f->lineno++;
+		if (!f->in_copy && !bv_filter_line(f, f->line.data, f->line.len))
+			return false;
+		appendBinaryStringInfo(out, f->line.data, f->line.len);
+		resetStringInfo(&f->line);
+	}
+	return true;
+}
+
+/*
+ * Run a program from the server's bindir with an argument vector.  When
+ * gz is given, the plain dump it reads is filtered into the program's
+ * stdin.  stdout is captured into out (when given), stderr into err (its
+ * end is kept).  Waits at most a second at a time and checks for
+ * interrupts in between; the exit callback kills the program's process
+ * group.  Returns the exit status (-1: killed, or could not run); sets
+ * *rejected when the filter rejected the input.
+ */
+static int
+bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringInfo err,
+	   char **rejected)
+{
+	int			inpipe[2] = {-1, -1};
+	int			outpipe[2];
+	int			errpipe[2];
+	pid_t		pid;
+	int			status;
+	BvFilter	filter = {0};
+	StringInfoData pending;
+	size_t		pending_off = 0;
+	bool		src_eof = (gz == NULL);
+	char	   *chunk = palloc(BV_CHUNK);
+	bool		out_open = true,
+				err_open = true;
+
+	initStringInfo(&pending);
+	initStringInfo(&filter.stmt);
+	initStringInfo(&filter.line);
+	if (rejected)
+		*rejected = NULL;
+
+	if ((gz && pipe(inpipe) != 0) || pipe(outpipe) != 0 || pipe(errpipe) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create a pipe: %m")));
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not fork: %m")));
+	if (pid == 0)
+	{
+		/* child: its own process group, default signals, then exec */
+		sigset_t	none;
+		int			devnull = open("/dev/null", O_RDWR);
+
+		setpgid(0, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGUSR1, SIG_DFL);
+		signal(SIGUSR2, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		dup2(gz ? inpipe[0] : devnull, 0);
+		dup2(outpipe[1], 1);
+		dup2(errpipe[1], 2);
+		closefrom(3);
+		execv(argv[0], (char *const *) argv);
+		_exit(127);
+	}
+	bv_child = pid;
+	setpgid(pid, pid);			/* either side may win the race */
+	close(outpipe[1]);
+	close(errpipe[1]);
+	if (gz)
+	{
+		close(inpipe[0]);
+		fcntl(inpipe[1], F_SETFL, O_NONBLOCK);
+	}
+	fcntl(outpipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
+
+	while (out_open || err_open || (gz && inpipe[1] >= 0))
+	{
+		struct pollfd fds[3];
+		int			nfds = 0;
+		int			in_idx = -1,
+					out_idx = -1,
+					err_idx = -1;
+
+		/* refill what goes to the program */
+		if (gz && inpipe[1] >= 0 && pending_off >= (size_t) pending.len)
+		{
+			resetStringInfo(&pending);
+			pending_off = 0;
+			while (pending.len == 0 && !src_eof)
+			{
+				int			got = gzread(gz, chunk, BV_CHUNK);
+
+				if (got < 0 || (got == 0 && !gzeof(gz)))
+				{
+					int			errnum;
+					const char *msg = gzerror(gz, &errnum);
+
+					bv_fail(st, "corrupt: could not decompress the backup: %s",
+							errnum == Z_ERRNO ? strerror(errno) : msg);
+					src_eof = true;
+					goto kill_it;
+				}
+				if (got == 0)
+				{
+					int			errnum;
+					const char *msg = gzerror(gz, &errnum);
+
+					src_eof = true;
+					if (errnum != Z_OK && errnum != Z_STREAM_END)
+					{
+						bv_fail(st, "truncated: the compressed backup ends early: %s", msg);
+						goto kill_it;
+					}
+				}
+				if (!bv_filter(&filter, chunk, got, &pending, src_eof))
+				{
+					if (rejected)
+						*rejected = filter.error;
+					goto kill_it;
+				}
+			}
+			if (pending.len == 0 && src_eof)
+			{
+				/* truncated gzip members end without an error from gzread */
+				int			errnum;
+				const char *msg = gzerror(gz, &errnum);
+
+				if (errnum != Z_OK && errnum != Z_STREAM_END)
+				{
+					bv_fail(st, "truncated: the compressed backup ends early: %s", msg);
+					goto kill_it;
+				}
+				close(inpipe[1]);
+				inpipe[1] = -1;
+			}
+		}
+		if (gz && inpipe[1] >= 0)
+		{
+			fds[nfds].fd = inpipe[1];
+			fds[nfds].events = POLLOUT;
+			in_idx = nfds++;
+		}
+		if (out_open)
+		{
+			fds[nfds].fd = outpipe[0];
+			fds[nfds].events = POLLIN;
+			out_idx = nfds++;
+		}
+		if (err_open)
+		{
+			fds[nfds].fd = errpipe[0];
+			fds[nfds].events = POLLIN;
+			err_idx = nfds++;
+		}
+		if (poll(fds, nfds, 1000) < 0 && errno != EINTR)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not poll the pipes of a program: %m")));
+		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+
+		if (in_idx >= 0 && (fds[in_idx].revents & (POLLOUT | POLLERR | POLLHUP)))
+		{
+			ssize_t		w = write(inpipe[1], pending.data + pending_off, pending.len - pending_off);
+
+			if (w > 0)
+				pending_off += w;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR)
+			{
+				/* the program stopped reading: it failed; its status says */
+				close(inpipe[1]);
+				inpipe[1] = -1;
+			}
+		}
+		if (out_idx >= 0 && (fds[out_idx].revents & (POLLIN | POLLHUP | POLLERR)))
+		{
+			ssize_t		r = read(outpipe[0], chunk, BV_CHUNK);
+
+			if (r > 0 && out)
+				appendBinaryStringInfo(out, chunk, r);
+			else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+				out_open = false;
+		}
+		if (err_idx >= 0 && (fds[err_idx].revents & (POLLIN | POLLHUP | POLLERR)))
+		{
+			ssize_t		r = read(errpipe[0], chunk, BV_CHUNK);
+
+			if (r > 0)
+			{
+				if (err->len < BV_STDERR_MAX)
+					appendBinaryStringInfo(err, chunk, Min(r, BV_STDERR_MAX - err->len));
+			}
+			else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+				err_open = false;
+		}
+	}
+
+	close(outpipe[0]);
+	close(errpipe[0]);
+	for (;;)
+	{
+		pid_t		r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+		{
+			status = -1;
+			break;
+		}
+		/* the program has closed its pipes: it is exiting */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	bv_child = 0;
+	if (status == -1)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return -1;
+
+kill_it:
+	if (inpipe[1] >= 0)
+		close(inpipe[1]);
+	close(outpipe[0]);
+	close(errpipe[0]);
+	bv_kill_child(0, 0);
+	return -1;
+}
+
+static char *
+bv_bin(BvState *st, const char *prog)
+{
+	return psprintf("%s/%s", st->bindir, prog);
+}
+
+static char *
+bv_conn(BvState *st, const char *dbname)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, st->conninfo);
+	bv_conn_append(&buf, "dbname", dbname);
+	bv_conn_append(&buf, "application_name", psprintf("adr_ops verification " INT64_FORMAT, st->id));
+	return buf.data;
+}
+
+/* A program's failure, with a pg_hba hint when the connection was refused. */
+static void
+bv_program_failed(BvState *st, const char *what, int rc, const char *err)
+{
+	char	   *e = pstrdup(err && *err ? err : "(no message)");
+	size_t		len = strlen(e);
+
+	while (len > 0 && (e[len - 1] == '\n' || e[len - 1] == ' '))
+		e[--len] = '\0';
+
+	if (strstr(e, "no pg_hba.conf entry") || strstr(e, "authentication failed") ||
+		strstr(e, "Connection refused") || strstr(e, "could not connect") ||
+		strstr(e, "connection to server"))
+	{
+		if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
+			bv_fail(st, "could not connect to the scratch database with adr_ops.verify_conninfo: %s"
+					"; the server's pg_hba.conf needs a line that accepts that connection "
+					"(for a socket, such as \"local all <role> peer\"), and the server must listen where it points",
+					e);
+		else
+			bv_fail(st, "could not connect to the scratch database as \"%s\": %s"
+					"; the server's pg_hba.conf needs a line such as \"local all %s peer\" "
+					"near its top, or set adr_ops.verify_conninfo",
+					st->conn_user, e, st->conn_user);
+	}
+	else
+		bv_fail(st, "%s failed (exit status %d): %s", what, rc, e);
+}
+
+/* ---------- the worker: the steps ---------- */
+
+static int64
+bv_dir_bytes(const char *path, int depth)
+{
+	DIR		   *d = opendir(path);
+	struct dirent *de;
+	int64		total = 0;
+
+	if (d == NULL || depth > 32)
+	{
+		if (d)
+			closedir(d);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL)
+	{
+		char	   *p;
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		p = psprintf("%s/%s", path, de->d_name);
+		if (lstat(p, &st) == 0)
+		{
+			if (S_ISDIR(st.st_mode))
+				total += bv_dir_bytes(p, depth + 1);
+			else if (S_ISREG(st.st_mode))
+				total += st.st_size;
+		}
+		pfree(p);
+	}
+	closedir(d);
+	return total;
+}
+
+/*
+ * The hex SHA-256 of a file, or NULL with *error set.  NB: the hash context
+ * belongs to a resource owner, so this runs inside a transaction.
+ */
+static char *bv_sha256_inner(const char *path, char **error);
+
+static char *
+bv_sha256(const char *path, char **error)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *hex;
+
+	StartTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	hex = bv_sha256_inner(path, error);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	return hex;
+}
+
+static char *
+bv_sha256_inner(const char *path, char **error)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+	char	   *buf = palloc(BV_CHUNK);
+	int			fd = open(path, O_RDONLY);
+	ssize_t		r;
+	int			i;
+
+	if (fd < 0 || ctx == NULL || pg_cryptohash_init(ctx) < 0)
+	{
+		*error = psprintf("could not read \"%s\": %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		pg_cryptohash_free(ctx);
+		return NULL;
+	}
+	while ((r = read(fd, buf, BV_CHUNK)) > 0)
+	{
+		pg_cryptohash_update(ctx, (uint8 *) buf, r);
+		CHECK_FOR_INTERRUPTS();
+	}
+	close(fd);
+	if (r < 0 || pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+	{
+		*error = psprintf("could not read \"%s\": %s", path, strerror(errno));
+		pg_cryptohash_free(ctx);
+		return NULL;
+	}
+	pg_cryptohash_free(ctx);
+	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		sprintf(hex + 2 * i, "%02x", digest[i]);
+	return hex;
+}
+
+/* Step 1 and 2: exists, readable, recent; format by content. */
+static bool
+bv_inspect(BvState *st, int64 max_age_us)
+{
+	struct stat sb;
+	char	   *stamp_file = st->path;
+
+	if (stat(st->path, &sb) != 0)
+	{
+		if (errno == ENOENT || errno == ENOTDIR)
+			bv_fail(st, "missing: \"%s\" does not exist", st->path);
+		else
+			bv_fail(st, "unreadable: could not stat \"%s\": %s", st->path, strerror(errno));
+		return false;
+	}
+
+	if (S_ISDIR(sb.st_mode))
+	{
+		char	   *toc = psprintf("%s/toc.dat", st->path);
+		char	   *manifest = psprintf("%s/backup_manifest", st->path);
+		DIR		   *d = opendir(st->path);
+
+		if (d == NULL)
+		{
+			bv_fail(st, "unreadable: could not open directory \"%s\": %s", st->path, strerror(errno));
+			return false;
+		}
+		closedir(d);
+		if (access(toc, F_OK) == 0)
+		{
+			st->format = "directory";
+			stamp_file = toc;
+		}
+		else if (access(manifest, F_OK) == 0)
+		{
+			st->format = "basebackup";
+			stamp_file = manifest;
+		}
+		else
+		{
+			bv_fail(st, "not a backup: directory \"%s\" has neither toc.dat (pg_dump -Fd) nor backup_manifest (pg_basebackup)",
+					st->path);
+			return false;
+		}
+		if (stat(stamp_file, &sb) != 0 || access(stamp_file, R_OK) != 0)
+		{
+			bv_fail(st, "unreadable: could not read \"%s\": %s", stamp_file, strerror(errno));
+			return false;
+		}
+		st->bytes = bv_dir_bytes(st->path, 0);
+	}
+	else if (S_ISREG(sb.st_mode))
+	{
+		unsigned char head[1024];
+		int			fd = open(st->path, O_RDONLY);
+		ssize_t		n;
+
+		st->bytes = sb.st_size;
+		if (fd < 0)
+		{
+			bv_fail(st, "unreadable: could not open \"%s\": %s", st->path, strerror(errno));
+			st->mtime = time_t_to_timestamptz(sb.st_mtime);
+			return false;
+		}
+		n = read(fd, head, sizeof(head));
+		close(fd);
+		if (n < 0)
+		{
+			bv_fail(st, "unreadable: could not read \"%s\": %s", st->path, strerror(errno));
+			return false;
+		}
+		if (n == 0)
+		{
+			bv_fail(st, "empty: \"%s\" has no content", st->path);
+			st->mtime = time_t_to_timestamptz(sb.st_mtime);
+			return false;
+		}
+		if (n >= 5 && memcmp(head, "PGDMP", 5) == 0)
+			st->format = "custom";
+		else if (n >= 262 && memcmp(head + 257, "ustar", 5) == 0)
+			st->format = "tar";
+		else if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+		{
+			gzFile		gz = gzopen(st->path, "rb");
+			char		plain[4096];
+			int			got = gz ? gzread(gz, plain, sizeof(plain) - 1) : -1;
+
+			if (gz)
+				gzclose(gz);
+			if (got <= 0)
+			{
+				bv_fail(st, "corrupt: \"%s\" starts like gzip but does not decompress", st->path);
+				return false;
+			}
+			plain[got] = '\0';
+			if (strstr(plain, "PostgreSQL database dump") == NULL)
+			{
+				bv_fail(st, "not a dump: the decompressed \"%s\" does not start like a pg_dump plain-text dump",
+						st->path);
+				return false;
+			}
+			st->format = "plain.gz";
+		}
+		else
+		{
+			char		text[1025];
+
+			memcpy(text, head, n);
+			text[n] = '\0';
+			if (memchr(head, '\0', n) != NULL || strstr(text, "PostgreSQL database dump") == NULL)
+			{
+				bv_fail(st, "not a dump: \"%s\" is neither a pg_dump archive nor a pg_dump plain-text dump",
+						st->path);
+				return false;
+			}
+			st->format = "plain";
+		}
+	}
+	else
+	{
+		bv_fail(st, "not a backup: \"%s\" is neither a file nor a directory", st->path);
+		return false;
+	}
+
+	st->mtime = time_t_to_timestamptz(sb.st_mtime);
+	if (max_age_us >= 0 &&
+		GetCurrentTimestamp() - st->mtime > max_age_us)
+	{
+		bv_fail(st, "stale: \"%s\" was last modified at %s, longer ago than the allowed age",
+				stamp_file, timestamptz_to_str(st->mtime));
+		return false;
+	}
+
+	/* <file>.sha256, when present */
+	if (strcmp(st->format, "directory") != 0 && strcmp(st->format, "basebackup") != 0)
+	{
+		char	   *sumfile = psprintf("%s.sha256", st->path);
+		FILE	   *f = fopen(sumfile, "r");
+
+		if (f != NULL)
+		{
+			char		want[65] = {0};
+			char	   *error = NULL;
+			char	   *have;
+
+			if (fscanf(f, "%64s", want) != 1 || strlen(want) != 64)
+				bv_fail(st, "checksum: \"%s\" does not hold a SHA-256 digest", sumfile);
+			else if ((have = bv_sha256(st->path, &error)) == NULL)
+				bv_fail(st, "checksum: %s", error);
+			else if (pg_strcasecmp(have, want) != 0)
+				bv_fail(st, "checksum mismatch: \"%s\" has SHA-256 %s, \"%s\" says %s",
+						st->path, have, sumfile, want);
+			else
+				appendStringInfo(&st->detail, "SHA-256 matches %s; ", sumfile);
+			fclose(f);
+		}
+	}
+	return st->failures == NIL;
+}
+
+/* Count every table of the scratch database; returns (name, count) pairs. */
+static List *
+bv_count(BvState *st, const char *dbname, bool counts)
+{
+	StringInfoData out,
+				err;
+	List	   *result = NIL;
+	const char *query = counts ?
+		"SELECT n.nspname, c.relname, pg_temp.adr_count(c.oid) "
+		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		" WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+		" ORDER BY 1, 2" :
+		"SELECT n.nspname, c.relname, NULL "
+		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		" WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+		"   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+		" ORDER BY 1, 2";
+	const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-A", "-t", "-z", "-0",
+		"-v", "ON_ERROR_STOP=1", "-d", bv_conn(st, dbname),
+		"-c", "SET search_path = pg_catalog, pg_temp",
+		"-c", counts ?
+		"CREATE FUNCTION pg_temp.adr_count(oid) RETURNS bigint LANGUAGE plpgsql AS "
+		"$f$DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM ONLY %s', $1::regclass) INTO n; RETURN n; END$f$"
+		: "SET default_transaction_read_only = on",
+		"-c", query, NULL};
+	int			rc;
+	char	   *p;
+	char	   *end;
+
+	initStringInfo(&out);
+	initStringInfo(&err);
+	rc = bv_run(st, argv, NULL, &out, &err, NULL);
+	if (rc != 0)
+	{
+		bv_program_failed(st, psprintf("psql (listing the tables of \"%s\")", dbname), rc, err.data);
+		return NIL;
+	}
+	/* records of 3 NUL-separated fields, NUL-terminated */
+	p = out.data;
+	end = out.data + out.len;
+	while (p < end)
+	{
+		char	   *f[3];
+		int			k;
+
+		for (k = 0; k < 3 && p < end; k++)
+		{
+			f[k] = p;
+			p += strlen(p) + 1;
+		}
+		if (k < 3)
+			break;
+		/* a leading "1" line of the no-op select cannot appear: no rows */
+		result = lappend(result, list_make3(f[0], f[1], f[2]));
+	}
+	return result;
+}
+
+static bool
+bv_name_matches(const char *want, const char *nsp, const char *rel)
+{
+	if (strcmp(want, rel) == 0)
+		return true;
+	if (strcmp(want, psprintf("%s.%s", nsp, rel)) == 0)
+		return true;
+	if (strcmp(want, psprintf("%s.%s", quote_identifier(nsp), quote_identifier(rel))) == 0)
+		return true;
+	return false;
+}
+
+/* Step 4: counts, adr_ops.backup_checks, compare_to. */
+static void
+bv_checks(BvState *st, const char *compare_to)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *tables = bv_count(st, st->scratch, true);
+	ListCell   *lc;
+	uint64		i;
+
+	if (st->failures != NIL)
+		return;
+	st->counted = true;
+	foreach(lc, tables)
+	{
+		List	   *t = lfirst(lc);
+
+		st->tables++;
+		st->rows += strtoll(lthird(t), NULL, 10);
+	}
+	appendStringInfo(&st->detail, "restored %d tables with " INT64_FORMAT " rows; ",
+					 st->tables, st->rows);
+
+	bv_xact_begin("adr_ops: reading backup checks");
+	if (SPI_execute("SELECT table_name, min_rows, required FROM adr_ops.backup_checks ORDER BY table_name",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read adr_ops.backup_checks");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *name;
+		int64		min_rows;
+		bool		required;
+		bool		found = false;
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		name = SPI_getvalue(tup, desc, 1);
+		min_rows = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		required = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		foreach(lc, tables)
+		{
+			List	   *t = lfirst(lc);
+			int64		n = strtoll(lthird(t), NULL, 10);
+
+			if (!bv_name_matches(name, linitial(t), lsecond(t)))
+				continue;
+			found = true;
+			if (n < min_rows)
+				bv_fail(st, "check failed: table \"%s\" has " INT64_FORMAT " rows, fewer than " INT64_FORMAT,
+						name, n, min_rows);
+			else
+				appendStringInfo(&st->detail, "check %s >= " INT64_FORMAT " rows: " INT64_FORMAT "; ",
+								 name, min_rows, n);
+		}
+		if (!found && required)
+			bv_fail(st, "check failed: table \"%s\" is not in the backup", name);
+		else if (!found)
+			appendStringInfo(&st->detail, "check %s skipped: not in the backup; ", name);
+		MemoryContextSwitchTo(old);
+	}
+	bv_xact_end(caller);
+
+	if (compare_to[0] != '\0')
+	{
+		List	   *live = bv_count(st, compare_to, false);
+		int			missing = 0;
+
+		foreach(lc, live)
+		{
+			List	   *l = lfirst(lc);
+			ListCell   *lc2;
+			bool		found = false;
+
+			foreach(lc2, tables)
+			{
+				List	   *t = lfirst(lc2);
+
+				if (strcmp(linitial(t), linitial(l)) == 0 && strcmp(lsecond(t), lsecond(l)) == 0)
+					found = true;
+			}
+			if (!found && missing++ < 20)
+				bv_fail(st, "missing table: %s.%s is in database \"%s\" but not in the backup",
+						quote_identifier(linitial(l)), quote_identifier(lsecond(l)), compare_to);
+		}
+		if (missing > 20)
+			bv_fail(st, "missing tables: %d more are in database \"%s\" but not in the backup",
+					missing - 20, compare_to);
+		if (st->failures == NIL)
+			appendStringInfo(&st->detail, "every table of database \"%s\" is in the backup; ",
+							 compare_to);
+	}
+}
+
+/* Step 3: restore into the scratch database. */
+static void
+bv_restore(BvState *st, int jobs)
+{
+	StringInfoData err;
+	volatile int rc;
+	char	   *rejected = NULL;
+	const char *f = st->format;
+
+	initStringInfo(&err);
+	if (strcmp(f, "plain") == 0 || strcmp(f, "plain.gz") == 0)
+	{
+		const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+		"-d", bv_conn(st, st->scratch), "-f", "-", NULL};
+		gzFile		gz = gzopen(st->path, "rb");
+
+		if (gz == NULL)
+		{
+			bv_fail(st, "unreadable: could not open \"%s\": %s", st->path, strerror(errno));
+			return;
+		}
+		gzbuffer(gz, BV_CHUNK);
+		PG_TRY();
+		{
+			rc = bv_run(st, argv, gz, NULL, &err, &rejected);
+		}
+		PG_FINALLY();
+		{
+			gzclose(gz);
+		}
+		PG_END_TRY();
+		if (rejected)
+			bv_fail(st, "rejected: %s; the dump was not run further", rejected);
+	}
+	else
+	{
+		const char *argv[16];
+		int			n = 0;
+
+		argv[n++] = bv_bin(st, "pg_restore");
+		argv[n++] = "--exit-on-error";
+		argv[n++] = "--no-owner";
+		argv[n++] = "--no-privileges";
+		if (strcmp(f, "tar") != 0 && jobs > 1)
+			argv[n++] = psprintf("--jobs=%d", jobs);
+		argv[n++] = "-d";
+		argv[n++] = bv_conn(st, st->scratch);
+		argv[n++] = st->path;
+		argv[n++] = NULL;
+		rc = bv_run(st, argv, NULL, NULL, &err, NULL);
+	}
+	if (st->failures != NIL)
+		return;
+	if (rc != 0)
+		bv_program_failed(st, strcmp(f, "plain") == 0 || strcmp(f, "plain.gz") == 0 ?
+						  "the restore with psql" : "the restore with pg_restore", rc, err.data);
+}
+
+static void
+bv_verifybackup(BvState *st)
+{
+	StringInfoData out,
+				err;
+	const char *argv[] = {bv_bin(st, "pg_verifybackup"), "--quiet", st->path, NULL};
+	int			rc;
+
+	initStringInfo(&out);
+	initStringInfo(&err);
+	rc = bv_run(st, argv, NULL, &out, &err, NULL);
+	if (rc != 0)
+		bv_program_failed(st, "pg_verifybackup", rc, err.len ? err.data : out.data);
+	else
+		appendStringInfoString(&st->detail, "pg_verifybackup: the files match backup_manifest and the WAL is complete; ");
+}
+
+/* Record the outcome in the row. */
+static void
+bv_record(BvState *st)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT4OID,
+	INT8OID, TEXTARRAYOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+	Datum	   *fails = palloc(sizeof(Datum) * (list_length(st->failures) + 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, st->failures)
+		fails[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	values[0] = Int64GetDatum(st->id);
+	values[1] = CStringGetTextDatum(st->failures == NIL ? "passed" : "failed");
+	values[2] = st->format ? CStringGetTextDatum(st->format) : (Datum) 0;
+	nulls[2] = st->format ? ' ' : 'n';
+	values[3] = TimestampTzGetDatum(st->mtime);
+	nulls[3] = st->mtime ? ' ' : 'n';
+	values[4] = Int64GetDatum(st->bytes);
+	values[5] = Int32GetDatum(st->tables);
+	values[6] = Int64GetDatum(st->rows);
+	nulls[5] = nulls[6] = st->counted ? ' ' : 'n';
+	nulls[4] = st->format || st->bytes ? ' ' : 'n';
+	values[7] = PointerGetDatum(construct_array(fails, n, TEXTOID, -1, false, TYPALIGN_INT));
+	while (st->detail.len > 0 && (st->detail.data[st->detail.len - 1] == ' ' ||
+								  st->detail.data[st->detail.len - 1] == ';'))
+		st->detail.data[--st->detail.len] = '\0';
+	values[8] = CStringGetTextDatum(st->detail.data);
+
+	bv_xact_begin("adr_ops: recording a backup verification");
+	if (SPI_execute_with_args("UPDATE adr_ops.backup_verifications "
+							  "   SET status = $2, format = $3, backup_mtime = $4, backup_bytes = $5, "
+							  "       tables_restored = $6, rows_counted = $7, failures = $8, "
+							  "       detail = nullif($9, ''), finished_at = clock_timestamp(), "
+							  "       duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint "
+							  " WHERE id = $1",
+							  9, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record backup verification " INT64_FORMAT, st->id);
+	bv_xact_end(caller);
+}
+
+/* The connection string the programs use, without dbname. */
+static void
+bv_make_conninfo(BvState *st)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
+	{
+		appendStringInfoString(&buf, adr_ops_verify_conninfo);
+	}
+	else
+	{
+		char	   *dirs = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
+		List	   *list = NIL;
+		char	   *host = "localhost";
+
+		if (SplitDirectoriesString(dirs, ',', &list) && list != NIL)
+			host = linitial(list);
+		bv_conn_append(&buf, "host", host);
+		bv_conn_append(&buf, "port", psprintf("%d", PostPortNumber));
+		bv_conn_append(&buf, "user", st->conn_user);
+	}
+	st->conninfo = buf.data;
+}
+
+void
+adr_verify_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	BvRequest	req;
+	BvRequest  *shared;
+	BvState		st = {0};
+	MemoryContext cxt;
+	LOCKTAG		tag;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		proc_exit(0);			/* the caller gave up */
+	shared = dsm_segment_address(seg);
+	memcpy(&req, shared, sizeof(BvRequest));
+	on_shmem_exit(bv_kill_child, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(req.dboid, InvalidOid, 0);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("adr_ops backup verification");
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "adr_ops backup verification",
+								ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
+	st.path = pstrdup(req.path);
+	initStringInfo(&st.detail);
+	strlcpy(st.bindir, my_exec_path, sizeof(st.bindir));
+	get_parent_directory(st.bindir);
+
+	/* The row, committed, and the lock that says this worker lives. */
+	PG_TRY();
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		values[2];
+		bool		isnull;
+
+		bv_xact_begin("adr_ops: starting a backup verification");
+		values[0] = CStringGetTextDatum(req.path);
+		values[1] = CStringGetTextDatum(GetUserNameFromId(req.caller, true) ?
+										GetUserNameFromId(req.caller, true) : "?");
+		st.conn_user = MemoryContextStrdup(cxt, GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
+		if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'adr_ops'", true, 0) != SPI_OK_SELECT ||
+			SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("extension \"adr_ops\" is not installed in this database")));
+		if (SPI_execute_with_args("INSERT INTO adr_ops.backup_verifications (path, requested_by) "
+								  "VALUES ($1, $2) RETURNING id",
+								  2, types, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not insert a backup verification");
+		st.id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		bv_lock_tag(&tag, MyDatabaseId, st.id);
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
+		bv_xact_end(cxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		strlcpy(shared->error, edata->message, sizeof(shared->error));
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pg_write_barrier();
+	shared->id = st.id;
+	dsm_detach(seg);
+	pgstat_report_activity(STATE_RUNNING, psprintf("verifying backup %s", st.path));
+
+	PG_TRY();
+	{
+		bv_cleanup_leftovers(st.id);
+		bv_make_conninfo(&st);
+
+		if (bv_inspect(&st, req.max_age_us))
+		{
+			if (strcmp(st.format, "basebackup") == 0)
+				bv_verifybackup(&st);
+			else
+			{
+				char	   *error;
+
+				st.scratch = psprintf("adr_verify_" INT64_FORMAT, st.id);
+				error = bv_utility(psprintf("CREATE DATABASE %s TEMPLATE template0",
+											quote_identifier(st.scratch)));
+				if (error)
+				{
+					bv_fail(&st, "could not create the scratch database \"%s\": %s", st.scratch, error);
+					st.scratch = NULL;
+				}
+				else
+				{
+					error = bv_utility(psprintf("COMMENT ON DATABASE %s IS %s",
+												quote_identifier(st.scratch),
+												quote_literal_cstr(psprintf(ADR_VERIFY_COMMENT " " INT64_FORMAT " of database %u",
+																			st.id, MyDatabaseId))));
+					if (error)
+						bv_fail(&st, "could not mark the scratch database: %s", error);
+					else
+					{
+						bv_restore(&st, req.jobs);
+						if (st.failures == NIL)
+							bv_checks(&st, req.compare_to);
+					}
+				}
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		bv_kill_child(0, 0);
+		RESUME_INTERRUPTS();
+		bv_fail(&st, "error: %s", edata->message);
+	}
+	PG_END_TRY();
+
+	if (st.scratch)
+	{
+		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+												quote_identifier(st.scratch)));
+
+		if (error)
+			bv_fail(&st, "could not drop the scratch database \"%s\": %s", st.scratch, error);
+	}
+	bv_record(&st);
+	LockRelease(&tag, ExclusiveLock, true);
+	proc_exit(0);
+}
+
+/* ---------- the scheduler task ---------- */
+
+/*
+ * The verify_backup task: verify adr_ops.backup_path with max_age
+ * adr_ops.backup_max_age.  The verification is started in one short
+ * transaction (wait => false) and its row polled once a second in others,
+ * so that no transaction stays open during the restore.  A failed
+ * verification fails the run.
+ */
+void
+adr_backup_task(AdrTaskRun *run)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	int64		id;
+	bool		isnull;
+	char	   *status = NULL;
+	char	   *summary = NULL;
+
+	if (adr_ops_backup_path == NULL || adr_ops_backup_path[0] == '\0')
+	{
+		appendStringInfoString(&run->detail, "adr_ops.backup_path is not set: nothing to verify");
+		return;
+	}
+
+	bv_xact_begin("adr_ops: starting the verify_backup task");
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
+					true, 0) != SPI_OK_SELECT || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
+				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
+	values[0] = Int32GetDatum(adr_ops_backup_max_age);
+	if (SPI_execute_with_args("SELECT id FROM adr_ops.adr_verify_backup(NULL, "
+							  "pg_catalog.make_interval(secs => $1), false)",
+							  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not start the backup verification");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	bv_xact_end(caller);
+
+	values[0] = Int64GetDatum(id);
+	for (;;)
+	{
+		bv_xact_begin("adr_ops: waiting for a backup verification");
+		if (SPI_execute_with_args("SELECT status, "
+								  "       CASE WHEN status = 'passed' "
+								  "            THEN pg_catalog.format('verification %s of %s passed: %s', id, path, "
+								  "                     coalesce(tables_restored || ' tables, ' || rows_counted || ' rows', detail)) "
+								  "            ELSE pg_catalog.format('backup verification %s of %s failed: %s', id, path, "
+								  "                     pg_catalog.array_to_string(failures, '; ')) END "
+								  "  FROM adr_ops.backup_verifications WHERE id = $1",
+								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read backup verification " INT64_FORMAT, id);
+		if (SPI_processed == 1)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			summary = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			MemoryContextSwitchTo(old);
+		}
+		bv_xact_end(caller);
+		if (status == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("backup verification " INT64_FORMAT " disappeared", id)));
+		if (strcmp(status, "running") != 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	if (strcmp(status, "passed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s", summary)));
+	run->objects = 1;
+	appendStringInfoString(&run->detail, summary);
+}
