@@ -76,6 +76,18 @@ SELECT source, check_name, from_status, to_status, detail, attempts, delivered_a
   FROM adr_ops.alerts ORDER BY id;
 SELECT adr_ops._alert_payload(a)::jsonb - 'at' - 'id' AS payload
   FROM adr_ops.alerts a ORDER BY id LIMIT 1;
+-- NOTIFY adr_alerts carries no detail, and a short check_name: a probe
+-- named and failing in 5000 multibyte characters still records its result
+-- (a NOTIFY payload over 8000 bytes would abort the INSERT).
+SELECT adr_ops._alert_notice(a)::jsonb - 'id' AS notice
+  FROM adr_ops.alerts a ORDER BY id LIMIT 1;
+INSERT INTO adr_ops.probe_history (probe, url, ok, error)
+VALUES (repeat('é', 5000), 'http://127.0.0.1:1/', false, repeat('€', 5000));
+SELECT octet_length(adr_ops._alert_notice(a)) < 1000 AS short_notice,
+       char_length(a.check_name) AS name_chars, char_length(a.detail) AS detail_chars
+  FROM adr_ops.alerts a WHERE a.check_name LIKE 'probe:éé%';
+DELETE FROM adr_ops.alerts WHERE check_name LIKE 'probe:éé%';
+DELETE FROM adr_ops.probe_history WHERE probe LIKE 'éé%';
 
 -- Health snapshots alert on their own transitions, skipping probe rows.
 INSERT INTO adr_ops.health_history (taken_at, check_name, status, detail) VALUES

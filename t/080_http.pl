@@ -227,6 +227,8 @@ $node->psql('postgres', q{
     SELECT 1;}, stdout => \$stdout, stderr => \$stderr);
 like($stdout, qr/Asynchronous notification "adr_alerts" with payload "\{"id" : \d+, .*"check_name" : "probe:down", "from_status" : null, "to_status" : "CRITICAL"/,
 	'NOTIFY adr_alerts carries the alert as JSON');
+unlike($stdout, qr/Asynchronous notification .*(?:"detail"|connection refused)/,
+	'but not its detail, which any role could LISTEN to');
 is($node->safe_psql('postgres', q{
         SELECT probe, ok, status_code FROM adr_ops.probe_history ORDER BY probe}),
 	"app|t|200\ndown|f|", 'the task stored one result per enabled probe');
