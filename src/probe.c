@@ -92,7 +92,18 @@ pr_hosts_check(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* The webhook URL: empty, or http(s) without line breaks.  Never echoed. */
+/* What a webhook URL must be; the messages say it, never the URL. */
+#define PR_WEBHOOK_RULE "The webhook URL must start with http:// or https:// and hold no line break."
+
+/* Is this non-empty webhook URL http(s) without line breaks? */
+static bool
+pr_webhook_url_ok(const char *v)
+{
+	return !adr_http_has_crlf(v) &&
+		(pg_strncasecmp(v, "http://", 7) == 0 || pg_strncasecmp(v, "https://", 8) == 0);
+}
+
+/* The webhook URL setting: empty, or a valid URL.  Never echoed. */
 static bool
 pr_webhook_check(char **newval, void **extra, GucSource source)
 {
@@ -100,21 +111,9 @@ pr_webhook_check(char **newval, void **extra, GucSource source)
 
 	if (v == NULL || *v == '\0')
 		return true;
-	if (adr_http_has_crlf(v) ||
-		(pg_strncasecmp(v, "http://", 7) != 0 && pg_strncasecmp(v, "https://", 8) != 0))
+	if (!pr_webhook_url_ok(v))
 	{
-		GUC_check_errdetail("The webhook URL must start with http:// or https:// and hold no line break.");
-		return false;
-	}
-	return true;
-}
-
-static bool
-pr_token_check(char **newval, void **extra, GucSource source)
-{
-	if (adr_http_has_crlf(*newval))
-	{
-		GUC_check_errdetail("A bearer token cannot contain CR or LF.");
+		GUC_check_errdetail(PR_WEBHOOK_RULE);
 		return false;
 	}
 	return true;
@@ -193,7 +192,7 @@ adr_http_init(void)
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   pr_token_check, NULL, NULL);
+							   NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.alert_webhook_url_file",
 							   "Sets a file holding the URL alerts are posted to.",
 							   "Used when adr_ops.alert_webhook_url is empty.  Unlike a setting's "
@@ -617,12 +616,11 @@ pr_deliver_alerts(AdrTaskRun *run)
 		appendStringInfoString(&run->detail, "alerts: no adr_ops.alert_webhook_url set");
 		return;
 	}
-	if (adr_http_has_crlf(url) ||
-		(pg_strncasecmp(url, "http://", 7) != 0 && pg_strncasecmp(url, "https://", 8) != 0))
+	if (!pr_webhook_url_ok(url))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid webhook URL in the file named by \"adr_ops.alert_webhook_url_file\""),
-				 errdetail("The webhook URL must start with http:// or https:// and hold no line break.")));
+				 errdetail(PR_WEBHOOK_RULE)));
 
 	pr_begin(run, "adr_ops alert_delivery: lease alerts");
 	lease_args[0] = Int32GetDatum(PR_WEBHOOK_TIMEOUT_MS / 1000 + 60);
@@ -712,12 +710,9 @@ adr_task_http_probe(AdrTaskRun *run)
 	StringInfoData failures;
 	char	   *token = NULL;
 
+	/* A token with CR or LF fails its probes in http.c, each with a row. */
 	token = pr_secret(adr_ops_probe_bearer_token, adr_ops_probe_bearer_token_file,
 					  "adr_ops.probe_bearer_token_file");
-	if (adr_http_has_crlf(token))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the bearer token in the file named by \"adr_ops.probe_bearer_token_file\" contains CR or LF")));
 
 	pr_begin(run, "adr_ops http_probe: read probes");
 	if (SPI_execute("SELECT name, url, expect_status, timeout_ms, send_token "
