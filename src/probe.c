@@ -22,8 +22,10 @@
  * once; a delivery that fails is retried with exponential backoff.
  *
  * Secrets: adr_ops.alert_webhook_url and adr_ops.probe_bearer_token are
- * GUC_SUPERUSER_ONLY and are never written to the log, to an error or to
- * a table.
+ * GUC_SUPERUSER_ONLY, shown masked (a show hook) even to superusers and
+ * pg_read_all_settings, and never written by adr_ops to the log, to an
+ * error or to a table.  The postmaster's own "parameter changed to" line
+ * on reload is avoided by the *_file settings.
  *
  * Locking: none beyond the row locks of the alert lease.
  *
@@ -120,6 +122,29 @@ pr_webhook_check(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * SHOW, current_setting() and pg_settings show a secret setting as
+ * "********" when it is set and "" when not, to everyone: GUC_SUPERUSER_ONLY
+ * alone still lets members of pg_read_all_settings (pg_monitor) read it.
+ */
+static const char *
+pr_secret_show(const char *value)
+{
+	return (value != NULL && value[0] != '\0') ? "********" : "";
+}
+
+static const char *
+pr_webhook_show(void)
+{
+	return pr_secret_show(adr_ops_alert_webhook_url);
+}
+
+static const char *
+pr_token_show(void)
+{
+	return pr_secret_show(adr_ops_probe_bearer_token);
+}
+
+/*
  * The settings of the probes and alerts.  Called from _PG_init before
  * adr_guc_init() reserves the prefix, so that values set in
  * postgresql.conf before the library loaded are kept.
@@ -159,12 +184,12 @@ adr_http_init(void)
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.alert_webhook_url",
 							   "Sets the URL alerts are posted to as JSON.",
-							   "Empty posts nothing.  Visible to superusers only.",
+							   "Empty posts nothing.  Shown as ******** to everyone.",
 							   &adr_ops_alert_webhook_url,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   pr_webhook_check, NULL, NULL);
+							   pr_webhook_check, NULL, pr_webhook_show);
 	DefineCustomIntVariable("adr_ops.alert_retry_base",
 							"Sets the wait before the first retry of a failed alert delivery.",
 							"Each further retry waits twice as long, up to an hour.",
@@ -187,12 +212,12 @@ adr_http_init(void)
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.probe_bearer_token",
 							   "Sets the bearer token sent by probes whose send_token is true.",
-							   "Visible to superusers only.",
+							   "Shown as ******** to everyone.",
 							   &adr_ops_probe_bearer_token,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   NULL, NULL, NULL);
+							   NULL, NULL, pr_token_show);
 	DefineCustomStringVariable("adr_ops.alert_webhook_url_file",
 							   "Sets a file holding the URL alerts are posted to.",
 							   "Used when adr_ops.alert_webhook_url is empty.  Unlike a setting's "

@@ -325,6 +325,29 @@ is($node->safe_psql('postgres', q{
 unlike(slurp_file($node->logfile), qr/127\.0\.0\.1:$hook_port\/hook/,
 	'the webhook URL is never logged');
 
+# The plain settings, set: SHOW and current_setting() mask them for
+# everyone, pg_monitor (pg_read_all_settings) and superusers too.
+# (Setting them in postgresql.conf makes the postmaster log them on reload:
+# that is why the test above uses the *_file settings.)
+$node->append_conf('postgresql.conf', qq{
+adr_ops.alert_webhook_url = 'http://127.0.0.1:$hook_port/hook'
+adr_ops.probe_bearer_token = 'sesame'
+});
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+        SELECT current_setting('adr_ops.probe_bearer_token') = '********'}),
+	'the token is set');
+my $shown = q{
+    SHOW adr_ops.alert_webhook_url;
+    SHOW adr_ops.probe_bearer_token;
+    SELECT current_setting('adr_ops.alert_webhook_url') || ' ' || current_setting('adr_ops.probe_bearer_token');};
+is($node->safe_psql('postgres', $shown, extra_params => [ '-U', 'watcher' ]),
+	"********\n********\n******** ********", 'a pg_monitor role sees the set secrets masked');
+is($node->safe_psql('postgres', $shown), "********\n********\n******** ********",
+	'and so does a superuser');
+like(run_task('http_probe'), qr/^succeeded: probed 2: 1 ok, 1 failed \(anonymous\)/,
+	'the masked token is still the one sent');
+
 $node->stop;
 done_testing();
 
