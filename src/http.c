@@ -11,7 +11,8 @@
  * Safety, on every transfer:
  *	- only http and https, for the first URL and for every redirect
  *	  (CURLOPT_PROTOCOLS_STR / CURLOPT_REDIR_PROTOCOLS_STR, or the bitmask
- *	  forms before libcurl 7.85), at most max_redirects redirects;
+ *	  forms before libcurl 7.85), at most max_redirects redirects, and none
+ *	  for a POST (a 3xx answer to a webhook is a failed delivery);
  *	- the destination is checked on the address libcurl is about to connect
  *	  to (CURLOPT_OPENSOCKETFUNCTION), so neither a DNS name nor a redirect
  *	  can reach an address outside adr_ops.http_allowed_hosts; an empty list
@@ -455,7 +456,10 @@ ht_finish(HtXfer *x, CURLcode rc, const AdrHttpLimits *limits)
 		res->ok = status_ok;
 		if (!status_ok)
 		{
-			if (x->req->expect_status == 0)
+			if (x->req->post_json && code >= 300 && code < 400)
+				res->error = psprintf("unexpected status: got %ld, expected 2xx (a POST follows no redirect)",
+									  code);
+			else if (x->req->expect_status == 0)
 				res->error = psprintf("unexpected status: got %ld, expected 2xx", code);
 			else
 				res->error = psprintf("unexpected status: got %ld, expected %d",
@@ -539,7 +543,12 @@ ht_setup(HtXfer *x, const AdrHttpLimits *limits)
 	HT_SETOPT(h, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 	HT_SETOPT(h, CURLOPT_REDIR_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-	HT_SETOPT(h, CURLOPT_FOLLOWLOCATION, 1L);
+	/*
+	 * A POST follows no redirect: libcurl re-issues a POST answered with
+	 * 301/302/303 as a GET, whose 2xx would count as a delivery though
+	 * nothing was posted.  A 3xx is then a failed delivery.
+	 */
+	HT_SETOPT(h, CURLOPT_FOLLOWLOCATION, x->req->post_json ? 0L : 1L);
 	HT_SETOPT(h, CURLOPT_MAXREDIRS, (long) limits->max_redirects);
 	HT_SETOPT(h, CURLOPT_TIMEOUT_MS, (long) x->req->timeout_ms);
 	HT_SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long) x->req->timeout_ms);

@@ -294,6 +294,18 @@ like(slurp_file("$dir/hook/hook.log"),
 	qr/"check_name" : "probe:app", "from_status" : "OK", "to_status" : "CRITICAL", "detail" : "[^"]*unexpected status: got 503/,
 	'the webhook gets the JSON of the alert');
 
+# A webhook that answers the POST with a redirect has not received it
+# (libcurl would re-issue it as a GET, whose 200 is no delivery).
+slurp_file_write("$dir/webhook_url", "$base/redirect/1\n");
+slurp_file_write("$dir/app/flip", "200\n");
+like(run_task('http_probe'), qr/alerts: delivered 0, 1 failed/,
+	'a redirected POST is a failed delivery');
+is($node->safe_psql('postgres', q{
+        SELECT delivered_at IS NULL, last_error FROM adr_ops.alerts ORDER BY id DESC LIMIT 1}),
+	't|unexpected status: got 302, expected 2xx (a POST follows no redirect)',
+	'a POST follows no redirect');
+slurp_file_write("$dir/webhook_url", "http://127.0.0.1:$hook_port/hook\n");
+
 # A probe with send_token sends the token read from the file named by
 # adr_ops.probe_bearer_token_file.
 my $log_offset = -s $node->logfile;
