@@ -51,6 +51,10 @@ SELECT name, setting, unit, context FROM pg_settings
 -- The configuration tables, and the default schedules.
 INSERT INTO adr_ops.probes (name, url, expect_status) VALUES ('bad', 'http://x/', 99);
 INSERT INTO adr_ops.probes (name, url, timeout_ms) VALUES ('bad', 'http://x/', 0);
+-- A probe's timeout is at most a minute: it holds up the whole batch.
+INSERT INTO adr_ops.probes (name, url, timeout_ms) VALUES ('bad', 'http://x/', 60001);
+INSERT INTO adr_ops.probes (name, url, timeout_ms) VALUES ('slowest', 'http://x/', 60000);
+DELETE FROM adr_ops.probes WHERE name = 'slowest';
 SELECT name, schedule, task FROM adr_ops.schedules
  WHERE task IN ('http_probe', 'alert_delivery') ORDER BY name;
 SELECT task, writes, heavy, options FROM adr_ops.adr_tasks()

@@ -35,8 +35,11 @@ CREATE TABLE adr_ops.probes (
     url text NOT NULL,
     expect_status integer NOT NULL DEFAULT 200
         CHECK (expect_status OPERATOR(pg_catalog.>=) 100 AND expect_status OPERATOR(pg_catalog.<=) 599),
+    -- All probes run as one batch whose results are recorded together:
+    -- one slow probe delays every other's by up to its timeout, so a
+    -- minute at most (the task runs every minute).
     timeout_ms integer NOT NULL DEFAULT 5000
-        CHECK (timeout_ms OPERATOR(pg_catalog.>=) 1 AND timeout_ms OPERATOR(pg_catalog.<=) 3600000),
+        CHECK (timeout_ms OPERATOR(pg_catalog.>=) 1 AND timeout_ms OPERATOR(pg_catalog.<=) 60000),
     send_token boolean NOT NULL DEFAULT false,
     enabled boolean NOT NULL DEFAULT true
 );
