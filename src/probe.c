@@ -27,7 +27,9 @@
  * error or to a table.  The postmaster's own "parameter changed to" line
  * on reload is avoided by the *_file settings.
  *
- * Locking: none beyond the row locks of the alert lease.
+ * Locking: the row locks of the alert lease, and a transaction advisory
+ * lock on hashtext('adr_ops.http_probe') while recording probe results, so
+ * that overlapping runs of http_probe do not raise the same alert twice.
  *
  * IDENTIFICATION
  *	  src/probe.c
@@ -68,6 +70,8 @@ PG_FUNCTION_INFO_V1(adr_http_metric);
 #define PR_WEBHOOK_TIMEOUT_MS	10000
 /* Alerts posted per task run. */
 #define PR_WEBHOOK_BATCH		100
+/* The advisory lock key that serialises recording the probe results. */
+#define PR_RESULTS_LOCK "pg_catalog.hashtext('adr_ops.http_probe')"
 /* Longest wait between two delivery attempts, in seconds. */
 #define PR_MAX_BACKOFF_S		3600
 
@@ -765,6 +769,15 @@ adr_task_http_probe(AdrTaskRun *run)
 		adr_http_perform(reqs, res, n, &limits);
 
 		pr_begin(run, "adr_ops http_probe: record results");
+
+		/*
+		 * Two runs that overlap (adr_run_task() and the schedule) record
+		 * one after the other, so the alert trigger of the second sees the
+		 * first's rows and raises no second alert for the same transition.
+		 */
+		if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(" PR_RESULTS_LOCK ")",
+						false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the probe results");
 		for (i = 0; i < n; i++)
 		{
 			Oid			types[7] = {TEXTOID, TEXTOID, BOOLOID, INT4OID, FLOAT8OID, INT8OID, TEXTOID};

@@ -360,6 +360,26 @@ is($node->safe_psql('postgres', $shown), "********\n********\n******** ********"
 like(run_task('http_probe'), qr/^succeeded: probed 2: 1 ok, 1 failed \(anonymous\)/,
 	'the masked token is still the one sent');
 
+# Two http_probe runs that overlap record their results one after the
+# other (a transaction advisory lock), so the second raises no duplicate
+# alert: a run that finds the lock held waits for it.
+{
+	my $holder = $node->background_psql('postgres');
+	$holder->query_safe(q{SELECT pg_advisory_lock(hashtext('adr_ops.http_probe'))});
+	my $run_id = $node->safe_psql('postgres', q{
+        SELECT id FROM adr_ops.adr_run_task('http_probe',
+            options => '{"lock_timeout": "10min"}', wait => false)});
+	ok($node->poll_query_until('postgres', q{
+            SELECT count(*) = 1 FROM pg_stat_activity
+             WHERE query = 'adr_ops http_probe: record results' AND wait_event = 'advisory'}),
+		'a run waits for the lock before recording its results');
+	$holder->query_safe(q{SELECT pg_advisory_unlock(hashtext('adr_ops.http_probe'))});
+	$holder->quit;
+	ok($node->poll_query_until('postgres', qq{
+            SELECT status = 'succeeded' FROM adr_ops.task_runs WHERE id = $run_id}),
+		'and records them once the lock is free');
+}
+
 $node->stop;
 done_testing();
 
