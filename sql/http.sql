@@ -41,6 +41,18 @@ SET adr_ops.http_allowed_hosts = '::1/129';
 SET adr_ops.http_allowed_hosts = 'probe-target.invalid, 10.0.0.0/8 192.168.1.1,::1,fd00::/8';
 SELECT ok, error FROM adr_ops.adr_http_check('http://127.0.0.1:1/', 1000);
 RESET adr_ops.http_allowed_hosts;
+-- An IPv4-mapped IPv6 entry, or range, allows the IPv4 addresses it maps
+-- (nothing listens on port 1: refused, but allowed).
+SET adr_ops.http_allowed_hosts = '::ffff:127.0.0.1';
+SELECT ok, split_part(error, ':', 1) AS error_kind
+  FROM adr_ops.adr_http_check('http://127.0.0.1:1/', 2000);
+SELECT ok, error FROM adr_ops.adr_http_check('http://127.0.0.2:1/', 2000);
+SET adr_ops.http_allowed_hosts = '::ffff:127.0.0.0/104';
+SELECT ok, split_part(error, ':', 1) AS error_kind
+  FROM adr_ops.adr_http_check('http://127.0.0.1:1/', 2000);
+SELECT ok, split_part(error, ':', 1) AS error_kind
+  FROM adr_ops.adr_http_check('http://127.1.0.1:1/', 2000);
+RESET adr_ops.http_allowed_hosts;
 SET adr_ops.http_max_redirects = 51;
 SET adr_ops.http_max_body = 100;
 SET adr_ops.alert_webhook_url = 'http://127.0.0.1/hook';

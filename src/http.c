@@ -144,6 +144,18 @@ adr_http_has_crlf(const char *s)
 static void
 ht_allow_add(HtAllow *a, int family, const void *addr, int bits)
 {
+	/*
+	 * An IPv4-mapped IPv6 entry (::ffff:a.b.c.d, or a range of them) is
+	 * kept as the IPv4 network it maps, since ht_address_allowed() checks a
+	 * mapped connect address as IPv4.
+	 */
+	if (family == AF_INET6 && bits >= 96 &&
+		IN6_IS_ADDR_V4MAPPED((const struct in6_addr *) addr))
+	{
+		family = AF_INET;
+		addr = (const unsigned char *) addr + 12;
+		bits -= 96;
+	}
 	if (a->n == a->cap)
 	{
 		a->cap = a->cap ? a->cap * 2 : 8;
@@ -254,6 +266,13 @@ ht_allow_parse(const char *list, HtAllow *a, bool resolve, char **bad)
 	for (tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save))
 	{
 		char	   *orig = pstrdup(tok);
+
+		/*
+		 * A host name is resolved with getaddrinfo(), which blocks and
+		 * cannot be interrupted: a cancel is seen between entries.
+		 */
+		if (resolve)
+			CHECK_FOR_INTERRUPTS();
 
 		if (!ht_allow_entry(a, tok, resolve))
 		{
