@@ -450,15 +450,25 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 
 	while (*p == ' ' || *p == '\t')
 		p++;
-	while (*p && *p != ' ' && *p != '\t' && n < (int) sizeof(tok) - 1)
+	while (*p && *p != ' ' && *p != '\t')
+	{
+		/* A value longer than any float's text is malformed, not cut. */
+		if (n >= (int) sizeof(tok) - 1)
+			return false;
 		tok[n++] = *p++;
+	}
 	tok[n] = '\0';
 	if (n == 0)
 		return false;
-	/* strtod reads NaN, Inf, +Inf and -Inf as the format writes them. */
+
+	/*
+	 * strtod reads NaN, Inf, +Inf and -Inf as the format writes them.  A
+	 * number out of range (1e999, 1e-999) is malformed, as for float8in:
+	 * strtod would make it an infinity or zero.
+	 */
 	errno = 0;
 	*value = strtod(tok, &end);
-	if (*end != '\0' || (errno == ERANGE && !isinf(*value) && *value != 0))
+	if (*end != '\0' || (errno == ERANGE && (*value == 0 || isinf(*value))))
 		return false;
 	/* An optional timestamp follows; it is not returned. */
 	return true;

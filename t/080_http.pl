@@ -148,7 +148,7 @@ is($node->safe_psql('postgres', qq{
 response_time|{"back": "c:\\\\d", "note": "line\\nbreak", "path": "/a\\"b"}|0.25
 response_time|{"path": "/inf"}|Infinity
 response_time|{"path": "/nan"}|NaN},
-	'samples of a metric, with escaped label values, NaN and infinities');
+	'samples of a metric, with escaped label values, NaN and infinities; values out of range (1e999, 1e-999) or too long are malformed lines');
 is($node->safe_psql('postgres', qq{
         SELECT metric, labels ->> 'le', value
           FROM adr_ops.adr_http_metric('$base/metrics', 'http_response_time_seconds')
