@@ -21,7 +21,8 @@
  *	- the timeout bounds the whole transfer (resolution, connection,
  *	  redirects, body);
  *	- the body is counted and kept up to max_body, then the transfer stops;
- *	- header values (the bearer token) with CR or LF are refused.
+ *	- header values (the bearer token) with CR or LF are refused;
+ *	- error text is made valid in the database encoding before it returns.
  *
  * Interrupts: the batch is driven by curl_multi_poll() in slices of at most
  * HT_SLICE_MS, with CHECK_FOR_INTERRUPTS() between them, so a cancel,
@@ -50,6 +51,7 @@
 
 #include <curl/curl.h>
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
@@ -137,6 +139,24 @@ bool
 adr_http_has_crlf(const char *s)
 {
 	return s != NULL && strpbrk(s, "\r\n") != NULL;
+}
+
+/*
+ * Text from the network (libcurl's error buffer, a label value) as valid
+ * text of the database encoding: when it is not, every non-ASCII byte is
+ * replaced by '?' in place.  Returns s.
+ */
+char *
+adr_http_valid_text(char *s)
+{
+	unsigned char *p;
+
+	if (s == NULL || pg_verifymbstr(s, strlen(s), true))
+		return s;
+	for (p = (unsigned char *) s; *p; p++)
+		if (IS_HIGHBIT_SET(*p))
+			*p = '?';
+	return s;
 }
 
 /* ---- allowed destinations ---- */
@@ -702,6 +722,9 @@ adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results, int n,
 		for (i = 0; i < n; i++)
 			if (!xfers[i].done)
 				ht_finish(&xfers[i], CURLE_GOT_NOTHING, limits);
+		/* The errors quote libcurl, which quotes the network. */
+		for (i = 0; i < n; i++)
+			adr_http_valid_text(results[i].error);
 	}
 	PG_FINALLY();
 	{

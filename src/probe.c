@@ -432,7 +432,7 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 			first = false;
 			escape_json(labels, lname);
 			appendStringInfoString(labels, ": ");
-			escape_json(labels, lv.data);
+			escape_json(labels, adr_http_valid_text(lv.data));
 			while (*p == ' ' || *p == '\t')
 				p++;
 			if (*p == ',')

@@ -47,7 +47,8 @@ my $port = start_stub("$dir/app");
 my $base = "http://127.0.0.1:$port";
 
 my $node = PostgreSQL::Test::Cluster->new('http');
-$node->init;
+# UTF-8, so that text from the network that is not UTF-8 would show.
+$node->init(extra => [ '--encoding=UTF8', '--no-locale' ]);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'adr_ops'
 adr_ops.timezone = 'UTC'
@@ -146,9 +147,10 @@ is($node->safe_psql('postgres', qq{
          ORDER BY value}),
 	qq{response_time|{}|-Infinity
 response_time|{"back": "c:\\\\d", "note": "line\\nbreak", "path": "/a\\"b"}|0.25
+response_time|{"path": "bad??bytes"}|3
 response_time|{"path": "/inf"}|Infinity
 response_time|{"path": "/nan"}|NaN},
-	'samples of a metric, with escaped label values, NaN and infinities; values out of range (1e999, 1e-999) or too long are malformed lines');
+	'samples of a metric, with escaped label values, NaN and infinities; values out of range (1e999, 1e-999) or too long are malformed lines; a label value that is not UTF-8 has its bytes replaced');
 is($node->safe_psql('postgres', qq{
         SELECT metric, labels ->> 'le', value
           FROM adr_ops.adr_http_metric('$base/metrics', 'http_response_time_seconds')
