@@ -72,6 +72,11 @@ PG_FUNCTION_INFO_V1(adr_http_metric);
 #define PR_WEBHOOK_BATCH		100
 /* The advisory lock key that serialises recording the probe results. */
 #define PR_RESULTS_LOCK "pg_catalog.hashtext('adr_ops.http_probe')"
+/*
+ * Alerts older than this are never posted: configuring a webhook does not
+ * post the whole backlog of old transitions.
+ */
+#define PR_ALERT_MAX_AGE "'1 day'"
 /* Longest wait between two delivery attempts, in seconds. */
 #define PR_MAX_BACKOFF_S		3600
 
@@ -628,8 +633,8 @@ pr_getstr(int row, int col, MemoryContext cxt)
 }
 
 /*
- * Post the undelivered alerts that are due to adr_ops.alert_webhook_url,
- * and record each outcome.  Appends a summary to the run's detail.
+ * Post the undelivered alerts that are due, and less than a day old, to
+ * adr_ops.alert_webhook_url, and record each outcome.  Appends a summary to the run's detail.
  */
 static void
 pr_deliver_alerts(AdrTaskRun *run)
@@ -670,6 +675,8 @@ pr_deliver_alerts(AdrTaskRun *run)
 							  "  FROM (SELECT id FROM adr_ops.alerts "
 							  "         WHERE delivered_at IS NULL AND attempts OPERATOR(pg_catalog.<) $2 "
 							  "           AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() "
+							  "           AND at OPERATOR(pg_catalog.>) (pg_catalog.clock_timestamp() "
+							  "               OPERATOR(pg_catalog.-) " PR_ALERT_MAX_AGE "::pg_catalog.interval) "
 							  "         ORDER BY id LIMIT " CppAsString2(PR_WEBHOOK_BATCH)
 							  "         FOR UPDATE SKIP LOCKED) c "
 							  " WHERE a.id OPERATOR(pg_catalog.=) c.id "

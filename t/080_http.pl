@@ -273,13 +273,24 @@ is($node->safe_psql('postgres', q{
         SELECT count(*) FROM adr_ops.alerts WHERE check_name LIKE 'probe:%' AND source = 'health'}),
 	'0', 'probe rows of the health check do not alert twice');
 
+# An alert older than a day is never posted: configuring a webhook does
+# not post the backlog.
+$node->safe_psql('postgres', q{
+    INSERT INTO adr_ops.alerts (at, source, check_name, to_status, detail)
+    VALUES (now() - interval '25 hours', 'health', 'old_news', 'CRITICAL', 'long ago')});
+
 # The receiver comes up: every alert is delivered, each exactly once.
 start_stub("$dir/hook", $hook_port);
 ok($node->poll_query_until('postgres', q{
         SELECT (adr_ops.adr_run_task('alert_delivery')).status IS NOT NULL
-           AND NOT EXISTS (SELECT FROM adr_ops.alerts WHERE delivered_at IS NULL)}),
+           AND NOT EXISTS (SELECT FROM adr_ops.alerts WHERE delivered_at IS NULL
+                              AND check_name <> 'old_news')}),
 	'the alerts are delivered once the receiver is up');
-my $alerts = $node->safe_psql('postgres', 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM adr_ops.alerts');
+is($node->safe_psql('postgres', q{
+        SELECT attempts, delivered_at IS NULL FROM adr_ops.alerts WHERE check_name = 'old_news'}),
+	'0|t', 'but not an alert older than a day');
+my $alerts = $node->safe_psql('postgres', q{
+    SELECT string_agg(id::text, ',' ORDER BY id) FROM adr_ops.alerts WHERE check_name <> 'old_news'});
 my %posted;
 $posted{$_}++ for (slurp_file("$dir/hook/hook.log") =~ /"id" : (\d+)/g);
 is(join(',', sort { $a <=> $b } keys %posted), $alerts, 'the webhook received every alert');
