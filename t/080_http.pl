@@ -10,7 +10,6 @@ use strict;
 use warnings FATAL => 'all';
 
 use File::Basename;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -166,32 +165,40 @@ like($err, qr/could not fetch metrics from .*\n.*unexpected status: got 500/,
 	'a page that cannot be fetched is an error');
 
 # A cancel, and statement_timeout, stop a slow probe (the stub answers
-# after 10 minutes; the probe would wait 20).
+# after 10 minutes; the probe would wait 20), and the same session goes on:
+# its backend, whose pid is known, is still connected and idle.
 {
-	my ($stdout, $stderr) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-X', '-d', $node->connstr('postgres'), '-c',
-		  "SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000)" ],
-		'>', \$stdout, '2>', \$stderr,
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	ok($node->poll_query_until('postgres', q{
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	$session->query_until(qr/probing/, "\\echo probing\n"
+		  . "SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000);\n");
+	ok($node->poll_query_until('postgres', qq{
             SELECT count(*) = 1 FROM pg_stat_activity
-             WHERE query LIKE '%slow/600000%' AND state = 'active' AND pid <> pg_backend_pid()}),
+             WHERE pid = $pid AND query LIKE '%slow/600000%' AND state = 'active'}),
 		'the slow probe runs');
-	$node->safe_psql('postgres', q{
-        SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-         WHERE query LIKE '%slow/600000%' AND state = 'active' AND pid <> pg_backend_pid()});
-	$h->finish;
-	like($stderr, qr/canceling statement due to user request/,
-		'a cancel stops the probe and the session returns');
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	is($session->query('SELECT pg_backend_pid()'), $pid,
+		'after a cancel the same session answers');
+	like($session->{stderr}, qr/canceling statement due to user request/,
+		'a cancel stops the probe');
+	$session->{stderr} = '';
+	is($node->safe_psql('postgres', qq{
+            SELECT state || ' ' || (query LIKE '%slow/600000%')::text FROM pg_stat_activity
+             WHERE pid = $pid}),
+		'idle false', 'the backend is connected, idle, the probe gone');
+
+	is($session->query(qq{SET statement_timeout = '300ms';
+            SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000);
+            RESET statement_timeout;
+            SELECT pg_backend_pid()}), $pid, 'after statement_timeout the same session answers');
+	like($session->{stderr}, qr/canceling statement due to statement timeout/,
+		'statement_timeout stops a probe');
+	$session->{stderr} = '';
+	is($node->safe_psql('postgres', qq{
+            SELECT state FROM pg_stat_activity WHERE pid = $pid}),
+		'idle', 'nothing is left running');
+	$session->quit;
 }
-($ret, $out, $err) = $node->psql('postgres', qq{
-    SET statement_timeout = '300ms';
-    SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000)});
-like($err, qr/canceling statement due to statement timeout/, 'statement_timeout stops a probe');
-is($node->safe_psql('postgres', q{
-        SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%slow/600000%' AND state = 'active'
-           AND pid <> pg_backend_pid()}), '0', 'nothing is left running');
 
 # The webhook receiver is down at first: its port is chosen, not served.
 # The URL is a secret: it comes from a file, so that no reload logs it.
