@@ -41,6 +41,18 @@ SET adr_ops.http_allowed_hosts = '::1/129';
 SET adr_ops.http_allowed_hosts = 'probe-target.invalid, 10.0.0.0/8 192.168.1.1,::1,fd00::/8';
 SELECT ok, error FROM adr_ops.adr_http_check('http://127.0.0.1:1/', 1000);
 RESET adr_ops.http_allowed_hosts;
+-- An IPv4-mapped IPv6 entry, or range, allows the IPv4 addresses it maps
+-- (nothing listens on port 1: refused, but allowed).
+SET adr_ops.http_allowed_hosts = '::ffff:127.0.0.1';
+SELECT ok, split_part(error, ':', 1) AS error_kind
+  FROM adr_ops.adr_http_check('http://127.0.0.1:1/', 2000);
+SELECT ok, error FROM adr_ops.adr_http_check('http://127.0.0.2:1/', 2000);
+SET adr_ops.http_allowed_hosts = '::ffff:127.0.0.0/104';
+SELECT ok, split_part(error, ':', 1) AS error_kind
+  FROM adr_ops.adr_http_check('http://127.0.0.1:1/', 2000);
+SELECT ok, split_part(error, ':', 1) AS error_kind
+  FROM adr_ops.adr_http_check('http://127.1.0.1:1/', 2000);
+RESET adr_ops.http_allowed_hosts;
 SET adr_ops.http_max_redirects = 51;
 SET adr_ops.http_max_body = 100;
 SET adr_ops.alert_webhook_url = 'http://127.0.0.1/hook';
@@ -51,6 +63,10 @@ SELECT name, setting, unit, context FROM pg_settings
 -- The configuration tables, and the default schedules.
 INSERT INTO adr_ops.probes (name, url, expect_status) VALUES ('bad', 'http://x/', 99);
 INSERT INTO adr_ops.probes (name, url, timeout_ms) VALUES ('bad', 'http://x/', 0);
+-- A probe's timeout is at most a minute: it holds up the whole batch.
+INSERT INTO adr_ops.probes (name, url, timeout_ms) VALUES ('bad', 'http://x/', 60001);
+INSERT INTO adr_ops.probes (name, url, timeout_ms) VALUES ('slowest', 'http://x/', 60000);
+DELETE FROM adr_ops.probes WHERE name = 'slowest';
 SELECT name, schedule, task FROM adr_ops.schedules
  WHERE task IN ('http_probe', 'alert_delivery') ORDER BY name;
 SELECT task, writes, heavy, options FROM adr_ops.adr_tasks()
@@ -76,6 +92,18 @@ SELECT source, check_name, from_status, to_status, detail, attempts, delivered_a
   FROM adr_ops.alerts ORDER BY id;
 SELECT adr_ops._alert_payload(a)::jsonb - 'at' - 'id' AS payload
   FROM adr_ops.alerts a ORDER BY id LIMIT 1;
+-- NOTIFY adr_alerts carries no detail, and a short check_name: a probe
+-- named and failing in 5000 multibyte characters still records its result
+-- (a NOTIFY payload over 8000 bytes would abort the INSERT).
+SELECT adr_ops._alert_notice(a)::jsonb - 'id' AS notice
+  FROM adr_ops.alerts a ORDER BY id LIMIT 1;
+INSERT INTO adr_ops.probe_history (probe, url, ok, error)
+VALUES (repeat('é', 5000), 'http://127.0.0.1:1/', false, repeat('€', 5000));
+SELECT octet_length(adr_ops._alert_notice(a)) < 1000 AS short_notice,
+       char_length(a.check_name) AS name_chars, char_length(a.detail) AS detail_chars
+  FROM adr_ops.alerts a WHERE a.check_name LIKE 'probe:éé%';
+DELETE FROM adr_ops.alerts WHERE check_name LIKE 'probe:éé%';
+DELETE FROM adr_ops.probe_history WHERE probe LIKE 'éé%';
 
 -- Health snapshots alert on their own transitions, skipping probe rows.
 INSERT INTO adr_ops.health_history (taken_at, check_name, status, detail) VALUES

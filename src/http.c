@@ -11,7 +11,8 @@
  * Safety, on every transfer:
  *	- only http and https, for the first URL and for every redirect
  *	  (CURLOPT_PROTOCOLS_STR / CURLOPT_REDIR_PROTOCOLS_STR, or the bitmask
- *	  forms before libcurl 7.85), at most max_redirects redirects;
+ *	  forms before libcurl 7.85), at most max_redirects redirects, and none
+ *	  for a POST (a 3xx answer to a webhook is a failed delivery);
  *	- the destination is checked on the address libcurl is about to connect
  *	  to (CURLOPT_OPENSOCKETFUNCTION), so neither a DNS name nor a redirect
  *	  can reach an address outside adr_ops.http_allowed_hosts; an empty list
@@ -20,7 +21,8 @@
  *	- the timeout bounds the whole transfer (resolution, connection,
  *	  redirects, body);
  *	- the body is counted and kept up to max_body, then the transfer stops;
- *	- header values (the bearer token) with CR or LF are refused.
+ *	- header values (the bearer token) with CR or LF are refused;
+ *	- error text is made valid in the database encoding before it returns.
  *
  * Interrupts: the batch is driven by curl_multi_poll() in slices of at most
  * HT_SLICE_MS, with CHECK_FOR_INTERRUPTS() between them, so a cancel,
@@ -49,6 +51,7 @@
 
 #include <curl/curl.h>
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
@@ -138,11 +141,41 @@ adr_http_has_crlf(const char *s)
 	return s != NULL && strpbrk(s, "\r\n") != NULL;
 }
 
+/*
+ * Text from the network (libcurl's error buffer, a label value) as valid
+ * text of the database encoding: when it is not, every non-ASCII byte is
+ * replaced by '?' in place.  Returns s.
+ */
+char *
+adr_http_valid_text(char *s)
+{
+	unsigned char *p;
+
+	if (s == NULL || pg_verifymbstr(s, strlen(s), true))
+		return s;
+	for (p = (unsigned char *) s; *p; p++)
+		if (IS_HIGHBIT_SET(*p))
+			*p = '?';
+	return s;
+}
+
 /* ---- allowed destinations ---- */
 
 static void
 ht_allow_add(HtAllow *a, int family, const void *addr, int bits)
 {
+	/*
+	 * An IPv4-mapped IPv6 entry (::ffff:a.b.c.d, or a range of them) is
+	 * kept as the IPv4 network it maps, since ht_address_allowed() checks a
+	 * mapped connect address as IPv4.
+	 */
+	if (family == AF_INET6 && bits >= 96 &&
+		IN6_IS_ADDR_V4MAPPED((const struct in6_addr *) addr))
+	{
+		family = AF_INET;
+		addr = (const unsigned char *) addr + 12;
+		bits -= 96;
+	}
 	if (a->n == a->cap)
 	{
 		a->cap = a->cap ? a->cap * 2 : 8;
@@ -253,6 +286,13 @@ ht_allow_parse(const char *list, HtAllow *a, bool resolve, char **bad)
 	for (tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save))
 	{
 		char	   *orig = pstrdup(tok);
+
+		/*
+		 * A host name is resolved with getaddrinfo(), which blocks and
+		 * cannot be interrupted: a cancel is seen between entries.
+		 */
+		if (resolve)
+			CHECK_FOR_INTERRUPTS();
 
 		if (!ht_allow_entry(a, tok, resolve))
 		{
@@ -455,7 +495,10 @@ ht_finish(HtXfer *x, CURLcode rc, const AdrHttpLimits *limits)
 		res->ok = status_ok;
 		if (!status_ok)
 		{
-			if (x->req->expect_status == 0)
+			if (x->req->post_json && code >= 300 && code < 400)
+				res->error = psprintf("unexpected status: got %ld, expected 2xx (a POST follows no redirect)",
+									  code);
+			else if (x->req->expect_status == 0)
 				res->error = psprintf("unexpected status: got %ld, expected 2xx", code);
 			else
 				res->error = psprintf("unexpected status: got %ld, expected %d",
@@ -539,7 +582,12 @@ ht_setup(HtXfer *x, const AdrHttpLimits *limits)
 	HT_SETOPT(h, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 	HT_SETOPT(h, CURLOPT_REDIR_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-	HT_SETOPT(h, CURLOPT_FOLLOWLOCATION, 1L);
+	/*
+	 * A POST follows no redirect: libcurl re-issues a POST answered with
+	 * 301/302/303 as a GET, whose 2xx would count as a delivery though
+	 * nothing was posted.  A 3xx is then a failed delivery.
+	 */
+	HT_SETOPT(h, CURLOPT_FOLLOWLOCATION, x->req->post_json ? 0L : 1L);
 	HT_SETOPT(h, CURLOPT_MAXREDIRS, (long) limits->max_redirects);
 	HT_SETOPT(h, CURLOPT_TIMEOUT_MS, (long) x->req->timeout_ms);
 	HT_SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long) x->req->timeout_ms);
@@ -674,6 +722,9 @@ adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results, int n,
 		for (i = 0; i < n; i++)
 			if (!xfers[i].done)
 				ht_finish(&xfers[i], CURLE_GOT_NOTHING, limits);
+		/* The errors quote libcurl, which quotes the network. */
+		for (i = 0; i < n; i++)
+			adr_http_valid_text(results[i].error);
 	}
 	PG_FINALLY();
 	{

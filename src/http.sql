@@ -35,8 +35,11 @@ CREATE TABLE adr_ops.probes (
     url text NOT NULL,
     expect_status integer NOT NULL DEFAULT 200
         CHECK (expect_status OPERATOR(pg_catalog.>=) 100 AND expect_status OPERATOR(pg_catalog.<=) 599),
+    -- All probes run as one batch whose results are recorded together:
+    -- one slow probe delays every other's by up to its timeout, so a
+    -- minute at most (the task runs every minute).
     timeout_ms integer NOT NULL DEFAULT 5000
-        CHECK (timeout_ms OPERATOR(pg_catalog.>=) 1 AND timeout_ms OPERATOR(pg_catalog.<=) 3600000),
+        CHECK (timeout_ms OPERATOR(pg_catalog.>=) 1 AND timeout_ms OPERATOR(pg_catalog.<=) 60000),
     send_token boolean NOT NULL DEFAULT false,
     enabled boolean NOT NULL DEFAULT true
 );
@@ -84,7 +87,7 @@ COMMENT ON TABLE adr_ops.alerts IS
     'status transitions of health checks and probes, with their webhook delivery';
 GRANT SELECT ON adr_ops.alerts TO pg_monitor;
 
--- What NOTIFY adr_alerts and the webhook carry.
+-- What the webhook carries: the whole alert.
 CREATE FUNCTION adr_ops._alert_payload(a adr_ops.alerts) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -94,8 +97,25 @@ AS $$
                              'to_status', a.to_status, 'detail', left(a.detail, 2000))::text
 $$;
 COMMENT ON FUNCTION adr_ops._alert_payload(adr_ops.alerts) IS
-    'API: private. The JSON of an alert, for NOTIFY adr_alerts and the webhook';
+    'API: private. The JSON of an alert, for the webhook';
 REVOKE ALL ON FUNCTION adr_ops._alert_payload(adr_ops.alerts) FROM PUBLIC;
+
+-- What NOTIFY adr_alerts carries: small, and nothing secret.  A NOTIFY
+-- payload over 8000 bytes is an ERROR that would abort the INSERT of the
+-- probe results or the health snapshot, and any role may LISTEN, so the
+-- detail stays in adr_ops.alerts (pg_monitor) and check_name is cut to 200
+-- characters (at most 800 bytes in any server encoding).
+CREATE FUNCTION adr_ops._alert_notice(a adr_ops.alerts) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT json_build_object('id', a.id, 'source', a.source,
+                             'check_name', left(a.check_name, 200), 'from_status', a.from_status,
+                             'to_status', a.to_status)::text
+$$;
+COMMENT ON FUNCTION adr_ops._alert_notice(adr_ops.alerts) IS
+    'API: private. The short JSON of an alert for NOTIFY adr_alerts: no detail';
+REVOKE ALL ON FUNCTION adr_ops._alert_notice(adr_ops.alerts) FROM PUBLIC;
 
 -- Transitions: a row whose status differs from the previous row of the
 -- same check; a first row only when it is not OK.  Probe checks in the
@@ -124,7 +144,7 @@ BEGIN
          ORDER BY r.check_name
         RETURNING *
     )
-    SELECT count(pg_notify('adr_alerts', adr_ops._alert_payload(raised::adr_ops.alerts)))
+    SELECT count(pg_notify('adr_alerts', adr_ops._alert_notice(raised::adr_ops.alerts)))
       INTO n FROM raised;
     RETURN NULL;
 END
@@ -160,7 +180,7 @@ BEGIN
          ORDER BY r.probe
         RETURNING *
     )
-    SELECT count(pg_notify('adr_alerts', adr_ops._alert_payload(raised::adr_ops.alerts)))
+    SELECT count(pg_notify('adr_alerts', adr_ops._alert_notice(raised::adr_ops.alerts)))
       INTO n FROM raised;
     RETURN NULL;
 END

@@ -22,10 +22,14 @@
  * once; a delivery that fails is retried with exponential backoff.
  *
  * Secrets: adr_ops.alert_webhook_url and adr_ops.probe_bearer_token are
- * GUC_SUPERUSER_ONLY and are never written to the log, to an error or to
- * a table.
+ * GUC_SUPERUSER_ONLY, shown masked (a show hook) even to superusers and
+ * pg_read_all_settings, and never written by adr_ops to the log, to an
+ * error or to a table.  The postmaster's own "parameter changed to" line
+ * on reload is avoided by the *_file settings.
  *
- * Locking: none beyond the row locks of the alert lease.
+ * Locking: the row locks of the alert lease, and a transaction advisory
+ * lock on hashtext('adr_ops.http_probe') while recording probe results, so
+ * that overlapping runs of http_probe do not raise the same alert twice.
  *
  * IDENTIFICATION
  *	  src/probe.c
@@ -66,6 +70,13 @@ PG_FUNCTION_INFO_V1(adr_http_metric);
 #define PR_WEBHOOK_TIMEOUT_MS	10000
 /* Alerts posted per task run. */
 #define PR_WEBHOOK_BATCH		100
+/* The advisory lock key that serialises recording the probe results. */
+#define PR_RESULTS_LOCK "pg_catalog.hashtext('adr_ops.http_probe')"
+/*
+ * Alerts older than this are never posted: configuring a webhook does not
+ * post the whole backlog of old transitions.
+ */
+#define PR_ALERT_MAX_AGE "'1 day'"
 /* Longest wait between two delivery attempts, in seconds. */
 #define PR_MAX_BACKOFF_S		3600
 
@@ -92,7 +103,18 @@ pr_hosts_check(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* The webhook URL: empty, or http(s) without line breaks.  Never echoed. */
+/* What a webhook URL must be; the messages say it, never the URL. */
+#define PR_WEBHOOK_RULE "The webhook URL must start with http:// or https:// and hold no line break."
+
+/* Is this non-empty webhook URL http(s) without line breaks? */
+static bool
+pr_webhook_url_ok(const char *v)
+{
+	return !adr_http_has_crlf(v) &&
+		(pg_strncasecmp(v, "http://", 7) == 0 || pg_strncasecmp(v, "https://", 8) == 0);
+}
+
+/* The webhook URL setting: empty, or a valid URL.  Never echoed. */
 static bool
 pr_webhook_check(char **newval, void **extra, GucSource source)
 {
@@ -100,24 +122,35 @@ pr_webhook_check(char **newval, void **extra, GucSource source)
 
 	if (v == NULL || *v == '\0')
 		return true;
-	if (adr_http_has_crlf(v) ||
-		(pg_strncasecmp(v, "http://", 7) != 0 && pg_strncasecmp(v, "https://", 8) != 0))
+	if (!pr_webhook_url_ok(v))
 	{
-		GUC_check_errdetail("The webhook URL must start with http:// or https:// and hold no line break.");
+		GUC_check_errdetail(PR_WEBHOOK_RULE);
 		return false;
 	}
 	return true;
 }
 
-static bool
-pr_token_check(char **newval, void **extra, GucSource source)
+/*
+ * SHOW, current_setting() and pg_settings show a secret setting as
+ * "********" when it is set and "" when not, to everyone: GUC_SUPERUSER_ONLY
+ * alone still lets members of pg_read_all_settings (pg_monitor) read it.
+ */
+static const char *
+pr_secret_show(const char *value)
 {
-	if (adr_http_has_crlf(*newval))
-	{
-		GUC_check_errdetail("A bearer token cannot contain CR or LF.");
-		return false;
-	}
-	return true;
+	return (value != NULL && value[0] != '\0') ? "********" : "";
+}
+
+static const char *
+pr_webhook_show(void)
+{
+	return pr_secret_show(adr_ops_alert_webhook_url);
+}
+
+static const char *
+pr_token_show(void)
+{
+	return pr_secret_show(adr_ops_probe_bearer_token);
 }
 
 /*
@@ -160,12 +193,12 @@ adr_http_init(void)
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.alert_webhook_url",
 							   "Sets the URL alerts are posted to as JSON.",
-							   "Empty posts nothing.  Visible to superusers only.",
+							   "Empty posts nothing.  Shown as ******** to everyone.",
 							   &adr_ops_alert_webhook_url,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   pr_webhook_check, NULL, NULL);
+							   pr_webhook_check, NULL, pr_webhook_show);
 	DefineCustomIntVariable("adr_ops.alert_retry_base",
 							"Sets the wait before the first retry of a failed alert delivery.",
 							"Each further retry waits twice as long, up to an hour.",
@@ -188,12 +221,12 @@ adr_http_init(void)
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.probe_bearer_token",
 							   "Sets the bearer token sent by probes whose send_token is true.",
-							   "Visible to superusers only.",
+							   "Shown as ******** to everyone.",
 							   &adr_ops_probe_bearer_token,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   pr_token_check, NULL, NULL);
+							   NULL, NULL, pr_token_show);
 	DefineCustomStringVariable("adr_ops.alert_webhook_url_file",
 							   "Sets a file holding the URL alerts are posted to.",
 							   "Used when adr_ops.alert_webhook_url is empty.  Unlike a setting's "
@@ -404,7 +437,7 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 			first = false;
 			escape_json(labels, lname);
 			appendStringInfoString(labels, ": ");
-			escape_json(labels, lv.data);
+			escape_json(labels, adr_http_valid_text(lv.data));
 			while (*p == ' ' || *p == '\t')
 				p++;
 			if (*p == ',')
@@ -422,15 +455,25 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 
 	while (*p == ' ' || *p == '\t')
 		p++;
-	while (*p && *p != ' ' && *p != '\t' && n < (int) sizeof(tok) - 1)
+	while (*p && *p != ' ' && *p != '\t')
+	{
+		/* A value longer than any float's text is malformed, not cut. */
+		if (n >= (int) sizeof(tok) - 1)
+			return false;
 		tok[n++] = *p++;
+	}
 	tok[n] = '\0';
 	if (n == 0)
 		return false;
-	/* strtod reads NaN, Inf, +Inf and -Inf as the format writes them. */
+
+	/*
+	 * strtod reads NaN, Inf, +Inf and -Inf as the format writes them.  A
+	 * number out of range (1e999, 1e-999) is malformed, as for float8in:
+	 * strtod would make it an infinity or zero.
+	 */
 	errno = 0;
 	*value = strtod(tok, &end);
-	if (*end != '\0' || (errno == ERANGE && !isinf(*value) && *value != 0))
+	if (*end != '\0' || (errno == ERANGE && (*value == 0 || isinf(*value))))
 		return false;
 	/* An optional timestamp follows; it is not returned. */
 	return true;
@@ -590,8 +633,8 @@ pr_getstr(int row, int col, MemoryContext cxt)
 }
 
 /*
- * Post the undelivered alerts that are due to adr_ops.alert_webhook_url,
- * and record each outcome.  Appends a summary to the run's detail.
+ * Post the undelivered alerts that are due, and less than a day old, to
+ * adr_ops.alert_webhook_url, and record each outcome.  Appends a summary to the run's detail.
  */
 static void
 pr_deliver_alerts(AdrTaskRun *run)
@@ -617,12 +660,11 @@ pr_deliver_alerts(AdrTaskRun *run)
 		appendStringInfoString(&run->detail, "alerts: no adr_ops.alert_webhook_url set");
 		return;
 	}
-	if (adr_http_has_crlf(url) ||
-		(pg_strncasecmp(url, "http://", 7) != 0 && pg_strncasecmp(url, "https://", 8) != 0))
+	if (!pr_webhook_url_ok(url))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid webhook URL in the file named by \"adr_ops.alert_webhook_url_file\""),
-				 errdetail("The webhook URL must start with http:// or https:// and hold no line break.")));
+				 errdetail(PR_WEBHOOK_RULE)));
 
 	pr_begin(run, "adr_ops alert_delivery: lease alerts");
 	lease_args[0] = Int32GetDatum(PR_WEBHOOK_TIMEOUT_MS / 1000 + 60);
@@ -633,6 +675,8 @@ pr_deliver_alerts(AdrTaskRun *run)
 							  "  FROM (SELECT id FROM adr_ops.alerts "
 							  "         WHERE delivered_at IS NULL AND attempts OPERATOR(pg_catalog.<) $2 "
 							  "           AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() "
+							  "           AND at OPERATOR(pg_catalog.>) (pg_catalog.clock_timestamp() "
+							  "               OPERATOR(pg_catalog.-) " PR_ALERT_MAX_AGE "::pg_catalog.interval) "
 							  "         ORDER BY id LIMIT " CppAsString2(PR_WEBHOOK_BATCH)
 							  "         FOR UPDATE SKIP LOCKED) c "
 							  " WHERE a.id OPERATOR(pg_catalog.=) c.id "
@@ -712,12 +756,9 @@ adr_task_http_probe(AdrTaskRun *run)
 	StringInfoData failures;
 	char	   *token = NULL;
 
+	/* A token with CR or LF fails its probes in http.c, each with a row. */
 	token = pr_secret(adr_ops_probe_bearer_token, adr_ops_probe_bearer_token_file,
 					  "adr_ops.probe_bearer_token_file");
-	if (adr_http_has_crlf(token))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the bearer token in the file named by \"adr_ops.probe_bearer_token_file\" contains CR or LF")));
 
 	pr_begin(run, "adr_ops http_probe: read probes");
 	if (SPI_execute("SELECT name, url, expect_status, timeout_ms, send_token "
@@ -745,6 +786,15 @@ adr_task_http_probe(AdrTaskRun *run)
 		adr_http_perform(reqs, res, n, &limits);
 
 		pr_begin(run, "adr_ops http_probe: record results");
+
+		/*
+		 * Two runs that overlap (adr_run_task() and the schedule) record
+		 * one after the other, so the alert trigger of the second sees the
+		 * first's rows and raises no second alert for the same transition.
+		 */
+		if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(" PR_RESULTS_LOCK ")",
+						false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the probe results");
 		for (i = 0; i < n; i++)
 		{
 			Oid			types[7] = {TEXTOID, TEXTOID, BOOLOID, INT4OID, FLOAT8OID, INT8OID, TEXTOID};

@@ -10,7 +10,6 @@ use strict;
 use warnings FATAL => 'all';
 
 use File::Basename;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -47,7 +46,8 @@ my $port = start_stub("$dir/app");
 my $base = "http://127.0.0.1:$port";
 
 my $node = PostgreSQL::Test::Cluster->new('http');
-$node->init;
+# UTF-8, so that text from the network that is not UTF-8 would show.
+$node->init(extra => [ '--encoding=UTF8', '--no-locale' ]);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'adr_ops'
 adr_ops.timezone = 'UTC'
@@ -146,9 +146,10 @@ is($node->safe_psql('postgres', qq{
          ORDER BY value}),
 	qq{response_time|{}|-Infinity
 response_time|{"back": "c:\\\\d", "note": "line\\nbreak", "path": "/a\\"b"}|0.25
+response_time|{"path": "bad??bytes"}|3
 response_time|{"path": "/inf"}|Infinity
 response_time|{"path": "/nan"}|NaN},
-	'samples of a metric, with escaped label values, NaN and infinities');
+	'samples of a metric, with escaped label values, NaN and infinities; values out of range (1e999, 1e-999) or too long are malformed lines; a label value that is not UTF-8 has its bytes replaced');
 is($node->safe_psql('postgres', qq{
         SELECT metric, labels ->> 'le', value
           FROM adr_ops.adr_http_metric('$base/metrics', 'http_response_time_seconds')
@@ -164,32 +165,40 @@ like($err, qr/could not fetch metrics from .*\n.*unexpected status: got 500/,
 	'a page that cannot be fetched is an error');
 
 # A cancel, and statement_timeout, stop a slow probe (the stub answers
-# after 10 minutes; the probe would wait 20).
+# after 10 minutes; the probe would wait 20), and the same session goes on:
+# its backend, whose pid is known, is still connected and idle.
 {
-	my ($stdout, $stderr) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-X', '-d', $node->connstr('postgres'), '-c',
-		  "SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000)" ],
-		'>', \$stdout, '2>', \$stderr,
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	ok($node->poll_query_until('postgres', q{
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	$session->query_until(qr/probing/, "\\echo probing\n"
+		  . "SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000);\n");
+	ok($node->poll_query_until('postgres', qq{
             SELECT count(*) = 1 FROM pg_stat_activity
-             WHERE query LIKE '%slow/600000%' AND state = 'active' AND pid <> pg_backend_pid()}),
+             WHERE pid = $pid AND query LIKE '%slow/600000%' AND state = 'active'}),
 		'the slow probe runs');
-	$node->safe_psql('postgres', q{
-        SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-         WHERE query LIKE '%slow/600000%' AND state = 'active' AND pid <> pg_backend_pid()});
-	$h->finish;
-	like($stderr, qr/canceling statement due to user request/,
-		'a cancel stops the probe and the session returns');
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	is($session->query('SELECT pg_backend_pid()'), $pid,
+		'after a cancel the same session answers');
+	like($session->{stderr}, qr/canceling statement due to user request/,
+		'a cancel stops the probe');
+	$session->{stderr} = '';
+	is($node->safe_psql('postgres', qq{
+            SELECT state || ' ' || (query LIKE '%slow/600000%')::text FROM pg_stat_activity
+             WHERE pid = $pid}),
+		'idle false', 'the backend is connected, idle, the probe gone');
+
+	is($session->query(qq{SET statement_timeout = '300ms';
+            SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000);
+            RESET statement_timeout;
+            SELECT pg_backend_pid()}), $pid, 'after statement_timeout the same session answers');
+	like($session->{stderr}, qr/canceling statement due to statement timeout/,
+		'statement_timeout stops a probe');
+	$session->{stderr} = '';
+	is($node->safe_psql('postgres', qq{
+            SELECT state FROM pg_stat_activity WHERE pid = $pid}),
+		'idle', 'nothing is left running');
+	$session->quit;
 }
-($ret, $out, $err) = $node->psql('postgres', qq{
-    SET statement_timeout = '300ms';
-    SELECT * FROM adr_ops.adr_http_check('$base/slow/600000', timeout_ms => 1200000)});
-like($err, qr/canceling statement due to statement timeout/, 'statement_timeout stops a probe');
-is($node->safe_psql('postgres', q{
-        SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%slow/600000%' AND state = 'active'
-           AND pid <> pg_backend_pid()}), '0', 'nothing is left running');
 
 # The webhook receiver is down at first: its port is chosen, not served.
 # The URL is a secret: it comes from a file, so that no reload logs it.
@@ -227,6 +236,8 @@ $node->psql('postgres', q{
     SELECT 1;}, stdout => \$stdout, stderr => \$stderr);
 like($stdout, qr/Asynchronous notification "adr_alerts" with payload "\{"id" : \d+, .*"check_name" : "probe:down", "from_status" : null, "to_status" : "CRITICAL"/,
 	'NOTIFY adr_alerts carries the alert as JSON');
+unlike($stdout, qr/Asynchronous notification .*(?:"detail"|connection refused)/,
+	'but not its detail, which any role could LISTEN to');
 is($node->safe_psql('postgres', q{
         SELECT probe, ok, status_code FROM adr_ops.probe_history ORDER BY probe}),
 	"app|t|200\ndown|f|", 'the task stored one result per enabled probe');
@@ -269,13 +280,24 @@ is($node->safe_psql('postgres', q{
         SELECT count(*) FROM adr_ops.alerts WHERE check_name LIKE 'probe:%' AND source = 'health'}),
 	'0', 'probe rows of the health check do not alert twice');
 
+# An alert older than a day is never posted: configuring a webhook does
+# not post the backlog.
+$node->safe_psql('postgres', q{
+    INSERT INTO adr_ops.alerts (at, source, check_name, to_status, detail)
+    VALUES (now() - interval '25 hours', 'health', 'old_news', 'CRITICAL', 'long ago')});
+
 # The receiver comes up: every alert is delivered, each exactly once.
 start_stub("$dir/hook", $hook_port);
 ok($node->poll_query_until('postgres', q{
         SELECT (adr_ops.adr_run_task('alert_delivery')).status IS NOT NULL
-           AND NOT EXISTS (SELECT FROM adr_ops.alerts WHERE delivered_at IS NULL)}),
+           AND NOT EXISTS (SELECT FROM adr_ops.alerts WHERE delivered_at IS NULL
+                              AND check_name <> 'old_news')}),
 	'the alerts are delivered once the receiver is up');
-my $alerts = $node->safe_psql('postgres', 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM adr_ops.alerts');
+is($node->safe_psql('postgres', q{
+        SELECT attempts, delivered_at IS NULL FROM adr_ops.alerts WHERE check_name = 'old_news'}),
+	'0|t', 'but not an alert older than a day');
+my $alerts = $node->safe_psql('postgres', q{
+    SELECT string_agg(id::text, ',' ORDER BY id) FROM adr_ops.alerts WHERE check_name <> 'old_news'});
 my %posted;
 $posted{$_}++ for (slurp_file("$dir/hook/hook.log") =~ /"id" : (\d+)/g);
 is(join(',', sort { $a <=> $b } keys %posted), $alerts, 'the webhook received every alert');
@@ -291,6 +313,18 @@ like(run_task('http_probe'), qr/probed 2: 0 ok, 2 failed \(app, down\); alerts: 
 like(slurp_file("$dir/hook/hook.log"),
 	qr/"check_name" : "probe:app", "from_status" : "OK", "to_status" : "CRITICAL", "detail" : "[^"]*unexpected status: got 503/,
 	'the webhook gets the JSON of the alert');
+
+# A webhook that answers the POST with a redirect has not received it
+# (libcurl would re-issue it as a GET, whose 200 is no delivery).
+slurp_file_write("$dir/webhook_url", "$base/redirect/1\n");
+slurp_file_write("$dir/app/flip", "200\n");
+like(run_task('http_probe'), qr/alerts: delivered 0, 1 failed/,
+	'a redirected POST is a failed delivery');
+is($node->safe_psql('postgres', q{
+        SELECT delivered_at IS NULL, last_error FROM adr_ops.alerts ORDER BY id DESC LIMIT 1}),
+	't|unexpected status: got 302, expected 2xx (a POST follows no redirect)',
+	'a POST follows no redirect');
+slurp_file_write("$dir/webhook_url", "http://127.0.0.1:$hook_port/hook\n");
 
 # A probe with send_token sends the token read from the file named by
 # adr_ops.probe_bearer_token_file.
@@ -322,6 +356,49 @@ is($node->safe_psql('postgres', q{
 	'0', 'and is not listed in pg_settings');
 unlike(slurp_file($node->logfile), qr/127\.0\.0\.1:$hook_port\/hook/,
 	'the webhook URL is never logged');
+
+# The plain settings, set: SHOW and current_setting() mask them for
+# everyone, pg_monitor (pg_read_all_settings) and superusers too.
+# (Setting them in postgresql.conf makes the postmaster log them on reload:
+# that is why the test above uses the *_file settings.)
+$node->append_conf('postgresql.conf', qq{
+adr_ops.alert_webhook_url = 'http://127.0.0.1:$hook_port/hook'
+adr_ops.probe_bearer_token = 'sesame'
+});
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+        SELECT current_setting('adr_ops.probe_bearer_token') = '********'}),
+	'the token is set');
+my $shown = q{
+    SHOW adr_ops.alert_webhook_url;
+    SHOW adr_ops.probe_bearer_token;
+    SELECT current_setting('adr_ops.alert_webhook_url') || ' ' || current_setting('adr_ops.probe_bearer_token');};
+is($node->safe_psql('postgres', $shown, extra_params => [ '-U', 'watcher' ]),
+	"********\n********\n******** ********", 'a pg_monitor role sees the set secrets masked');
+is($node->safe_psql('postgres', $shown), "********\n********\n******** ********",
+	'and so does a superuser');
+like(run_task('http_probe'), qr/^succeeded: probed 2: 1 ok, 1 failed \(anonymous\)/,
+	'the masked token is still the one sent');
+
+# Two http_probe runs that overlap record their results one after the
+# other (a transaction advisory lock), so the second raises no duplicate
+# alert: a run that finds the lock held waits for it.
+{
+	my $holder = $node->background_psql('postgres');
+	$holder->query_safe(q{SELECT pg_advisory_lock(hashtext('adr_ops.http_probe'))});
+	my $run_id = $node->safe_psql('postgres', q{
+        SELECT id FROM adr_ops.adr_run_task('http_probe',
+            options => '{"lock_timeout": "10min"}', wait => false)});
+	ok($node->poll_query_until('postgres', q{
+            SELECT count(*) = 1 FROM pg_stat_activity
+             WHERE query = 'adr_ops http_probe: record results' AND wait_event = 'advisory'}),
+		'a run waits for the lock before recording its results');
+	$holder->query_safe(q{SELECT pg_advisory_unlock(hashtext('adr_ops.http_probe'))});
+	$holder->quit;
+	ok($node->poll_query_until('postgres', qq{
+            SELECT status = 'succeeded' FROM adr_ops.task_runs WHERE id = $run_id}),
+		'and records them once the lock is free');
+}
 
 $node->stop;
 done_testing();
