@@ -50,13 +50,15 @@ log_line_prefix = '%m [%p] %q%u@%d '
 lc_messages = 'C'
 CONF
     fi
-    if ! run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-        run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" -l "$dir/server.log" -w start >/dev/null
-    fi
+    # (Re)start, so that the server runs the library just installed.
+    run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" -l "$dir/server.log" -w restart >/dev/null
 
+    # The demo's extension is made anew from this build: the version number
+    # does not change between unreleased builds, so an update would not.
     local psql=(run_as "$user" "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$PORT" -U postgres)
-    "${psql[@]}" -d postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
-        -c 'CREATE EXTENSION IF NOT EXISTS adr_ops'
+    "${psql[@]}" -d postgres -c 'SET client_min_messages = warning' \
+        -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
+        -c 'DROP EXTENSION IF EXISTS adr_ops' -c 'CREATE EXTENSION adr_ops'
 
     printf 'adr_ops: making a little workload (pgbench, 10 s)\n'
     run_as "$user" "$PG_BINDIR/pgbench" -h "$dir" -p "$PORT" -U postgres -i -s 2 -q postgres >/dev/null 2>&1
@@ -71,6 +73,12 @@ CONF
     printf 'The maintenance schedules (SELECT * FROM adr_ops.adr_maintenance_status()):\n\n'
     "${psql[@]}" -d postgres -P pager=off \
         -c 'SELECT name, schedule, task, next_run, last_status FROM adr_ops.adr_maintenance_status()'
+
+    printf 'Bloat after the workload, relations over 1 MB, from sampled pages (adr_ops.adr_bloat_report(mode => %s)):\n\n' "'sample'"
+    "${psql[@]}" -d postgres -P pager=off \
+        -c "SELECT relname, kind, pg_size_pretty(total_bytes) AS size, round(bloat_pct::numeric, 1) AS bloat_pct,
+                   round(error_pct::numeric, 1) AS error_pct, suggestion
+              FROM adr_ops.adr_bloat_report(mode => 'sample') WHERE schemaname = 'public'"
 
     printf 'The same health report through the monitoring plugin (scripts/adr-check):\n\n'
     run_as "$user" "$PG_BINDIR/adr-check" -h "$dir" -p "$PORT" -U postgres -d postgres || true
