@@ -117,7 +117,7 @@ SELECT adr_ops.adr_maintenance_mode(true, 'shadowed', true);
 SELECT adr_ops.adr_maintenance_mode(false);
 SELECT adr_ops._maintenance_admits(current_user);
 INSERT INTO adr_ops.blocklist (client, reason, blocked_by) VALUES ('198.51.100.0/24', 'shadowed', 'direct');
-DELETE FROM adr_ops.blocklist WHERE blocked_by = 'direct';
+DELETE FROM adr_ops.blocklist WHERE blocked_by OPERATOR(pg_catalog.=) 'direct';
 SELECT count(*) FROM adr_ops.adr_access_review();
 SELECT count(*) FROM adr_ops.adr_security_audit();
 CREATE ROLE adr_shadow_victim LOGIN;
