@@ -73,12 +73,34 @@ BEGIN;
 SELECT adr_ops.adr_block_ip('198.51.100.8', terminate => false);
 PREPARE TRANSACTION 'sec';
 SELECT count(*) FROM adr_ops.blocklist WHERE client = '198.51.100.8';
+-- Nor one whose staged copy a ROLLBACK TO dropped (its own change before
+-- the savepoint remains).
+BEGIN;
+SELECT adr_ops.adr_block_ip('198.51.100.8', terminate => false);
+SAVEPOINT s;
+SELECT adr_ops.adr_block_ip('198.51.100.10', terminate => false);
+ROLLBACK TO SAVEPOINT s;
+PREPARE TRANSACTION 'sec';
+SELECT count(*) FROM adr_ops.blocklist WHERE client = '198.51.100.8';
+
+-- Direct changes of the tables (DML, pg_restore) reach the hook at commit.
+INSERT INTO adr_ops.blocklist (client, reason, blocked_by) VALUES ('203.0.113.0/24', 'direct', 'test');
+SELECT adr_ops._security_blocked('203.0.113.9') AS after_insert;
+UPDATE adr_ops.blocklist SET client = '203.0.113.128/25' WHERE client = '203.0.113.0/24';
+SELECT adr_ops._security_blocked('203.0.113.9') AS low_half, adr_ops._security_blocked('203.0.113.200') AS high_half;
+DELETE FROM adr_ops.blocklist WHERE reason = 'direct';
+SELECT adr_ops._security_blocked('203.0.113.200') AS after_delete;
+INSERT INTO adr_ops.maintenance_state (enabled, message) VALUES (true, 'by hand');
+SELECT maintenance, message FROM adr_ops._security_state();
+TRUNCATE adr_ops.maintenance_state;
+SELECT maintenance, message FROM adr_ops._security_state();
 
 -- Failed authentications (none over the socket).
-SELECT count(*) >= 0 AS readable FROM adr_ops.adr_auth_failures();
+SELECT count(*) AS counted_over_the_socket FROM adr_ops.adr_auth_failures();
 
 -- Maintenance mode.
 SELECT adr_ops.adr_maintenance_mode(NULL);
+SELECT adr_ops.adr_maintenance_mode(true, repeat('x', 512));
 SELECT adr_ops.adr_maintenance_mode(true, 'upgrade to 15.9');
 SELECT maintenance, message FROM adr_ops._security_state();
 SELECT check_name, status, value, detail LIKE '%upgrade to 15.9' AS says_why
@@ -119,6 +141,11 @@ DROP SCHEMA sec_open;
 DROP ROLE sec_md5, sec_rls;
 SELECT finding FROM adr_ops.adr_security_audit()
  WHERE finding NOT IN ('log_connections', 'extra_superuser') ORDER BY 1;
+
+-- Host names that look hexadecimal are names, not addresses.
+SELECT a, adr_ops._is_local_address(a)
+  FROM (VALUES ('db1'), ('cafe'), ('fe01'), ('dead:beef:zz'), ('1:2'), ('999.0.0.1'),
+               ('::1'), ('127.0.0.1'), ('10.0.0.1'), ('localhost'), ('*')) v(a);
 
 -- Loopback-only pg_hba addresses are not findings.
 SELECT a, m, adr_ops._hba_local(a, m)

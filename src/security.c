@@ -51,9 +51,12 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type_d.h"
 #include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "mb/pg_wchar.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -63,12 +66,14 @@
 #include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -84,6 +89,8 @@ PG_FUNCTION_INFO_V1(adr_security_stage);
 PG_FUNCTION_INFO_V1(adr_security_state);
 PG_FUNCTION_INFO_V1(adr_auth_failures);
 PG_FUNCTION_INFO_V1(adr_security_blocked);
+PG_FUNCTION_INFO_V1(adr_security_stage_trigger);
+PG_FUNCTION_INFO_V1(adr_maintenance_admits);
 
 #define SEC_FAILURE_SLOTS	512		/* addresses whose failures are counted */
 #define SEC_USERS_PER_ADDR	4		/* user names remembered per address */
@@ -134,6 +141,7 @@ typedef struct SecStaged
 	bool		maintenance;
 	char		message[SEC_MESSAGE_LEN];
 	uint64		persisted_seq;	/* pending bans up to this one are now rows */
+	uint64		generation;		/* SecShared.generation when the tables were read */
 	int			nest_level;		/* the (sub)transaction level that staged it */
 } SecStaged;
 
@@ -156,6 +164,9 @@ static bool sec_callback_registered = false;
  * The commit then hands the reload to the launcher instead.
  */
 static bool sec_reload_at_commit = false;
+
+/* Inside sec_stage(): its own INSERTs must not stage again (the trigger). */
+static bool sec_in_stage = false;
 
 static Size
 sec_shmem_size(void)
@@ -332,15 +343,27 @@ sec_count_failure(int family, const uint8 *addr, const char *user)
 		(adr_ops_auth_ban_loopback || !sec_is_loopback(family, addr)))
 	{
 		SecEntry   *slot = NULL;
+		bool		blocked = false;
 
-		/* An expired entry's slot is reused; the table keeps its row. */
+		/*
+		 * An address blocked already (a blocked client can still fail to
+		 * authenticate: the hook refuses it only after authentication) gets
+		 * no second entry: duplicates would fill adr_ops.max_blocked.
+		 */
 		for (i = 0; i < sec->nentries; i++)
+			if ((sec->entries[i].expires == 0 || sec->entries[i].expires > now) &&
+				sec_match(&sec->entries[i], family, addr))
+				blocked = true;
+		/* An expired entry's slot is reused; the table keeps its row. */
+		for (i = 0; i < sec->nentries && !blocked; i++)
 			if (sec->entries[i].expires != 0 && sec->entries[i].expires <= now)
 			{
 				slot = &sec->entries[i];
 				break;
 			}
-		if (slot == NULL && sec->nentries < sec->capacity)
+		if (blocked)
+			slot = NULL;
+		else if (slot == NULL && sec->nentries < sec->capacity)
 			slot = &sec->entries[sec->nentries++];
 		if (slot != NULL)
 		{
@@ -353,7 +376,7 @@ sec_count_failure(int family, const uint8 *addr, const char *user)
 			slot->failures = f->count;
 			banned = f->count;
 		}
-		else
+		else if (!blocked)
 			banned = -1;
 		f->count = 0;
 	}
@@ -378,8 +401,11 @@ sec_wake_launcher(void)
 
 /*
  * May this role connect during maintenance?  Superusers, and members of a
- * role named in adr_ops.maintenance_allow_roles.  We are inside
- * InitPostgres' transaction, so the shared catalogs' caches can be read.
+ * role named in adr_ops.maintenance_allow_roles (parsed as identifiers:
+ * unquoted names are folded to lower case, quoted ones kept).  The hook
+ * calls it inside InitPostgres' transaction, where the shared catalogs'
+ * caches can be read; adr_maintenance_mode() calls it through
+ * adr_ops._maintenance_admits(), so both agree on who is admitted.
  */
 static bool
 sec_maintenance_admits(const char *user)
@@ -392,6 +418,8 @@ sec_maintenance_admits(const char *user)
 	ListCell   *lc;
 	bool		admitted = false;
 
+	if (user == NULL)
+		return false;
 	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(user));
 	if (!HeapTupleIsValid(tup))
 		return false;
@@ -511,8 +539,12 @@ sec_client_auth(Port *port, int status)
 		}
 	}
 
-	/* Maintenance mode; standbys' walsenders keep streaming. */
-	if (sec->maintenance && !am_walsender)
+	/*
+	 * Maintenance mode; standbys' (physical) walsenders keep streaming.  A
+	 * logical walsender (replication=database) runs as a role like any
+	 * other session and is refused.
+	 */
+	if (sec->maintenance && !(am_walsender && !am_db_walsender))
 	{
 		char		message[SEC_MESSAGE_LEN];
 		bool		on;
@@ -568,6 +600,17 @@ sec_xact_callback(XactEvent event, void *arg)
 	int			n;
 	int			i;
 
+	/*
+	 * A transaction that staged cannot be prepared: its change would reach
+	 * shared memory at no commit.  Also when what it staged was dropped by
+	 * ROLLBACK TO a savepoint (sec_reload_at_commit): its own changes
+	 * outside the savepoint may remain.
+	 */
+	if (event == XACT_EVENT_PRE_PREPARE && (st != NULL || sec_reload_at_commit))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that changed the adr_ops blocklist or maintenance mode")));
+
 	if (sec_reload_at_commit && st == NULL &&
 		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT))
 	{
@@ -586,14 +629,22 @@ sec_xact_callback(XactEvent event, void *arg)
 
 	switch (event)
 	{
-		case XACT_EVENT_PRE_PREPARE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot prepare a transaction that changed the adr_ops blocklist or maintenance mode")));
-			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			LWLockAcquire(sec->lock, LW_EXCLUSIVE);
+			if (sec->generation != st->generation)
+			{
+				/*
+				 * Another transaction applied its copy after we read the
+				 * tables: ours may lack its change (direct DML takes no lock
+				 * that serializes the changers).  The launcher reads the
+				 * tables again instead.
+				 */
+				sec->loaded = false;
+				LWLockRelease(sec->lock);
+				sec_wake_launcher();
+				break;
+			}
 			/* Auto-bans written after this transaction read the table stay. */
 			n = 0;
 			for (i = 0; i < sec->nentries; i++)
@@ -637,11 +688,14 @@ sec_check_database(void)
 }
 
 /*
- * Write pending auto-bans into adr_ops.blocklist; returns the sequence
- * number up to which they are written.  SPI must be connected.
+ * Write pending auto-bans newer than "after" into adr_ops.blocklist;
+ * returns the sequence number up to which they are written.  "after" is
+ * what this transaction wrote already: a ban written and then unblocked in
+ * the same transaction is still pending in shared memory until the commit,
+ * and must not be written again.  SPI must be connected.
  */
 static uint64
-sec_persist_pending(void)
+sec_persist_pending(uint64 after)
 {
 	SecEntry   *pending;
 	int			npending = 0;
@@ -654,9 +708,10 @@ sec_persist_pending(void)
 	LWLockAcquire(sec->lock, LW_SHARED);
 	upto = sec->last_seq;
 	for (i = 0; i < sec->nentries; i++)
-		if (sec->entries[i].pending_seq > 0)
+		if (sec->entries[i].pending_seq > after)
 			pending[npending++] = sec->entries[i];
 	LWLockRelease(sec->lock);
+	upto = Max(upto, after);
 
 	for (i = 0; i < npending; i++)
 	{
@@ -672,7 +727,10 @@ sec_persist_pending(void)
 		if (SPI_execute_with_args(
 								  "INSERT INTO adr_ops.blocklist AS b (client, reason, expires_at, blocked_by) "
 								  "VALUES ($1, $2, $3, 'adr_ops auto-ban') "
-								  "ON CONFLICT (client) DO UPDATE SET reason = excluded.reason, "
+								  "ON CONFLICT (client) DO UPDATE SET "
+								  "  reason = CASE WHEN b.expires_at IS NULL "
+								  "                  OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() "
+								  "                THEN b.reason ELSE excluded.reason END, "
 								  "  expires_at = CASE WHEN b.expires_at IS NULL THEN NULL "
 								  "                    ELSE GREATEST(b.expires_at, excluded.expires_at) END",
 								  3, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
@@ -686,36 +744,53 @@ sec_persist_pending(void)
  * Read the tables into a SecStaged that the commit callback applies.
  * With persist, pending auto-bans are written first.  SPI must be
  * connected.
+ *
+ * More rows than adr_ops.max_blocked: the first capacity rows are loaded
+ * (manual entries first, then those that expire last) with a WARNING, so
+ * that the launcher, adr_unblock_ip() and adr_maintenance_mode() still
+ * work after max_blocked was lowered or a longer list restored;
+ * adr_block_ip() refuses a range beyond the capacity itself.
  */
 static void
-sec_stage(bool persist)
+sec_stage_body(bool persist)
 {
 	MemoryContext old;
 	SecStaged  *st;
-	uint64		persisted = 0;
+	uint64		persisted = sec_staged ? sec_staged->persisted_seq : 0;
+	uint64		generation;
 	SPIPlanPtr	plan;
 	int			n;
+	int			total;
 	int			i;
 
 	if (persist)
-		persisted = sec_persist_pending();
+		persisted = sec_persist_pending(persisted);
+
+	/* Read before the snapshot: an apply after it is seen at commit. */
+	LWLockAcquire(sec->lock, LW_SHARED);
+	generation = sec->generation;
+	LWLockRelease(sec->lock);
 
 	/* The latest snapshot: commits that happened while we waited for the lock. */
 	CommandCounterIncrement();
 	plan = SPI_prepare("SELECT client, expires_at FROM adr_ops.blocklist "
-					   " WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
+					   " WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now() "
+					   " ORDER BY blocked_by OPERATOR(pg_catalog.=) 'adr_ops auto-ban', "
+					   "          expires_at DESC NULLS FIRST, client",
 					   0, NULL);
 	if (plan == NULL ||
 		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read adr_ops.blocklist");
-	n = (int) SPI_processed;
-	if (n > sec->capacity)
-		ereport(ERROR,
+	total = (int) SPI_processed;
+	n = Min(total, sec->capacity);
+	if (total > sec->capacity)
+		ereport(WARNING,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many blocked addresses"),
-				 errdetail("%d ranges would be blocked; \"adr_ops.max_blocked\" is %d.",
-						   n, sec->capacity),
+				 errmsg("the adr_ops blocklist holds more ranges than \"adr_ops.max_blocked\": %d are not enforced",
+						total - sec->capacity),
+				 errdetail("%d ranges are blocked in adr_ops.blocklist; \"adr_ops.max_blocked\" is %d.  Manual entries are enforced first, then those that expire last.",
+						   total, sec->capacity),
 				 errhint("Unblock ranges with adr_unblock_ip(), block wider ranges, or raise \"adr_ops.max_blocked\" and restart the server.")));
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -724,6 +799,7 @@ sec_stage(bool persist)
 	st->entries = palloc0(sizeof(SecEntry) * (n + sec->capacity));
 	MemoryContextSwitchTo(old);
 	st->persisted_seq = persisted;
+	st->generation = generation;
 
 	for (i = 0; i < n; i++)
 	{
@@ -745,7 +821,11 @@ sec_stage(bool persist)
 	if (plan == NULL ||
 		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
+	{
+		pfree(st->entries);
+		pfree(st);
 		elog(ERROR, "could not read adr_ops.maintenance_state");
+	}
 	if (SPI_processed > 0)
 	{
 		bool		isnull;
@@ -754,8 +834,9 @@ sec_stage(bool persist)
 
 		st->maintenance = !isnull && DatumGetBool(d);
 		msg = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		/* whole characters only (the table may have been written directly) */
 		if (msg)
-			strlcpy(st->message, msg, SEC_MESSAGE_LEN);
+			memcpy(st->message, msg, pg_mbcliplen(msg, strlen(msg), SEC_MESSAGE_LEN - 1));
 	}
 
 	if (!sec_callback_registered)
@@ -771,6 +852,21 @@ sec_stage(bool persist)
 	sec_reload_at_commit = false;
 }
 
+static void
+sec_stage(bool persist)
+{
+	sec_in_stage = true;
+	PG_TRY();
+	{
+		sec_stage_body(persist);
+	}
+	PG_FINALLY();
+	{
+		sec_in_stage = false;
+	}
+	PG_END_TRY();
+}
+
 /*
  * _security_stage(): called by the functions that change the tables, after
  * the change.  The copy in shared memory changes when the caller commits.
@@ -783,6 +879,43 @@ adr_security_stage(PG_FUNCTION_ARGS)
 	sec_stage(!RecoveryInProgress());
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * _security_stage_trigger(): AFTER ... FOR EACH STATEMENT on
+ * adr_ops.blocklist and adr_ops.maintenance_state, so that changes not made
+ * through the functions (direct DML, pg_restore) reach shared memory at
+ * commit too.  Without preloading, outside adr_ops.database, and for
+ * sec_stage()'s own writes it does nothing.
+ */
+Datum
+adr_security_stage_trigger(PG_FUNCTION_ARGS)
+{
+	char	   *db;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "adr_ops._security_stage_trigger() must be called as a trigger");
+	if (sec == NULL || sec_in_stage || RecoveryInProgress())
+		return PointerGetDatum(NULL);
+	db = get_database_name(MyDatabaseId);
+	if (db == NULL || strcmp(db, adr_ops_database) != 0)
+		return PointerGetDatum(NULL);
+	SPI_connect();
+	sec_stage(false);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * _maintenance_admits(role name): whether the role may connect in
+ * maintenance mode, decided as the hook decides it.
+ */
+Datum
+adr_maintenance_admits(PG_FUNCTION_ARGS)
+{
+	Name		role = PG_GETARG_NAME(0);
+
+	PG_RETURN_BOOL(sec_maintenance_admits(NameStr(*role)));
 }
 
 /*
@@ -839,9 +972,24 @@ adr_security_launcher_sync(bool in_recovery, bool extension_ready)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		SPI_connect();
-		sec_stage(!in_recovery);
-		SPI_finish();
+		Oid			nsp = get_namespace_oid("adr_ops", true);
+		Oid			blocklist = OidIsValid(nsp) ? get_relname_relid("blocklist", nsp) : InvalidOid;
+
+		/*
+		 * On a primary, the lock the changing functions take: a changer
+		 * that runs now (an unblock of a pending ban, say) must not have
+		 * its change overwritten by our older copy.  Never wait for it:
+		 * the next pass tries again.
+		 */
+		if (in_recovery || !OidIsValid(blocklist) ||
+			ConditionalLockRelationOid(blocklist, ShareRowExclusiveLock))
+		{
+			SPI_connect();
+			sec_stage(!in_recovery);
+			SPI_finish();
+		}
+		else
+			elog(DEBUG1, "adr_ops launcher: adr_ops.blocklist is locked; staging on a later pass");
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;

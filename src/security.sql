@@ -50,6 +50,27 @@ COMMENT ON FUNCTION adr_ops._security_stage() IS
     'API: private. Writes pending auto-bans and reads the blocklist and maintenance state for shared memory, applied at commit';
 REVOKE ALL ON FUNCTION adr_ops._security_stage() FROM PUBLIC;
 
+-- Direct changes (DML, pg_restore) reach the hook's copy at commit too.
+CREATE FUNCTION adr_ops._security_stage_trigger() RETURNS trigger
+AS 'MODULE_PATHNAME', 'adr_security_stage_trigger'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION adr_ops._security_stage_trigger() IS
+    'API: private. Stages the blocklist and maintenance state after a statement changed them (nothing without preloading)';
+REVOKE ALL ON FUNCTION adr_ops._security_stage_trigger() FROM PUBLIC;
+CREATE TRIGGER blocklist_stage AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON adr_ops.blocklist
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._security_stage_trigger();
+CREATE TRIGGER maintenance_state_stage AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON adr_ops.maintenance_state
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._security_stage_trigger();
+
+-- Who maintenance mode admits: the hook's own check (security.c), so that
+-- adr_maintenance_mode(terminate) spares exactly the roles the hook admits.
+CREATE FUNCTION adr_ops._maintenance_admits(role name) RETURNS boolean
+AS 'MODULE_PATHNAME', 'adr_maintenance_admits'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION adr_ops._maintenance_admits(name) IS
+    'API: private. Whether maintenance mode admits the role (superuser, or member of a role in adr_ops.maintenance_allow_roles)';
+REVOKE ALL ON FUNCTION adr_ops._maintenance_admits(name) FROM PUBLIC;
+
 CREATE FUNCTION adr_ops._security_state(
     OUT loaded boolean, OUT generation bigint, OUT active_entries integer,
     OUT pending_bans integer, OUT capacity integer, OUT maintenance boolean, OUT message text)
@@ -120,6 +141,8 @@ DECLARE
     own inet := inet_client_addr();
     expires timestamptz;
     terminated integer := 0;
+    cap integer;
+    would integer;
 BEGIN
     IF adr_block_ip.client IS NULL OR adr_block_ip.terminate IS NULL OR adr_block_ip.force IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
@@ -139,6 +162,17 @@ BEGIN
     END IF;
     -- Serializes the changers: see security.c.
     LOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;
+
+    -- Only adding a range is refused at the capacity; the other functions
+    -- and the launcher load what fits (security.c).
+    SELECT s.capacity INTO cap FROM adr_ops._security_state() s;
+    SELECT count(*) + 1 INTO would FROM adr_ops.blocked_clients b WHERE b.client <> adr_block_ip.client;
+    IF would > cap THEN
+        RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded',
+            MESSAGE = 'too many blocked addresses',
+            DETAIL = format('%s ranges would be blocked; "adr_ops.max_blocked" is %s.', would, cap),
+            HINT = 'Unblock ranges with adr_unblock_ip(), block wider ranges, or raise "adr_ops.max_blocked" and restart the server.';
+    END IF;
 
     expires := now() + adr_block_ip.duration;
     INSERT INTO adr_ops.blocklist AS b (client, reason, expires_at, blocked_by)
@@ -203,6 +237,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
             MESSAGE = 'enable and terminate must not be null';
     END IF;
+    IF octet_length(adr_maintenance_mode.message) > 511 THEN
+        RAISE EXCEPTION USING ERRCODE = 'string_data_right_truncation',
+            MESSAGE = 'maintenance message too long',
+            DETAIL = format('The message has %s bytes; at most 511 fit in shared memory.',
+                            octet_length(adr_maintenance_mode.message)),
+            HINT = 'Shorten the message.';
+    END IF;
     LOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;
     INSERT INTO adr_ops.maintenance_state AS m (singleton, enabled, message, changed_at, changed_by)
     VALUES (true, adr_maintenance_mode.enable,
@@ -219,12 +260,7 @@ BEGIN
               FROM pg_stat_activity a
               JOIN pg_roles r ON r.oid = a.usesysid
              WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
-               AND NOT r.rolsuper
-               AND NOT EXISTS (
-                    SELECT FROM regexp_split_to_table(
-                                    current_setting('adr_ops.maintenance_allow_roles'), '\s*,\s*') n(name)
-                      JOIN pg_roles ar ON ar.rolname = btrim(n.name, ' "')
-                     WHERE pg_has_role(a.usesysid, ar.oid, 'MEMBER')))
+               AND NOT adr_ops._maintenance_admits(r.rolname))
         SELECT count(*) INTO terminated FROM victims v WHERE pg_terminate_backend(v.pid);
     END IF;
     INSERT INTO adr_ops.security_actions (actor, action, target, detail)
@@ -371,15 +407,24 @@ BEGIN
 
     BEGIN
         RETURN QUERY
-        SELECT 'log', l.log_time, substring(l.message from 'host "([0-9a-fA-F:.]+)"')::inet,
-               substring(l.message from 'user "([^"]*)"'), l.message
-          FROM adr_ops.adr_log_lines(now() - adr_access_review.since, '{LOG,FATAL}') l
-         WHERE (l.message LIKE 'adr_ops %host "%'
-                OR l.message LIKE '%authentication failed for user%'
-                OR l.message LIKE 'no pg_hba.conf entry for host%'
-                OR l.message LIKE '%connection refused by adr_ops blocklist%')
-           AND (adr_access_review.client IS NULL
-                OR l.message LIKE '%host "' || host(adr_access_review.client) || '"%')
+        -- Anchored to the messages' known beginnings: a user name is free
+        -- text ('x host "bad"') and must not be taken for the address.
+        -- (The address is one that the server wrote; a host name, with
+        -- log_hostname, has no address shape and stays NULL.)
+        SELECT 'log', l.log_time, m.addr, m.usr, l.message
+          FROM adr_ops.adr_log_lines(now() - adr_access_review.since, '{LOG,FATAL}') l,
+               LATERAL (SELECT h.h, CASE WHEN h.h ~ '^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F.]*:[0-9a-fA-F:.]*)$'
+                                         THEN h.h::inet END
+                          FROM (SELECT substring(l.message from
+                                 '^(?:adr_ops counted a failed authentication from host|adr_ops blocked host|adr_ops refused a connection from host|no pg_hba\.conf entry for host) "([^"]*)"')) h(h)) hh(h, addr),
+               LATERAL (SELECT hh.addr,
+                               coalesce(substring(l.message from '^adr_ops counted a failed authentication from host "[^"]*" for user "(.*)"$'),
+                                        substring(l.message from '^adr_ops refused a connection from host "[^"]*" for user "(.*)": blocked range "[^"]*"$'),
+                                        substring(l.message from '^no pg_hba\.conf entry for host "[^"]*", user "(.*)", database "'),
+                                        substring(l.message from '^[A-Za-z]+ authentication failed for user "(.*)"$'))
+                       ) m(addr, usr)
+         WHERE l.message ~ '^(adr_ops (counted a failed authentication from|blocked|refused a connection from) host "|no pg_hba\.conf entry for host "|[A-Za-z]+ authentication failed for user "|connection refused by adr_ops blocklist$)'
+           AND (adr_access_review.client IS NULL OR m.addr <<= adr_access_review.client)
          ORDER BY l.log_time;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
@@ -393,17 +438,33 @@ COMMENT ON FUNCTION adr_ops.adr_access_review(inet, interval) IS
 REVOKE ALL ON FUNCTION adr_ops.adr_access_review(inet, interval) FROM PUBLIC;
 
 -- The audit: one row per finding.
+-- Host names that look hexadecimal ('db1', 'cafe') are names, not
+-- addresses: only an IPv4 or IPv6 shape is cast, and a cast that fails
+-- anyway means "not local".
 CREATE FUNCTION adr_ops._is_local_address(address text) RETURNS boolean
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN address IS NULL THEN false
-                WHEN address IN ('localhost') THEN true
-                WHEN address ~ '^[0-9a-fA-F:.]+(/[0-9]+)?$'
-                     THEN CASE WHEN family(address::inet) = 4
-                               THEN address::inet <<= '127.0.0.0/8'::inet
-                               ELSE address::inet <<= '::1/128'::inet END
-                ELSE false END
+DECLARE
+    a inet;
+BEGIN
+    IF address IS NULL THEN
+        RETURN false;
+    ELSIF address = 'localhost' THEN
+        RETURN true;
+    ELSIF address !~ '^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F.]*:[0-9a-fA-F:.]*)(/[0-9]{1,3})?$' THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        a := address::inet;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RETURN false;
+    END;
+    IF family(a) = 4 THEN
+        RETURN a <<= '127.0.0.0/8'::inet;
+    END IF;
+    RETURN a <<= '::1/128'::inet;
+END
 $$;
 COMMENT ON FUNCTION adr_ops._is_local_address(text) IS
     'API: private. Whether an address, range or listen_addresses item is loopback only';

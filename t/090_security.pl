@@ -21,7 +21,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('security');
-$node->init;
+# UTF8: the maintenance message is cut at a character boundary.
+$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'adr_ops'
 adr_ops.database = 'postgres'
@@ -29,12 +30,14 @@ listen_addresses = '127.0.0.1,127.0.0.2'
 log_connections = on
 adr_ops.max_blocked = 6
 adr_ops.auth_failure_limit = 3
+wal_level = replica
+max_wal_senders = 2
 });
 # Password authentication for the test roles, trust for the rest, all of
 # it loopback only (which the audit must not report).
 open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
 print $hba "local all all trust\n"
-  . "host all pw_user,normal 127.0.0.0/8 scram-sha-256\n"
+  . "host all pw_user,normal,+pw_group 127.0.0.0/8 scram-sha-256\n"
   . "host all all 127.0.0.0/8 trust\n"
   . "host all all ::1/128 trust\n";
 close $hba;
@@ -46,6 +49,10 @@ $node->safe_psql('postgres', q{
     UPDATE adr_ops.schedules SET enabled = false;
     CREATE ROLE pw_user LOGIN PASSWORD 'right';
     CREATE ROLE normal LOGIN PASSWORD 'right';
+    CREATE ROLE pw_group;
+    -- user names that look like the access review's log patterns
+    CREATE ROLE "x host ""bad""" LOGIN PASSWORD 'right' IN ROLE pw_group;
+    CREATE ROLE "y host ""127.0.0.9""" LOGIN PASSWORD 'right' IN ROLE pw_group;
 });
 $node->poll_query_until('postgres', 'SELECT loaded FROM adr_ops._security_state()')
   or die 'the launcher did not load the blocklist';
@@ -177,8 +184,10 @@ $node->safe_psql('postgres', q{SELECT adr_ops.adr_unblock_ip('127.0.0.2/31')});
 
 # ---------- expiry ----------
 
+# Long enough that the refusal is seen before it ends even on a loaded
+# machine; then wait for the expiry, without a timed assertion.
 $node->safe_psql('postgres',
-	q{SELECT adr_ops.adr_block_ip('127.0.0.2/32', 'short', interval '2 seconds', false)});
+	q{SELECT adr_ops.adr_block_ip('127.0.0.2/32', 'short', interval '30 seconds', false)});
 $node->connect_fails($from2, 'a block with a duration applies at once',
 	expected_stderr => qr/connection refused by adr_ops blocklist/);
 $node->poll_query_until('postgres',
@@ -229,8 +238,11 @@ like($err, qr/ERROR:  too many blocked addresses\nDETAIL:  7 ranges would be blo
 	'adr_ops.max_blocked refuses one more range with a clear error');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM adr_ops.blocklist WHERE client = '10.0.7.0/24'}),
 	'0', 'the refused range is not in the table');
+# Two of them become auto-bans (direct DML reaches the hook too); the
+# restart below lowers adr_ops.max_blocked to 4 under these 6 rows.
 $node->safe_psql('postgres', q{
-    SELECT adr_ops.adr_unblock_ip(format('10.0.%s.0/24', i)::cidr) FROM generate_series(1, 6) i});
+    UPDATE adr_ops.blocklist SET blocked_by = 'adr_ops auto-ban', expires_at = now() + interval '1 hour'
+     WHERE client IN ('10.0.5.0/24', '10.0.6.0/24')});
 
 # ---------- auto-ban ----------
 
@@ -250,10 +262,41 @@ $node->connect_ok("$from2 user=pw_user password=right", 'loopback is not auto-ba
 # From here on the log goes to the logging collector (csvlog), where
 # adr_access_review() reads it.
 $node->append_conf('postgresql.conf',
-	"adr_ops.auth_ban_loopback = on\nlogging_collector = on\nlog_destination = 'csvlog'");
+	"adr_ops.auth_ban_loopback = on\nlogging_collector = on\nlog_destination = 'csvlog'\nadr_ops.max_blocked = 4");
 $node->restart;
 $node->poll_query_until('postgres', 'SELECT loaded FROM adr_ops._security_state()')
   or die 'the launcher did not load the blocklist';
+
+# More rows than adr_ops.max_blocked: the launcher loads what fits, manual
+# entries first, with a WARNING; unblocking and maintenance mode still
+# work; only adding a range is refused.
+is( $node->safe_psql('postgres', q{
+        SELECT format('%s %s', active_entries, capacity) FROM adr_ops._security_state()}),
+	'4 4', 'over capacity after a restart, the launcher loads max_blocked entries');
+is( $node->safe_psql('postgres', q{
+        SELECT string_agg(coalesce(adr_ops._security_blocked(format('10.0.%s.1', i)::inet)::text, '-'), ' ' ORDER BY i)
+          FROM generate_series(1, 6) i}),
+	'10.0.1.0/24 10.0.2.0/24 10.0.3.0/24 10.0.4.0/24 - -', 'the manual entries first');
+$node->poll_query_until('postgres', q{
+    SELECT EXISTS (SELECT FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{WARNING}') l
+                    WHERE l.message LIKE 'the adr_ops blocklist holds more ranges than "adr_ops.max_blocked": 2 are not enforced')})
+  or die 'no WARNING about the capacity in the log';
+pass('the launcher warns about the ranges it does not enforce');
+is($node->safe_psql('postgres', q{SELECT adr_ops.adr_unblock_ip('10.0.1.0/24')}),
+	't', 'adr_unblock_ip works over capacity');
+is( $node->safe_psql('postgres', q{
+        SELECT format('%s %s', active_entries, adr_ops._security_blocked('10.0.5.1') IS NOT NULL)
+          FROM adr_ops._security_state()}),
+	'4 t', 'and the next entry takes the freed place');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT adr_ops.adr_maintenance_mode(false)});
+is($ret, 0, 'adr_maintenance_mode works over capacity') or diag $err;
+($ret, $out, $err) = $node->psql('postgres',
+	q{SELECT adr_ops.adr_block_ip('10.0.9.0/24', 'one more', terminate => false)});
+like($err, qr/ERROR:  too many blocked addresses\nDETAIL:  6 ranges would be blocked; "adr_ops.max_blocked" is 4\./,
+	'adr_block_ip still refuses to add beyond the capacity');
+$node->safe_psql('postgres', q{DELETE FROM adr_ops.blocklist WHERE client <<= '10.0.0.0/16'});
+is($node->safe_psql('postgres', 'SELECT active_entries FROM adr_ops._security_state()'),
+	'0', 'a direct DELETE empties the hook\'s copy');
 for my $i (1 .. 2)
 {
 	$node->connect_fails("$from2 user=pw_user password=wrong", "wrong password $i",
@@ -274,6 +317,35 @@ pass('the auto-ban reaches the table, with its reason and adr_ops.auth_ban_durat
 is($node->safe_psql('postgres', 'SELECT pending_bans FROM adr_ops._security_state()'),
 	'0', 'once written, the ban is no longer pending');
 
+# usage: log_marker(TEXT) -- log TEXT and wait until the log reader sees it,
+# so that every line logged before it is readable too
+sub log_marker
+{
+	my ($marker) = @_;
+	$node->safe_psql('postgres', qq{DO \$\$BEGIN RAISE LOG '$marker'; END\$\$});
+	$node->poll_query_until('postgres', qq{
+        SELECT EXISTS (SELECT FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{LOG}') l
+                        WHERE l.message = '$marker')})
+	  or die "the log marker $marker did not arrive";
+}
+
+# Failures of an address blocked already add no second entry (which would
+# fill adr_ops.max_blocked) and no second ban.
+for my $i (1 .. 3)
+{
+	$node->connect_fails("$from2 user=pw_user password=wrong", "wrong password $i while banned",
+		expected_stderr => qr/password authentication failed/);
+}
+is( $node->safe_psql('postgres', 'SELECT format(\'%s %s\', active_entries, pending_bans) FROM adr_ops._security_state()'),
+	'1 0', 'failures while blocked add no entry');
+log_marker('marker: banned failures');
+is( $node->safe_psql('postgres', q{
+        SELECT count(*) FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{LOG}') l
+         WHERE l.message LIKE 'adr_ops blocked host "127.0.0.2"%'}),
+	'1', 'and no second ban');
+is($node->safe_psql('postgres', q{SELECT reason FROM adr_ops.blocklist WHERE client = '127.0.0.2/32'}),
+	'auto: 3 failed authentications', 'the reason of the active entry stays');
+
 # The access review finds it all.
 my $review = $node->safe_psql('postgres', q{
     SELECT source || ' ' || coalesce(abbrev(address), '-') || ' ' || detail
@@ -293,6 +365,49 @@ like($review, qr/^log 127\.0\.0\.2 adr_ops refused a connection from host "127\.
 # Unblocking lifts an auto-ban.
 $node->safe_psql('postgres', q{SELECT adr_ops.adr_unblock_ip('127.0.0.2/32')});
 $node->connect_ok("$from2 user=pw_user password=right", 'unblocked, the address connects again');
+
+# Unblocking a ban that is still pending (the launcher has not written it:
+# a session holds the changers' lock, which the launcher does not wait
+# for) removes it for good.  The failures use user names that look like the
+# access review's patterns.
+my ($in3, $out3) = ('', '');
+my $s3 = IPC::Run::start([ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'), '-f', '-' ],
+	'<', \$in3, '>', \$out3, '2>', \$out3, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+$in3 .= "BEGIN;\nLOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;\nSELECT 'locked';\n";
+$s3->pump until $out3 =~ /locked/;
+for my $user (q{'x host "bad"'}, q{'y host "127.0.0.9"'}, 'pw_user')
+{
+	$node->connect_fails("$from2 user=$user password=wrong", "wrong password for user $user",
+		expected_stderr => qr/password authentication failed/);
+}
+is($node->safe_psql('postgres', 'SELECT pending_bans FROM adr_ops._security_state()'),
+	'1', 'the new ban is pending');
+$in3 .= "SELECT adr_ops.adr_unblock_ip('127.0.0.2/32');\nCOMMIT;\nSELECT 'committed';\n";
+$s3->pump until $out3 =~ /committed/;
+$in3 .= "\\q\n";
+$s3->finish;
+like($out3, qr/^t$/m, 'adr_unblock_ip of the pending ban returns true');
+is( $node->safe_psql('postgres', q{
+        SELECT format('%s %s %s', pending_bans, active_entries,
+                      (SELECT count(*) FROM adr_ops.blocklist WHERE client = '127.0.0.2/32'))
+          FROM adr_ops._security_state()}),
+	'0 0 0', 'the pending ban is gone from the hook and from the table');
+$node->connect_ok("$from2 user=pw_user password=right", 'and the address connects');
+
+# The review: a user name does not move a line to another address nor
+# break the log section.
+log_marker('marker: crafted users');
+$review = $node->safe_psql('postgres', q{
+    SELECT source || ' ' || coalesce(abbrev(address), '-') || ' ' || coalesce(user_name, '-') || ' ' || detail
+      FROM adr_ops.adr_access_review() WHERE source = 'log' ORDER BY at});
+unlike($review, qr/server log not read/, 'review: a user name "x host "bad"" does not blank the log section');
+like($review, qr/^log 127\.0\.0\.2 x host "bad" adr_ops counted a failed authentication from host "127\.0\.0\.2" for user "x host "bad""$/m,
+	'review: the line of the crafted user is on its real address, with the user name whole');
+like($review, qr/^log - y host "127\.0\.0\.9" password authentication failed for user "y host "127\.0\.0\.9""$/m,
+	'review: the server\'s own failure line has no address');
+is( $node->safe_psql('postgres', q{
+        SELECT count(*) FROM adr_ops.adr_access_review('127.0.0.9') WHERE source = 'log'}),
+	'0', 'review: no line is pinned on the address in a user name');
 
 # ---------- maintenance mode ----------
 
@@ -323,6 +438,44 @@ $node->poll_query_until('postgres', q{SELECT current_setting('adr_ops.maintenanc
   or die 'the reload did not arrive';
 $node->connect_ok("$from1 user=operator", 'a member of adr_ops.maintenance_allow_roles is admitted');
 
+# A logical walsender is a session like any other; only physical ones are
+# exempt.
+$node->connect_fails("$from1 user=normal password=right replication=database",
+	'maintenance mode refuses a logical replication connection',
+	expected_stderr => qr/in maintenance mode/);
+
+# The list is parsed as identifiers, the same way by the hook and by
+# adr_maintenance_mode(terminate): "Ops_Team" quoted keeps its case,
+# Ops_Crew unquoted is ops_crew.
+$node->safe_psql('postgres', q{
+    CREATE ROLE "Ops_Team";
+    CREATE ROLE ops_crew;
+    CREATE ROLE mixed_op LOGIN IN ROLE "Ops_Team";
+    CREATE ROLE crew_op LOGIN IN ROLE ops_crew;});
+$node->append_conf('postgresql.conf', q{adr_ops.maintenance_allow_roles = '"Ops_Team", Ops_Crew'});
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT current_setting('adr_ops.maintenance_allow_roles') = '"Ops_Team", Ops_Crew'})
+  or die 'the reload did not arrive';
+$node->connect_ok("$from1 user=mixed_op", 'a member of a quoted mixed-case role is admitted');
+$node->connect_ok("$from1 user=crew_op", 'a member of an unquoted role (folded to lower case) is admitted');
+$node->connect_fails("$from1 user=operator", 'ops_team is no longer listed',
+	expected_stderr => qr/in maintenance mode/);
+# Sessions of all three, then maintenance mode with terminate.
+$node->safe_psql('postgres', q{SELECT adr_ops.adr_maintenance_mode(false)});
+my ($mixed, $mixed_pid) = session("$from1 user=mixed_op");
+my ($crew, $crew_pid) = session("$from1 user=crew_op");
+my ($op, $op_pid) = session($node->connstr('postgres') . ' user=operator');
+is( $node->safe_psql('postgres',
+		q{SELECT adr_ops.adr_maintenance_mode(true, 'upgrade to 15.9 until 22:00', terminate => true)}),
+	'1', 'terminate spares the roles the hook admits, and only them');
+$node->poll_query_until('postgres',
+	"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $op_pid)")
+  or die 'the session of operator survived';
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE pid IN ($mixed_pid, $crew_pid)"),
+	'2', 'the sessions of the admitted roles remain');
+$_->kill_kill for ($mixed, $crew, $op);
+
 $node->restart;
 $node->poll_query_until('postgres', 'SELECT loaded FROM adr_ops._security_state()')
   or die 'the launcher did not load the maintenance state';
@@ -334,6 +487,12 @@ like($node->safe_psql('postgres',
 	'the health check shows maintenance mode');
 $node->safe_psql('postgres', q{SELECT adr_ops.adr_maintenance_mode(false)});
 $node->connect_ok("$from1 user=normal password=right", 'maintenance mode off admits the normal role again');
+
+# A message written directly that does not fit is cut between characters.
+$node->safe_psql('postgres', q{UPDATE adr_ops.maintenance_state SET message = repeat('é', 300)});
+is( $node->safe_psql('postgres', q{
+        SELECT format('%s %s', octet_length(message), message = repeat('é', 255)) FROM adr_ops._security_state()}),
+	'510 t', 'a long multibyte message is cut at a character boundary');
 
 # ---------- lock_role ----------
 

@@ -44,10 +44,13 @@ like($out, qr/^adr-block-ip \d+\.\d+/, '--version prints the version');
 # nothing ran.
 my $bin = PostgreSQL::Test::Utils::tempdir();
 my $ran = "$bin/ran";
-open my $fake, '>', "$bin/psql" or die $!;
-print $fake "#!/bin/sh\necho psql \"\$@\" >> '$ran'\n";
-close $fake;
-chmod 0755, "$bin/psql";
+for my $tool ('psql', 'nft')
+{
+	open my $fake, '>', "$bin/$tool" or die $!;
+	print $fake "#!/bin/sh\necho $tool \"\$@\" >> '$ran'\n";
+	close $fake;
+	chmod 0755, "$bin/$tool";
+}
 {
 	local $ENV{PATH} = "$bin:$ENV{PATH}";
 	for my $bad ('192.0.2.1/24', '300.1.1.1', '1.2.3', '10.0.0.0/33', '2001:db8::1::2',
@@ -60,17 +63,52 @@ chmod 0755, "$bin/psql";
 }
 ok(!-e $ran, 'nothing ran for an invalid address');
 
-# --dry-run prints the exact commands, database first.
+# A range with the SSH client of the session in it is refused without
+# --force (over the Unix socket, the database cannot tell), and nothing runs.
+{
+	local $ENV{PATH} = "$bin:$ENV{PATH}";
+	local $ENV{SSH_CONNECTION} = '192.0.2.5 50122 198.51.100.1 22';
+	($ret, $out, $err) = run_script('--firewall=nft', '192.0.2.0/24');
+	is($ret, 3, 'a range with the SSH client in it exits UNKNOWN');
+	like($out, qr/^ADR_BLOCK_IP UNKNOWN - refusing to block 192\.0\.2\.0\/24: it contains the SSH client 192\.0\.2\.5 of this session; pass --force/,
+		'and says why');
+	local $ENV{SSH_CONNECTION} = '2001:db8::5 50122 2001:db8::1 22';
+	($ret, $out, $err) = run_script('--firewall=nft', '2001:db8::/32');
+	is($ret, 3, 'so is an IPv6 range with the SSH client in it');
+	ok(!-e $ran, 'nothing ran for a range with the SSH client in it');
+	($ret, $out, $err) = run_script('--firewall=nft', '--dry-run', '2001:db9::/32');
+	is($ret, 0, 'a range without the SSH client passes');
+	($ret, $out, $err) = run_script('--firewall=nft', '--dry-run', '--force', '2001:db8::/32');
+	is($ret, 0, '--force blocks the SSH client\'s range');
+	like($out, qr/::pg_catalog\.interval, force => true\)\);$/m, 'and forces the database too');
+}
+
+# The firewall tool asked for must exist.
+my $iptables = (grep { -x "$_/iptables" } split(/:/, "$ENV{PATH}:/usr/sbin:/sbin"))[0];
+SKIP:
+{
+	skip 'iptables is installed', 2 if $iptables;
+	local $ENV{PATH} = "$bin:$ENV{PATH}";
+	($ret, $out, $err) = run_script('--firewall=iptables', '192.0.2.0/24');
+	is($ret, 3, '--firewall=iptables without iptables exits UNKNOWN');
+	ok(!-e $ran, 'and nothing ran');
+}
+
+# --dry-run prints the exact commands, database first; the firewall drops
+# TCP to the database's port only.
 ($ret, $out, $err) = run_script('--dry-run', '--firewall=nft', '--reason=scanner',
-	'--duration=2 hours', '-d', 'postgres', '192.0.2.0/24');
+	'--duration=2 hours', '-d', 'postgres', '-p', '5433', '192.0.2.0/24');
 is($ret, 0, '--dry-run exits 0');
 like($out, qr/^ADR_BLOCK_IP OK - dry run: block 192\.0\.2\.0\/24; the commands follow\n/, 'dry run: status line');
-like($out, qr/^psql -X -A -t -q -w -v ON_ERROR_STOP=1 --no-psqlrc .* --dbname=postgres -v client=192\.0\.2\.0\/24 -v reason=scanner -v duration=2\\ hours <<SQL\nSELECT .*adr_ops\.adr_block_ip\(:'client', NULLIF\(:'reason', ''\), NULLIF\(:'duration', ''\)::pg_catalog\.interval\)\);\nSQL\nnft add table inet adr_ops\n/m,
+like($out, qr/^psql -X -A -t -q -w -v ON_ERROR_STOP=1 --no-psqlrc -F \\  --dbname=postgres --port=5433 -v client=192\.0\.2\.0\/24 -v reason=scanner -v duration=2\\ hours <<SQL\nSELECT .*adr_ops\.adr_block_ip\(:'client', NULLIF\(:'reason', ''\), NULLIF\(:'duration', ''\)::pg_catalog\.interval\)\);\nSQL\nnft add table inet adr_ops\n/m,
 	'dry run: the psql command and its SQL, then nft');
 like($out, qr/^nft add element inet adr_ops blocked4 \\\{\\ 192\.0\.2\.0\/24\\ \\\}$/m, 'dry run: the nft element');
-($ret, $out, $err) = run_script('--dry-run', '--firewall=iptables', '--no-database', '--unblock', '2001:db8::/32');
+like($out, qr/^nft add rule inet adr_ops input tcp dport 5433 ip saddr \@blocked4 drop\nnft add rule inet adr_ops input tcp dport 5433 ip6 saddr \@blocked6 drop$/m,
+	'dry run: the rules drop TCP to the database port only');
+($ret, $out, $err) = run_script('--dry-run', '--firewall=iptables', '--no-database', '--unblock', '--port=6543',
+	'2001:db8::/32');
 is($ret, 0, '--dry-run --unblock exits 0');
-like($out, qr/\nip6tables -D INPUT -s 2001:db8::\/32 -m comment --comment adr_ops -j DROP\n$/,
+like($out, qr/\nip6tables -D INPUT -s 2001:db8::\/32 -p tcp --dport 6543 -m comment --comment adr_ops -j DROP\n$/,
 	'dry run: ip6tables for an IPv6 range, and no psql');
 
 # The database side against a real cluster.
@@ -106,12 +144,17 @@ like($err, qr/range "203\.0\.113\.0\/24" is not blocked/, 'with the database\'s 
 is($ret, 0, 'unblocking exits 0');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM adr_ops.blocklist'), '0', 'the row is gone');
 
-# A database refusal leaves the firewall alone.
-($ret, $out, $err) = run_script('--firewall=nft', '-h', $node->host, '-p', $node->port, '-d', 'template1',
-	'198.51.100.0/24');
+# A database refusal leaves the firewall alone (a recording nft proves it).
+{
+	local $ENV{PATH} = "$bin:$ENV{PATH}";
+	unlink "$bin/psql";
+	($ret, $out, $err) = run_script('--firewall=nft', '-h', $node->host, '-p', $node->port, '-d', 'template1',
+		'198.51.100.0/24');
+}
 is($ret, 2, 'a block the database refuses is CRITICAL');
 like($out, qr/could not block 198\.51\.100\.0\/24 in the database; the firewall was not changed/,
-	'and the firewall is not touched');
+	'and says the firewall was not changed');
+ok(!-e $ran, 'nft did not run');
 $node->stop;
 
 # The firewall side, in a network namespace of its own.
@@ -123,7 +166,7 @@ SKIP:
 
 	my $ns_script = "$bin/in_netns.sh";
 	open my $sh, '>', $ns_script or die $!;
-	print $sh "#!/bin/sh\nset -e\n"
+	print $sh "#!/bin/sh\nset -e\nunset PGPORT\n"
 	  . "$script --no-database 192.0.2.0/24\n"
 	  . "$script --no-database 2001:db8::/32\n"
 	  . "$script --no-database 192.0.2.0/24\n"
@@ -138,7 +181,7 @@ SKIP:
 	is($? >> 8, 0, 'block, block again and unblock succeed in the namespace') or diag $stderr;
 	like($stdout, qr/^ADR_BLOCK_IP OK - blocked 192\.0\.2\.0\/24 \(firewall: nft\)$/m, 'status line');
 	my ($ruleset) = $stdout =~ /--- ruleset\n(.*)--- after unblock/s;
-	like($ruleset, qr/ip saddr \@blocked4 drop/, 'the input chain drops the IPv4 set');
+	like($ruleset, qr/tcp dport 5432 ip saddr \@blocked4 drop/, 'the input chain drops the IPv4 set\'s TCP to the port');
 	like($ruleset, qr/elements = \{ 192\.0\.2\.0\/24 \}/, 'the IPv4 range is in the set');
 	like($ruleset, qr/elements = \{ 2001:db8::\/32 \}/, 'the IPv6 range is in the IPv6 set');
 	my ($after) = $stdout =~ /--- after unblock\n(.*)$/s;
