@@ -597,33 +597,6 @@ adr_http_metric(PG_FUNCTION_ARGS)
 
 /* ---- the scheduler tasks ---- */
 
-/* One transaction with SPI, as worker_spi does; ERROR without the extension. */
-static void
-pr_begin(AdrTaskRun *run, const char *what)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, what);
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
-					true, 0) != SPI_OK_SELECT || SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
-				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
-}
-
-static void
-pr_end(MemoryContext caller)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
 static char *
 pr_getstr(int row, int col, MemoryContext cxt)
 {
@@ -666,7 +639,7 @@ pr_deliver_alerts(AdrTaskRun *run)
 				 errmsg("invalid webhook URL in the file named by \"adr_ops.alert_webhook_url_file\""),
 				 errdetail(PR_WEBHOOK_RULE)));
 
-	pr_begin(run, "adr_ops alert_delivery: lease alerts");
+	adr_task_xact_begin(run, "adr_ops alert_delivery: lease alerts", true);
 	lease_args[0] = Int32GetDatum(PR_WEBHOOK_TIMEOUT_MS / 1000 + 60);
 	lease_args[1] = Int32GetDatum(adr_ops_alert_max_attempts);
 	if (SPI_execute_with_args("UPDATE adr_ops.alerts a "
@@ -695,7 +668,7 @@ pr_deliver_alerts(AdrTaskRun *run)
 		reqs[i].timeout_ms = PR_WEBHOOK_TIMEOUT_MS;
 		reqs[i].expect_status = 0;
 	}
-	pr_end(caller);
+	adr_task_xact_end(caller);
 	if (n == 0)
 	{
 		appendStringInfoString(&run->detail, "alerts: none due");
@@ -705,7 +678,7 @@ pr_deliver_alerts(AdrTaskRun *run)
 	pr_limits(&limits);
 	adr_http_perform(reqs, res, n, &limits);
 
-	pr_begin(run, "adr_ops alert_delivery: record deliveries");
+	adr_task_xact_begin(run, "adr_ops alert_delivery: record deliveries", true);
 	for (i = 0; i < n; i++)
 	{
 		Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
@@ -729,7 +702,7 @@ pr_deliver_alerts(AdrTaskRun *run)
 								  3, types, args, argnulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record an alert delivery");
 	}
-	pr_end(caller);
+	adr_task_xact_end(caller);
 
 	appendStringInfo(&run->detail, "alerts: delivered %d", delivered);
 	if (delivered < n)
@@ -760,7 +733,7 @@ adr_task_http_probe(AdrTaskRun *run)
 	token = pr_secret(adr_ops_probe_bearer_token, adr_ops_probe_bearer_token_file,
 					  "adr_ops.probe_bearer_token_file");
 
-	pr_begin(run, "adr_ops http_probe: read probes");
+	adr_task_xact_begin(run, "adr_ops http_probe: read probes", true);
 	if (SPI_execute("SELECT name, url, expect_status, timeout_ms, send_token "
 					"  FROM adr_ops.probes WHERE enabled ORDER BY name", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read adr_ops.probes");
@@ -778,14 +751,14 @@ adr_task_http_probe(AdrTaskRun *run)
 		reqs[i].timeout_ms = pg_strtoint32(pr_getstr(i, 4, caller));
 		reqs[i].bearer_token = (send_token && send_token[0] == 't') ? token : NULL;
 	}
-	pr_end(caller);
+	adr_task_xact_end(caller);
 
 	if (n > 0)
 	{
 		pr_limits(&limits);
 		adr_http_perform(reqs, res, n, &limits);
 
-		pr_begin(run, "adr_ops http_probe: record results");
+		adr_task_xact_begin(run, "adr_ops http_probe: record results", true);
 
 		/*
 		 * Two runs that overlap (adr_run_task() and the schedule) record
@@ -821,7 +794,7 @@ adr_task_http_probe(AdrTaskRun *run)
 						"       OPERATOR(pg_catalog.-) '30 days'::pg_catalog.interval)",
 						false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not prune adr_ops.probe_history");
-		pr_end(caller);
+		adr_task_xact_end(caller);
 	}
 
 	initStringInfo(&failures);

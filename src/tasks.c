@@ -279,6 +279,41 @@ tk_timer_off(void)
 }
 
 /*
+ * Begin one short transaction of a task with SPI and a snapshot, as
+ * worker_spi does, reporting "what" as the activity.  With need_extension,
+ * an ERROR says so when the run's database lacks the extension: the tasks
+ * that call the extension's SQL run wherever they are scheduled.
+ */
+void
+adr_task_xact_begin(AdrTaskRun *run, const char *what, bool need_extension)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+
+	if (need_extension &&
+		(SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
+					 true, 0) != SPI_OK_SELECT || SPI_processed == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
+				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
+}
+
+/* Commit what adr_task_xact_begin() began; back in the caller's context. */
+void
+adr_task_xact_end(MemoryContext caller)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * Run a query with the options as $1 in its own transaction and return its
  * rows (oid, name, why, needed) as TkObjects in the caller's context.
  */
@@ -291,12 +326,7 @@ tk_collect(AdrTaskRun *run, const char *query)
 	List	   *result = NIL;
 	uint64		i;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, query);
-
+	adr_task_xact_begin(run, query, false);
 	tk_timer_on();
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not select the objects of the task");
@@ -318,11 +348,7 @@ tk_collect(AdrTaskRun *run, const char *query)
 		MemoryContextSwitchTo(old);
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	adr_task_xact_end(caller);
 	return result;
 }
 
@@ -602,18 +628,7 @@ tk_extension_call(AdrTaskRun *run, const char *sql)
 	bool		isnull;
 	char	   *detail;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, sql);
-
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
-					true, 0) != SPI_OK_SELECT || SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
-				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
+	adr_task_xact_begin(run, sql, true);
 	tk_timer_on();
 	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not run \"%s\"", sql);
@@ -623,11 +638,7 @@ tk_extension_call(AdrTaskRun *run, const char *sql)
 	MemoryContextSwitchTo(caller);
 	appendStringInfoString(&run->detail, detail ? detail : "");
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	adr_task_xact_end(caller);
 }
 
 static void
