@@ -20,10 +20,9 @@
  *     pg_restore or psql from the server's bindir (argument vector, never a
  *     shell), count every table, run adr_ops.backup_checks, compare with
  *     adr_ops.verify_compare_to, DROP DATABASE, record the outcome.
- * A plain dump is untrusted input to psql: it is streamed through a filter
- * that follows psql's lexical rules and fails the verification at the
- * first backslash command outside COPY data other than the \restrict and
- * \unrestrict lines pg_dump writes.
+ * A plain dump is untrusted input to psql: psql runs it under a
+ * "\restrict KEY" of the worker's own, so psql refuses every backslash
+ * command in it (see bv_filter for the two lines of pg_dump it removes).
  *
  * Which scratch databases adr_ops made: each gets a comment naming the
  * verification and its database, and is owned by the bootstrap superuser.
@@ -728,227 +727,141 @@ bv_fail(BvState *st, const char *fmt,...)
 	st->failures = lappend(st->failures, buf.data);
 }
 
-/* Lexical state of the plain-dump filter (see bv_filter_line). */
-typedef enum BvLex
-{
-	BV_NORMAL,
-	BV_SQUOTE,
-	BV_EQUOTE,
-	BV_DQUOTE,
-	BV_DOLLAR,
-	BV_BLOCK
-} BvLex;
+/*
+ * The plain-dump filter.  psql itself enforces that a dump runs no
+ * meta-command: the worker writes "\restrict KEY" with a key of its own
+ * (random, never in the dump, on no command line) into psql's stdin before
+ * the dump, and psql then refuses every backslash command, \! and \connect
+ * included, whatever quoting, encoding or settings the dump plays with.
+ * pg_dump (15.14 and later) brackets its output with its own \restrict and
+ * \unrestrict lines, which psql would refuse in turn: the filter removes
+ * exactly two lines and streams everything else unchanged:
+ *   - the "\restrict KEY" line when it is the first line that is neither
+ *     blank nor a "--" comment (no statement, so no COPY data, precedes it);
+ *   - the "\unrestrict KEY" line with that same KEY when it is the last
+ *     line that is not blank (held back until the end of the stream).
+ * A line that starts with \connect or \c is rejected before psql sees it,
+ * for a clear reason (pg_dump --create writes one); psql would refuse it
+ * anyway.  Only the first BV_HEAD_MAX bytes of a line are ever buffered.
+ */
+#define BV_HEAD_MAX		256
 
 typedef struct BvFilter
 {
-	bool		in_copy;
-	BvLex		lex;
-	int			depth;			/* of block comments */
-	char		tag[NAMEDATALEN + 2];	/* of the dollar quote */
-	StringInfoData stmt;		/* the statement so far, normalised */
-	StringInfoData line;		/* the line being collected */
+	bool		in_header;		/* no statement seen yet */
+	bool		at_bol;			/* collecting the start of a line */
+	char		key[BV_HEAD_MAX];	/* pg_dump's \restrict key, once removed */
+	StringInfoData head;		/* the start of the current line */
+	StringInfoData held;		/* a trailing \unrestrict line, blank lines */
 	int64		lineno;
-	size_t		copy_len;		/* bytes of the current COPY data line */
-	char		copy_head[4];
 	char	   *error;			/* why the dump is rejected */
 } BvFilter;
 
+/* Is the line (with its end) "<cmd> KEY", KEY alphanumeric?  Sets key. */
 static bool
-bv_ident_char(unsigned char c)
+bv_key_line(const char *line, size_t len, const char *cmd, char *key)
 {
-	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
-}
+	size_t		clen = strlen(cmd);
+	size_t		i,
+				start;
 
-/* Does the normalised statement read COPY ... FROM stdin? */
-static bool
-bv_is_copy_in(const char *stmt)
-{
-	size_t		len = strlen(stmt);
-
-	while (len > 0 && isspace((unsigned char) stmt[len - 1]))
-		len--;
-	while (*stmt && isspace((unsigned char) *stmt))
-		stmt++, len--;
-	return len > 16 && pg_strncasecmp(stmt, "copy ", 5) == 0 &&
-		pg_strncasecmp(stmt + len - 11, " from stdin", 11) == 0;
-}
-
-/*
- * A backslash command outside COPY data: only \restrict KEY and
- * \unrestrict KEY, as pg_dump writes them (KEY alphanumeric, alone on the
- * rest of the line, so no backquote or variable can reach psql).
- */
-static bool
-bv_meta_allowed(const char *p)
-{
-	const char *arg;
-
-	if (strncmp(p, "\\restrict ", 10) == 0)
-		arg = p + 10;
-	else if (strncmp(p, "\\unrestrict ", 12) == 0)
-		arg = p + 12;
-	else
+	if (len < clen + 2 || strncmp(line, cmd, clen) != 0 || line[clen] != ' ')
 		return false;
-	if (!isalnum((unsigned char) *arg))
+	start = i = clen + 1;
+	while (i < len && isalnum((unsigned char) line[i]))
+		i++;
+	if (i == start || i - start >= BV_HEAD_MAX)
 		return false;
-	while (isalnum((unsigned char) *arg))
-		arg++;
-	while (*arg == '\r' || *arg == '\n')
-		arg++;
-	return *arg == '\0';
+	memcpy(key, line + start, i - start);
+	key[i - start] = '\0';
+	if (i < len && line[i] == '\r')
+		i++;
+	if (i < len && line[i] == '\n')
+		i++;
+	return i == len;
 }
 
-/*
- * Check one complete line outside COPY data, following psql's lexer: quotes
- * (E'' with backslash escapes), "identifiers", $tag$ bodies, -- and nested
- * block comments.  A backslash outside them is a psql meta-command.
- * Returns false and sets f->error to reject the dump.
- */
 static bool
-bv_filter_line(BvFilter *f, const char *s, size_t n)
+bv_blank(const char *line, size_t len)
 {
 	size_t		i;
-	bool		copy_ended = false;
 
-	if (strcasestr(s, "standard_conforming_strings") != NULL &&
-		strcmp(s, "SET standard_conforming_strings = on;\n") != 0 &&
-		strcmp(s, "SET standard_conforming_strings = on;") != 0)
-	{
-		f->error = psprintf("line " INT64_FORMAT ": the dump changes standard_conforming_strings, which the filter cannot follow",
-							f->lineno);
-		return false;
-	}
-
-	for (i = 0; i < n; i++)
-	{
-		unsigned char c = s[i];
-		unsigned char next = i + 1 < n ? s[i + 1] : '\0';
-
-		if (copy_ended && !isspace(c))
-		{
-			f->error = psprintf("line " INT64_FORMAT ": text after a COPY ... FROM stdin statement on the same line",
-								f->lineno);
+	for (i = 0; i < len; i++)
+		if (!isspace((unsigned char) line[i]))
 			return false;
-		}
-		switch (f->lex)
+	return true;
+}
+
+/* Does the line start with the psql command \connect or \c? */
+static bool
+bv_is_connect(const char *line, size_t len)
+{
+	size_t		n;
+
+	if (len >= 8 && strncmp(line, "\\connect", 8) == 0)
+		n = 8;
+	else if (len >= 2 && strncmp(line, "\\c", 2) == 0)
+		n = 2;
+	else
+		return false;
+	return len == n || isspace((unsigned char) line[n]);
+}
+
+static bool
+bv_reject_connect(BvFilter *f, int64 lineno)
+{
+	f->error = psprintf("line " INT64_FORMAT ": the dump connects to another database with \\connect "
+						"(pg_dump --create or pg_dumpall output), which a verification does not run; "
+						"verify a dump made without --create",
+						lineno);
+	return false;
+}
+
+/* A complete line of at most BV_HEAD_MAX bytes (or the last one). */
+static bool
+bv_filter_line(BvFilter *f, const char *line, size_t len, StringInfo out)
+{
+	char		key[BV_HEAD_MAX];
+
+	if (bv_is_connect(line, len))
+		return bv_reject_connect(f, f->lineno);
+	if (f->in_header)
+	{
+		if (bv_blank(line, len) || strncmp(line, "--", 2) == 0)
 		{
-			case BV_NORMAL:
-				if (c == '\\')
-				{
-					if (i == 0 && bv_meta_allowed(s))
-						return true;
-					f->error = psprintf("line " INT64_FORMAT ": psql meta-command \"%.20s\" outside COPY data",
-										f->lineno, s + i);
-					return false;
-				}
-				else if (c == '-' && next == '-')
-					return true;	/* the rest of the line is a comment */
-				else if (c == '/' && next == '*')
-				{
-					f->lex = BV_BLOCK;
-					f->depth = 1;
-					i++;
-					continue;
-				}
-				else if (c == '\'')
-				{
-					bool		e = i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') &&
-						(i < 2 || !bv_ident_char(s[i - 2]));
-
-					f->lex = e ? BV_EQUOTE : BV_SQUOTE;
-				}
-				else if (c == '"')
-					f->lex = BV_DQUOTE;
-				else if (c == '$' && (i == 0 || !bv_ident_char(s[i - 1])))
-				{
-					size_t		j = i + 1;
-
-					if (j < n && (isalpha(s[j]) || s[j] == '_' || (unsigned char) s[j] >= 0x80))
-						while (j < n && (isalnum(s[j]) || s[j] == '_' || (unsigned char) s[j] >= 0x80))
-							j++;
-					if (j < n && s[j] == '$' && j - i + 1 < sizeof(f->tag))
-					{
-						memcpy(f->tag, s + i, j - i + 1);
-						f->tag[j - i + 1] = '\0';
-						f->lex = BV_DOLLAR;
-						appendBinaryStringInfo(&f->stmt, s + i, j - i + 1);
-						i = j;
-						continue;
-					}
-				}
-				else if (c == ';')
-				{
-					if (bv_is_copy_in(f->stmt.data))
-					{
-						f->in_copy = true;
-						copy_ended = true;
-					}
-					resetStringInfo(&f->stmt);
-					continue;
-				}
-				break;
-			case BV_SQUOTE:
-				if (c == '\'')
-				{
-					if (next == '\'')
-						i++;
-					else
-						f->lex = BV_NORMAL;
-				}
-				break;
-			case BV_EQUOTE:
-				if (c == '\\' && i + 1 < n)
-					i++;
-				else if (c == '\'')
-				{
-					if (next == '\'')
-						i++;
-					else
-						f->lex = BV_NORMAL;
-				}
-				break;
-			case BV_DQUOTE:
-				if (c == '"')
-					f->lex = BV_NORMAL;
-				break;
-			case BV_DOLLAR:
-				if (c == '$' && strncmp(s + i, f->tag, strlen(f->tag)) == 0)
-				{
-					i += strlen(f->tag) - 1;
-					f->lex = BV_NORMAL;
-				}
-				continue;		/* bodies are not kept */
-			case BV_BLOCK:
-				if (c == '*' && next == '/')
-				{
-					i++;
-					if (--f->depth == 0)
-						f->lex = BV_NORMAL;
-				}
-				else if (c == '/' && next == '*')
-				{
-					i++;
-					f->depth++;
-				}
-				else if (c == '\\')
-				{
-					f->error = psprintf("line " INT64_FORMAT ": backslash in a comment outside COPY data",
-										f->lineno);
-					return false;
-				}
-				continue;
+			appendBinaryStringInfo(out, line, len);
+			return true;
 		}
-		/* keep a bounded copy of the statement, for COPY detection */
-		if (f->stmt.len < 65536)
-			appendStringInfoChar(&f->stmt, isspace(c) ? ' ' : c);
+		f->in_header = false;
+		if (bv_key_line(line, len, "\\restrict", key))
+		{
+			strlcpy(f->key, key, sizeof(f->key));
+			return true;		/* removed */
+		}
 	}
+	if (f->held.len > 0)
+	{
+		if (bv_blank(line, len))
+		{
+			appendBinaryStringInfo(&f->held, line, len);
+			return true;
+		}
+		appendBinaryStringInfo(out, f->held.data, f->held.len);
+		resetStringInfo(&f->held);
+	}
+	if (f->key[0] != '\0' && bv_key_line(line, len, "\\unrestrict", key) &&
+		strcmp(key, f->key) == 0)
+	{
+		appendBinaryStringInfo(&f->held, line, len);
+		return true;
+	}
+	appendBinaryStringInfo(out, line, len);
 	return true;
 }
 
 /*
- * Filter a chunk of the plain dump into out.  COPY data passes untouched
- * up to its "\." line; everything else is checked line by line.  Returns
- * false when the dump is rejected.
+ * Filter a chunk of the plain dump into out.  Returns false when the dump
+ * is rejected.
  */
 static bool
 bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
@@ -957,79 +870,94 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 
 	while (i < n)
 	{
-		if (f->in_copy)
+		if (!f->at_bol)
 		{
-			/* pass data through, watching for the "\." line */
-			size_t		start = i;
-
-			while (i < n)
-			{
-				char		c = buf[i++];
-
-				if (c == '\n')
-				{
-					bool		end = (f->copy_len == 2 && f->copy_head[0] == '\\' && f->copy_head[1] == '.') ||
-						(f->copy_len == 3 && f->copy_head[0] == '\\' && f->copy_head[1] == '.' &&
-						 f->copy_head[2] == '\r');
-
-					f->lineno++;
-					f->copy_len = 0;
-					if (end)
-					{
-						f->in_copy = false;
-						break;
-					}
-				}
-				else
-				{
-					if (f->copy_len < 3)
-						f->copy_head[f->copy_len] = c;
-					f->copy_len++;
-				}
-			}
-			appendBinaryStringInfo(out, buf + start, i - start);
-			continue;
-		}
-
-		/* collect a line */
-		{
+			/* the rest of a long line passes unchanged */
 			const char *nl = memchr(buf + i, '\n', n - i);
 			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : n - i;
 
-			appendBinaryStringInfo(&f->line, buf + i, take);
+			appendBinaryStringInfo(out, buf + i, take);
 			i += take;
-			if (nl == NULL)
-				break;
+			if (nl)
+				f->at_bol = true;
+			continue;
 		}
-		f->lineno++;
-		if (!bv_filter_line(f, f->line.data, f->line.len))
-			return false;
-		appendBinaryStringInfo(out, f->line.data, f->line.len);
-		resetStringInfo(&f->line);
+		else
+		{
+			size_t		avail = Min((size_t) (BV_HEAD_MAX - f->head.len), n - i);
+			const char *nl = memchr(buf + i, '\n', avail);
+			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : avail;
+
+			appendBinaryStringInfo(&f->head, buf + i, take);
+			i += take;
+			if (nl)
+			{
+				f->lineno++;
+				if (!bv_filter_line(f, f->head.data, f->head.len, out))
+					return false;
+				resetStringInfo(&f->head);
+			}
+			else if (f->head.len >= BV_HEAD_MAX)
+			{
+				/* a long line: neither a \restrict nor an \unrestrict line */
+				f->lineno++;
+				if (bv_is_connect(f->head.data, f->head.len))
+					return bv_reject_connect(f, f->lineno);
+				f->in_header = false;
+				appendBinaryStringInfo(out, f->held.data, f->held.len);
+				resetStringInfo(&f->held);
+				appendBinaryStringInfo(out, f->head.data, f->head.len);
+				resetStringInfo(&f->head);
+				f->at_bol = false;
+			}
+		}
 	}
-	if (eof && f->line.len > 0)
+	if (eof)
 	{
-		f->lineno++;
-		if (!f->in_copy && !bv_filter_line(f, f->line.data, f->line.len))
-			return false;
-		appendBinaryStringInfo(out, f->line.data, f->line.len);
-		resetStringInfo(&f->line);
+		if (f->head.len > 0)
+		{
+			f->lineno++;
+			if (!bv_filter_line(f, f->head.data, f->head.len, out))
+				return false;
+			resetStringInfo(&f->head);
+		}
+		/* pg_dump's trailing \unrestrict line and the blank lines after it */
+		resetStringInfo(&f->held);
 	}
 	return true;
 }
 
+/* A random alphanumeric key for psql's \restrict. */
+static char *
+bv_restrict_key(void)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	uint8		bytes[32];
+	char	   *key = palloc(sizeof(bytes) + 1);
+	int			i;
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random key for psql's \\restrict")));
+	for (i = 0; i < (int) sizeof(bytes); i++)
+		key[i] = chars[bytes[i] % (sizeof(chars) - 1)];
+	key[sizeof(bytes)] = '\0';
+	return key;
+}
+
 /*
  * Run a program from the server's bindir with an argument vector.  When
- * gz is given, the plain dump it reads is filtered into the program's
- * stdin.  stdout is captured into out (when given), stderr into err (its
+ * gz is given, "\\restrict restrict_key" and then the plain dump it reads,
+ * filtered, go to the program's stdin.  stdout is captured into out (when given), stderr into err (its
  * end is kept).  Waits at most a second at a time and checks for
  * interrupts in between; the exit callback kills the program's process
  * group.  Returns the exit status (-1: killed, or could not run); sets
  * *rejected when the filter rejected the input.
  */
 static int
-bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringInfo err,
-	   char **rejected)
+bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key,
+	   StringInfo out, StringInfo err, char **rejected)
 {
 	int			inpipe[2] = {-1, -1};
 	int			outpipe[2];
@@ -1045,8 +973,12 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringIn
 				err_open = true;
 
 	initStringInfo(&pending);
-	initStringInfo(&filter.stmt);
-	initStringInfo(&filter.line);
+	initStringInfo(&filter.head);
+	initStringInfo(&filter.held);
+	filter.in_header = true;
+	filter.at_bol = true;
+	if (gz)
+		appendStringInfo(&pending, "\\restrict %s\n", restrict_key);
 	if (rejected)
 		*rejected = NULL;
 
@@ -1586,7 +1518,7 @@ bv_count(BvState *st, const char *dbname, bool counts)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, &out, &err, NULL);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
 	if (rc != 0)
 	{
 		bv_program_failed(st, psprintf("psql (listing the tables of \"%s\")", dbname), rc, err.data);
@@ -1719,6 +1651,39 @@ bv_checks(BvState *st, const char *compare_to)
 	}
 }
 
+/*
+ * Does the bindir's psql know \restrict (15.14, and the releases of August
+ * 2025 of the other branches)?  NULL, or why not.
+ */
+static char *
+bv_psql_restrict_missing(BvState *st)
+{
+	StringInfoData out,
+				err;
+	const char *argv[] = {bv_bin(st, "psql"), "--version", NULL};
+	int			major = 0,
+				minor = 0;
+	const char *v;
+	char	   *nl;
+
+	initStringInfo(&out);
+	initStringInfo(&err);
+	if (bv_run(st, argv, NULL, NULL, &out, &err, NULL) != 0 ||
+		(v = strstr(out.data, "(PostgreSQL) ")) == NULL ||
+		sscanf(v + 13, "%d.%d", &major, &minor) < 1)
+		return psprintf("could not tell the version of %s: %s%s", argv[0], out.data, err.data);
+	if (major >= 18 || (major == 17 && minor >= 6) || (major == 16 && minor >= 10) ||
+		(major == 15 && minor >= 14) || (major == 14 && minor >= 19) ||
+		(major == 13 && minor >= 22))
+		return NULL;
+	if ((nl = strchr(out.data, '\n')) != NULL)
+		*nl = '\0';
+	return psprintf("%s is \"%s\", which lacks \\restrict (15.14 or later is needed): "
+					"a plain dump cannot be restored without the risk that it runs shell commands; "
+					"update the server's packages, or verify a custom-format dump",
+					argv[0], out.data);
+}
+
 /* Step 3: restore into the scratch database. */
 static void
 bv_restore(BvState *st, int jobs)
@@ -1733,8 +1698,15 @@ bv_restore(BvState *st, int jobs)
 	{
 		const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
 		"-d", bv_conn(st, st->scratch), "-f", "-", NULL};
-		gzFile		gz = gzopen(st->path, "rb");
+		gzFile		gz;
+		char	   *missing = bv_psql_restrict_missing(st);
 
+		if (missing)
+		{
+			bv_fail(st, "unsupported: %s", missing);
+			return;
+		}
+		gz = gzopen(st->path, "rb");
 		if (gz == NULL)
 		{
 			bv_fail(st, "unreadable: could not open \"%s\": %s", st->path, strerror(errno));
@@ -1743,7 +1715,7 @@ bv_restore(BvState *st, int jobs)
 		gzbuffer(gz, BV_CHUNK);
 		PG_TRY();
 		{
-			rc = bv_run(st, argv, gz, NULL, &err, &rejected);
+			rc = bv_run(st, argv, gz, bv_restrict_key(), NULL, &err, &rejected);
 		}
 		PG_FINALLY();
 		{
@@ -1752,6 +1724,14 @@ bv_restore(BvState *st, int jobs)
 		PG_END_TRY();
 		if (rejected)
 			bv_fail(st, "rejected: %s; the dump was not run further", rejected);
+		else if (rc != 0 && strstr(err.data, "backslash commands are restricted") != NULL)
+		{
+			while (err.len > 0 && isspace((unsigned char) err.data[err.len - 1]))
+				err.data[--err.len] = '\0';
+			bv_fail(st, "rejected: the dump contains a psql meta-command, which psql refused "
+					"(the restore runs under \\restrict): %s",
+					err.data);
+		}
 	}
 	else
 	{
@@ -1768,7 +1748,7 @@ bv_restore(BvState *st, int jobs)
 		argv[n++] = bv_conn(st, st->scratch);
 		argv[n++] = st->path;
 		argv[n++] = NULL;
-		rc = bv_run(st, argv, NULL, NULL, &err, NULL);
+		rc = bv_run(st, argv, NULL, NULL, NULL, &err, NULL);
 	}
 	if (st->failures != NIL)
 		return;
@@ -1787,7 +1767,7 @@ bv_verifybackup(BvState *st)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, &out, &err, NULL);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
 	if (rc != 0)
 		bv_program_failed(st, "pg_verifybackup", rc, err.len ? err.data : out.data);
 	else
