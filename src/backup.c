@@ -25,7 +25,9 @@
  * command in it (see bv_filter for the two lines of pg_dump it removes).
  *
  * Which scratch databases adr_ops made: each gets a comment naming the
- * verification and its database, and is owned by the bootstrap superuser.
+ * verification and its database, and is owned by the bootstrap superuser
+ * or by the restore role (a role that cannot create databases; see
+ * bv_restore_role).
  * While a worker lives it holds a session advisory lock (database 0,
  * ADR_VERIFY_LOCK_FIELD4) on (database OID, verification id), so a worker
  * starting up drops only the scratch databases, and fails only the
@@ -639,9 +641,15 @@ bv_cleanup_leftovers(int64 my_id)
 						(char *) lfirst(lc))));
 	}
 
+	/*
+	 * Owned by the bootstrap superuser, or by a role that can create no
+	 * database (the restore role of adr_ops.verify_conninfo), so a
+	 * superuser made it.
+	 */
 	if (SPI_execute("SELECT d.datname::text, shobj_description(d.oid, 'pg_database') "
-					"  FROM pg_database d "
-					" WHERE d.datname LIKE 'adr\\_verify\\_%' AND d.datdba = 10 "
+					"  FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
+					" WHERE d.datname LIKE 'adr\\_verify\\_%' "
+					"   AND (d.datdba = 10 OR NOT (r.rolsuper OR r.rolcreatedb)) "
 					"   AND shobj_description(d.oid, 'pg_database') LIKE '" ADR_VERIFY_COMMENT " %'",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list scratch databases");
@@ -1684,6 +1692,51 @@ bv_psql_restrict_missing(BvState *st)
 					argv[0], out.data);
 }
 
+/*
+ * When adr_ops.verify_conninfo connects as a role that is not a superuser,
+ * hand the scratch database to it: the restore then runs as that role and
+ * owns what it creates, and the dump's SQL has only that role's rights.
+ */
+static void
+bv_restore_role(BvState *st)
+{
+	StringInfoData out,
+				err;
+	const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-A", "-t", "-z", "-0",
+		"-v", "ON_ERROR_STOP=1", "-d", bv_conn(st, st->scratch), "-c",
+		"SELECT current_user, r.rolsuper FROM pg_catalog.pg_roles r "
+		" WHERE r.rolname OPERATOR(pg_catalog.=) current_user", NULL};
+	int			rc;
+	char	   *role;
+	char	   *super;
+	char	   *error;
+
+	initStringInfo(&out);
+	initStringInfo(&err);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
+	if (rc != 0)
+	{
+		bv_program_failed(st, "psql (finding the role of adr_ops.verify_conninfo)", rc, err.data);
+		return;
+	}
+	role = out.data;
+	if (out.len == 0 || (int) strlen(role) + 1 >= out.len)
+	{
+		bv_fail(st, "could not find the role of adr_ops.verify_conninfo: psql printed \"%s\"", out.data);
+		return;
+	}
+	super = role + strlen(role) + 1;
+	if (strcmp(super, "t") == 0)
+		return;
+	error = bv_utility(psprintf("ALTER DATABASE %s OWNER TO %s",
+								quote_identifier(st->scratch), quote_identifier(role)));
+	if (error)
+		bv_fail(st, "could not hand the scratch database \"%s\" to role \"%s\": %s",
+				st->scratch, role, error);
+	else
+		appendStringInfo(&st->detail, "restored as role %s; ", role);
+}
+
 /* Step 3: restore into the scratch database. */
 static void
 bv_restore(BvState *st, int jobs)
@@ -1948,7 +2001,10 @@ adr_verify_main(Datum main_arg)
 						bv_fail(&st, "could not mark the scratch database: %s", error);
 					else
 					{
-						bv_restore(&st, req.jobs);
+						if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
+							bv_restore_role(&st);
+						if (st.failures == NIL)
+							bv_restore(&st, req.jobs);
 						if (st.failures == NIL)
 							bv_checks(&st, req.compare_to);
 					}

@@ -228,6 +228,39 @@ $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
 $node->reload;
 is(scratch_databases(), '0', 'the scratch database is dropped after a refused connection');
 
+# A restore role that is neither superuser nor CREATEDB: the scratch
+# database is handed to it, and the dump's SQL has only its rights.
+$node->safe_psql('postgres', q{CREATE ROLE restorer LOGIN NOSUPERUSER NOCREATEDB});
+$node->command_ok([ 'pg_dump', '--no-owner', '--no-privileges', '-d', $connstr, '-f', "$dir/noowner.sql" ],
+    'pg_dump --no-owner');
+{
+    my $sql = slurp_file("$dir/noowner.sql");
+    $sql =~ s/^(SET client_encoding[^\n]*\n)/$1COPY (SELECT 1) TO PROGRAM 'touch $dir\/pwned_program';\n/m or die;
+    PostgreSQL::Test::Utils::append_to_file("$dir/program.sql", $sql);
+    $sql = slurp_file("$dir/noowner.sql");
+    $sql =~ s/^(SET client_encoding[^\n]*\n)/$1DROP DATABASE source;\n/m or die;
+    PostgreSQL::Test::Utils::append_to_file("$dir/dropdb.sql", $sql);
+}
+{
+    my ($host, $port) = ($node->host, $node->port);
+    $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.verify_conninfo = 'host=$host port=$port user=restorer'});
+    $node->reload;
+}
+is(verify("$dir/custom.dump"), 'passed|custom|2|2500|', 'a custom dump restores through a non-superuser role');
+like($node->safe_psql('postgres', q{SELECT detail FROM adr_ops.backup_verifications ORDER BY id DESC LIMIT 1}),
+    qr/restored as role restorer/, '... which owned the scratch database');
+is(verify("$dir/noowner.sql"), 'passed|plain|3|2500|', 'a plain dump without owners restores through it');
+like(verify("$dir/program.sql"), qr/^failed\|plain\|\|\|the restore with psql failed .*must be superuser or have privileges of the pg_execute_server_program role to COPY/s,
+    'the restore role cannot COPY TO PROGRAM');
+ok(!-e "$dir/pwned_program", '... and the program did not run');
+like(verify("$dir/dropdb.sql"), qr/^failed\|plain\|\|\|the restore with psql failed .*must be owner of database source/s,
+    'the restore role cannot drop a live database');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname = 'source'}), '1',
+    '... which still exists');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
+$node->reload;
+is(scratch_databases(), '0', 'the scratch databases of the restore role are dropped');
+
 # The default connection rejected by pg_hba.conf: the failure names the
 # line that would allow it.
 {
