@@ -1502,10 +1502,16 @@ bv_count(BvState *st, const char *dbname, bool counts)
 	StringInfoData out,
 				err;
 	List	   *result = NIL;
+	/*
+	 * The same list on both sides of compare_to: tables and partitioned
+	 * tables, not partitions (a partitioned table counts the rows of all
+	 * its partitions; any other table only its own, not its inheritors').
+	 */
 	const char *query = counts ?
-		"SELECT n.nspname, c.relname, pg_temp.adr_count(c.oid) "
+		"SELECT n.nspname, c.relname, pg_temp.adr_count(c.oid, c.relkind) "
 		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		" WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+		" WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+		"   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
 		" ORDER BY 1, 2" :
 		"SELECT n.nspname, c.relname, NULL "
 		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -1516,8 +1522,9 @@ bv_count(BvState *st, const char *dbname, bool counts)
 		"-v", "ON_ERROR_STOP=1", "-d", bv_conn(st, dbname),
 		"-c", "SET search_path = pg_catalog, pg_temp",
 		"-c", counts ?
-		"CREATE FUNCTION pg_temp.adr_count(oid) RETURNS bigint LANGUAGE plpgsql AS "
-		"$f$DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM ONLY %s', $1::regclass) INTO n; RETURN n; END$f$"
+		"CREATE FUNCTION pg_temp.adr_count(oid, \"char\") RETURNS bigint LANGUAGE plpgsql AS "
+		"$f$DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM %s%s', "
+		"CASE WHEN $2 = 'p' THEN '' ELSE 'ONLY ' END, $1::regclass) INTO n; RETURN n; END$f$"
 		: "SET default_transaction_read_only = on",
 		"-c", query, NULL};
 	int			rc;

@@ -100,6 +100,29 @@ like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*missing table: public.add
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_compare_to});
 $node->reload;
 
+# compare_to and backup_checks with a partitioned table: it is one table,
+# counted with the rows of its partitions, on both sides.
+$node->safe_psql('postgres', 'CREATE DATABASE parted');
+$node->safe_psql('parted', q{
+    CREATE TABLE datasets (id int);
+    INSERT INTO datasets VALUES (1);
+    CREATE TABLE measures (at date, v int) PARTITION BY RANGE (at);
+    CREATE TABLE measures_2024 PARTITION OF measures FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+    CREATE TABLE measures_2025 PARTITION OF measures FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+    INSERT INTO measures SELECT date '2024-06-01' + g, g FROM generate_series(1, 400) g;});
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('parted'), '-f', "$dir/parted.dump" ], 'pg_dump parted');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_compare_to = 'parted'});
+$node->safe_psql('postgres', q{INSERT INTO adr_ops.backup_checks VALUES ('measures', 400, true)});
+$node->reload;
+is(verify("$dir/parted.dump"), 'passed|custom|2|401|',
+    'compare_to and backup_checks treat a partitioned table as one table with its partitions\' rows');
+like($node->safe_psql('postgres', q{SELECT detail FROM adr_ops.backup_verifications ORDER BY id DESC LIMIT 1}),
+    qr/check measures >= 400 rows: 400; every table of database "parted" is in the backup/,
+    '... the check and the comparison held');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_compare_to});
+$node->safe_psql('postgres', q{DELETE FROM adr_ops.backup_checks WHERE table_name = 'measures'});
+$node->reload;
+
 # A .sha256 beside the file is verified.
 my $sum = `sha256sum "$dir/custom.dump"`;
 $sum =~ s/\s.*//s;
