@@ -48,6 +48,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,6 +106,7 @@ int			adr_ops_backup_max_age = 24 * 3600;
 int			adr_ops_verify_jobs = 2;
 char	   *adr_ops_verify_conninfo = NULL;
 char	   *adr_ops_verify_compare_to = NULL;
+int			adr_ops_verify_min_free_space = 1024;	/* MB */
 
 /* The request the caller hands to the worker, in a DSM segment. */
 typedef struct BvRequest
@@ -136,6 +138,7 @@ typedef struct BvState
 	char	   *scratch;		/* the scratch database, once created */
 	char	   *conninfo;		/* without dbname */
 	char	   *conn_user;		/* for the pg_hba hint */
+	bool		watch_space;	/* stop the program when the disk fills */
 	char		bindir[MAXPGPATH];
 } BvState;
 
@@ -193,6 +196,17 @@ adr_backup_init(void)
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomIntVariable("adr_ops.verify_min_free_space",
+							"Sets the free space below which a backup verification stops its restore.",
+							"Free space of the file system of the data directory, checked every "
+							"second during a restore; 0 disables the check.",
+							&adr_ops_verify_min_free_space,
+							1024,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.verify_compare_to",
 							   "Sets a database whose tables a restored backup must all contain.",
 							   "Empty means no comparison.",
@@ -979,6 +993,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	char	   *chunk = palloc(BV_CHUNK);
 	bool		out_open = true,
 				err_open = true;
+	time_t		space_checked = 0;
 
 	initStringInfo(&pending);
 	initStringInfo(&filter.head);
@@ -1123,6 +1138,24 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 		CHECK_FOR_INTERRUPTS();
 		if (!PostmasterIsAlive())
 			proc_exit(1);
+
+		/* a restore must not fill the disk of the live databases */
+		if (st->watch_space && adr_ops_verify_min_free_space > 0 && time(NULL) != space_checked)
+		{
+			struct statvfs vfs;
+
+			space_checked = time(NULL);
+			if (statvfs(DataDir, &vfs) == 0 &&
+				(uint64) vfs.f_bavail * vfs.f_frsize / (1024 * 1024) <
+				(uint64) adr_ops_verify_min_free_space)
+			{
+				bv_fail(st, "disk space: %llu MB are free on the file system of the data directory, "
+						"less than adr_ops.verify_min_free_space (%d MB); the restore was stopped",
+						(unsigned long long) ((uint64) vfs.f_bavail * vfs.f_frsize / (1024 * 1024)),
+						adr_ops_verify_min_free_space);
+				goto kill_it;
+			}
+		}
 
 		if (in_idx >= 0 && (fds[in_idx].revents & (POLLOUT | POLLERR | POLLHUP)))
 		{
@@ -1775,10 +1808,12 @@ bv_restore(BvState *st, int jobs)
 		gzbuffer(gz, BV_CHUNK);
 		PG_TRY();
 		{
+			st->watch_space = true;
 			rc = bv_run(st, argv, gz, bv_restrict_key(), NULL, &err, &rejected);
 		}
 		PG_FINALLY();
 		{
+			st->watch_space = false;
 			gzclose(gz);
 		}
 		PG_END_TRY();
@@ -1808,7 +1843,9 @@ bv_restore(BvState *st, int jobs)
 		argv[n++] = bv_conn(st, st->scratch);
 		argv[n++] = st->path;
 		argv[n++] = NULL;
+		st->watch_space = true;
 		rc = bv_run(st, argv, NULL, NULL, NULL, &err, NULL);
+		st->watch_space = false;
 	}
 	if (st->failures != NIL)
 		return;

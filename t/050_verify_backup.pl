@@ -251,6 +251,17 @@ $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
 $node->reload;
 is(scratch_databases(), '0', 'the scratch database is dropped after a refused connection');
 
+# Free space: a restore stops when the data directory's file system has
+# less than adr_ops.verify_min_free_space free.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_min_free_space = '2000TB'});
+$node->reload;
+like(verify("$dir/custom.dump"), qr/^failed\|custom\|\|\|disk space: \d+ MB are free on the file system of the data directory, less than adr_ops.verify_min_free_space \(2097152000 MB\); the restore was stopped$/,
+    'a restore stops below adr_ops.verify_min_free_space');
+like(verify("$dir/plain.sql.gz"), qr/^failed\|plain.gz\|\|\|disk space: /, '... also a plain one');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_min_free_space});
+$node->reload;
+is(scratch_databases(), '0', 'the scratch database is dropped after the disk check stopped it');
+
 # A restore role that is neither superuser nor CREATEDB: the scratch
 # database is handed to it, and the dump's SQL has only its rights.
 $node->safe_psql('postgres', q{CREATE ROLE restorer LOGIN NOSUPERUSER NOCREATEDB});
