@@ -115,7 +115,8 @@ typedef struct BvRequest
 	Oid			caller;
 	int64		max_age_us;		/* -1: no recency check */
 	int			jobs;
-	char		path[MAXPGPATH];
+	char		path[MAXPGPATH];	/* as given, for the row */
+	char		open_path[MAXPGPATH];	/* as checked, for the worker to open */
 	char		compare_to[NAMEDATALEN];
 	/* written by the worker */
 	volatile int64 id;			/* the row, once committed */
@@ -267,8 +268,13 @@ bv_resolve(const char *path)
 	return psprintf("%s/%s", buf, slash + 1);
 }
 
-/* ERROR unless the resolved path lies inside adr_ops.backup_directories. */
-static void
+/*
+ * ERROR unless the resolved path lies inside adr_ops.backup_directories.
+ * Returns the path the worker opens: the resolved one that was checked
+ * (so that a symlink swapped in afterwards is not followed out), or, with
+ * the list empty (superusers only), the path as given.
+ */
+static char *
 bv_confine(const char *path)
 {
 	char	   *rawlist = pstrdup(adr_ops_backup_directories);
@@ -288,7 +294,7 @@ bv_confine(const char *path)
 					 errmsg("permission denied to verify backups outside adr_ops.backup_directories"),
 					 errdetail("\"adr_ops.backup_directories\" is empty, which lets only superusers verify backups."),
 					 errhint("Ask a superuser to set \"adr_ops.backup_directories\".")));
-		return;
+		return pstrdup(path);
 	}
 
 	resolved = bv_resolve(path);
@@ -304,7 +310,15 @@ bv_confine(const char *path)
 			len = strlen(dbuf);
 			if (strncmp(resolved, dbuf, len) == 0 &&
 				(resolved[len] == '/' || resolved[len] == '\0' || (len == 1 && dbuf[0] == '/')))
-				return;
+			{
+				if (strlen(resolved) >= MAXPGPATH)
+					ereport(ERROR,
+							(errcode(ERRCODE_NAME_TOO_LONG),
+							 errmsg("backup path is too long"),
+							 errdetail("It resolves to %zu bytes; at most %d fit.",
+									   strlen(resolved), MAXPGPATH - 1)));
+				return resolved;
+			}
 		}
 	}
 	ereport(ERROR,
@@ -361,6 +375,7 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 	dsm_segment *seg;
 	BvRequest  *req;
 	bool		wait = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	char	   *open_path;
 	int64		id;
 	pid_t		pid;
 	Oid			save_userid;
@@ -411,7 +426,7 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 		if (match != NULL)
 			path = match;
 	}
-	bv_confine(path);
+	open_path = bv_confine(path);
 
 	seg = dsm_create(sizeof(BvRequest), 0);
 	req = dsm_segment_address(seg);
@@ -428,6 +443,7 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	}
 	strlcpy(req->path, path, sizeof(req->path));
+	strlcpy(req->open_path, open_path, sizeof(req->open_path));
 	strlcpy(req->compare_to, adr_ops_verify_compare_to ? adr_ops_verify_compare_to : "",
 			sizeof(req->compare_to));
 
@@ -1968,7 +1984,7 @@ adr_verify_main(Datum main_arg)
 	cxt = AllocSetContextCreate(TopMemoryContext, "adr_ops backup verification",
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
-	st.path = pstrdup(req.path);
+	st.path = pstrdup(req.open_path);
 	initStringInfo(&st.detail);
 	strlcpy(st.bindir, my_exec_path, sizeof(st.bindir));
 	get_parent_directory(st.bindir);
