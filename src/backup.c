@@ -1010,6 +1010,9 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	bool		out_open = true,
 				err_open = true;
 	time_t		space_checked = 0;
+	sigset_t	all,
+				saved;
+	int			fork_errno;
 
 	initStringInfo(&pending);
 	initStringInfo(&filter.head);
@@ -1026,29 +1029,28 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 				(errcode_for_file_access(),
 				 errmsg("could not create a pipe: %m")));
 
+	/*
+	 * Every signal is blocked across fork(), so that no handler of the
+	 * server runs in the child (where it would act on the worker's shared
+	 * state) before the child has reset them all.
+	 */
+	sigfillset(&all);
 	fflush(NULL);
+	sigprocmask(SIG_SETMASK, &all, &saved);
 	pid = fork();
-	if (pid < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not fork: %m")));
 	if (pid == 0)
 	{
 		/* child: its own process group, default signals, then exec */
 		sigset_t	none;
 		int			devnull = open("/dev/null", O_RDWR);
+		int			sig;
 
 		setpgid(0, 0);
+		for (sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGUSR1, SIG_DFL);
-		signal(SIGUSR2, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
 		dup2(gz ? inpipe[0] : devnull, 0);
 		dup2(outpipe[1], 1);
 		dup2(errpipe[1], 2);
@@ -1056,7 +1058,17 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 		execv(argv[0], (char *const *) argv);
 		_exit(127);
 	}
-	bv_child = pid;
+	fork_errno = errno;
+	if (pid > 0)
+		bv_child = pid;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	if (pid < 0)
+	{
+		errno = fork_errno;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not fork: %m")));
+	}
 	setpgid(pid, pid);			/* either side may win the race */
 	close(outpipe[1]);
 	close(errpipe[1]);
