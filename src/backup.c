@@ -16,7 +16,8 @@
  *   - its format, by content: plain SQL, gzip plain SQL, pg_dump custom,
  *     tar or directory, or a pg_basebackup directory (pg_verifybackup);
  *   - <file>.sha256 beside it, when present;
- *   - CREATE DATABASE adr_verify_<id> from template0, restore with
+ *   - CREATE DATABASE adr_verify_<database OID>_<id> from template0
+ *     (ids are per database), restore with
  *     pg_restore or psql from the server's bindir (argument vector, never a
  *     shell), count every table, run adr_ops.backup_checks, compare with
  *     adr_ops.verify_compare_to, DROP DATABASE, record the outcome.
@@ -690,7 +691,9 @@ bv_cleanup_leftovers(int64 my_id)
 		long long	id;
 		unsigned int dboid;
 
-		if (sscanf(comment, ADR_VERIFY_COMMENT " %lld of database %u", &id, &dboid) != 2)
+		if (comment == NULL ||
+			sscanf(comment, ADR_VERIFY_COMMENT " %lld of database %u", &id, &dboid) != 2 ||
+			strcmp(name, psprintf("adr_verify_%u_%lld", dboid, id)) != 0)
 			continue;
 		if (bv_worker_gone((Oid) dboid, (int64) id))
 		{
@@ -2055,7 +2058,7 @@ adr_verify_main(Datum main_arg)
 			{
 				char	   *error;
 
-				st.scratch = psprintf("adr_verify_" INT64_FORMAT, st.id);
+				st.scratch = psprintf("adr_verify_%u_" INT64_FORMAT, MyDatabaseId, st.id);
 				error = bv_utility(psprintf("CREATE DATABASE %s TEMPLATE template0",
 											quote_identifier(st.scratch)));
 				if (error)

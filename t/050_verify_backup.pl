@@ -40,6 +40,8 @@ $node->safe_psql('source', q{
         AS $body$ SELECT upper(t) || '\' || '\! not a command' $body$;});
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
+# scratch databases are named adr_verify_<database OID>_<id>
+my $dboid = $node->safe_psql('postgres', q{SELECT oid FROM pg_database WHERE datname = 'postgres'});
 my $connstr = $node->connstr('source');
 sub dump_as
 {
@@ -303,7 +305,7 @@ is(scratch_databases(), '0', 'the scratch databases of the restore role are drop
     my $next = $node->safe_psql('postgres',
         q{SELECT last_value + 1 FROM adr_ops.backup_verifications_id_seq});
     open my $fh, '>', $hba or die;
-    print $fh "local adr_verify_$next all reject\n" . $orig;
+    print $fh "local adr_verify_${dboid}_$next all reject\n" . $orig;
     close $fh;
     $node->reload;
     like(verify("$dir/custom.dump"),
@@ -389,7 +391,7 @@ my $slow_id = $node->safe_psql('postgres',
     qq{SELECT id FROM adr_ops.adr_verify_backup('$dir/slow.sql', wait => false)});
 ok($node->poll_query_until('postgres', qq{
         SELECT count(*) = 1 FROM pg_stat_activity
-         WHERE datname = 'adr_verify_$slow_id' AND query LIKE '%pg_sleep%'}),
+         WHERE datname = 'adr_verify_${dboid}_$slow_id' AND query LIKE '%pg_sleep%'}),
     'the slow restore is running');
 $node->stop('fast');
 $node->start;
@@ -409,7 +411,7 @@ $slow_id = $node->safe_psql('postgres',
     qq{SELECT id FROM adr_ops.adr_verify_backup('$dir/slow.sql', wait => false)});
 ok($node->poll_query_until('postgres', qq{
         SELECT count(*) = 1 FROM pg_stat_activity
-         WHERE datname = 'adr_verify_$slow_id' AND query LIKE '%pg_sleep%'}),
+         WHERE datname = 'adr_verify_${dboid}_$slow_id' AND query LIKE '%pg_sleep%'}),
     'another slow restore is running');
 $node->safe_psql('postgres', q{
     SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -419,7 +421,7 @@ ok($node->poll_query_until('postgres', q{
     'the terminated worker is gone');
 is(verify("$dir/plain.sql"), 'passed|plain|2|2500|', 'the next verification passes');
 is(scratch_databases(), '1', 'the terminated one\'s scratch database was dropped');
-is($node->safe_psql('postgres', qq{SELECT count(*) FROM pg_stat_activity WHERE datname = 'adr_verify_$slow_id'}),
+is($node->safe_psql('postgres', qq{SELECT count(*) FROM pg_stat_activity WHERE datname = 'adr_verify_${dboid}_$slow_id'}),
     '0', '... with the session its restore left behind');
 
 # The health check sees the verifications.
