@@ -574,56 +574,6 @@ bv_worker_gone(Oid dboid, int64 id)
 }
 
 /*
- * Execute one utility statement (CREATE/DROP DATABASE, COMMENT) at top
- * level in its own transaction.  Returns NULL or the error message.
- */
-static char *
-bv_utility(const char *sql)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	char	   *error = NULL;
-
-	PG_TRY();
-	{
-		RawStmt    *raw;
-		PlannedStmt *stmt;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		pgstat_report_activity(STATE_RUNNING, sql);
-		raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
-		stmt = makeNode(PlannedStmt);
-		stmt->commandType = CMD_UTILITY;
-		stmt->canSetTag = false;
-		stmt->utilityStmt = raw->stmt;
-		stmt->stmt_location = raw->stmt_location;
-		stmt->stmt_len = raw->stmt_len;
-		PushActiveSnapshot(GetTransactionSnapshot());
-		ProcessUtility(stmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
-					   None_Receiver, NULL);
-		if (ActiveSnapshotSet())
-			PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		RESUME_INTERRUPTS();
-		error = edata->message;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(caller);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return error;
-}
-
-/*
  * Fail the 'running' rows of this database whose worker is gone, and drop
  * the scratch databases adr_ops made whose worker is gone.
  */
@@ -708,7 +658,7 @@ bv_cleanup_leftovers(int64 my_id)
 	foreach(lc, drop)
 	{
 		char	   *name = lfirst(lc);
-		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", quote_identifier(name)));
+		char	   *error = adr_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", quote_identifier(name)));
 
 		if (error)
 			ereport(WARNING,
@@ -1799,7 +1749,7 @@ bv_restore_role(BvState *st)
 	super = role + strlen(role) + 1;
 	if (strcmp(super, "t") == 0)
 		return;
-	error = bv_utility(psprintf("ALTER DATABASE %s OWNER TO %s",
+	error = adr_utility(psprintf("ALTER DATABASE %s OWNER TO %s",
 								quote_identifier(st->scratch), quote_identifier(role)));
 	if (error)
 		bv_fail(st, "could not hand the scratch database \"%s\" to role \"%s\": %s",
@@ -2059,7 +2009,7 @@ adr_verify_main(Datum main_arg)
 				char	   *error;
 
 				st.scratch = psprintf("adr_verify_%u_" INT64_FORMAT, MyDatabaseId, st.id);
-				error = bv_utility(psprintf("CREATE DATABASE %s TEMPLATE template0",
+				error = adr_utility(psprintf("CREATE DATABASE %s TEMPLATE template0",
 											quote_identifier(st.scratch)));
 				if (error)
 				{
@@ -2068,7 +2018,7 @@ adr_verify_main(Datum main_arg)
 				}
 				else
 				{
-					error = bv_utility(psprintf("COMMENT ON DATABASE %s IS %s",
+					error = adr_utility(psprintf("COMMENT ON DATABASE %s IS %s",
 												quote_identifier(st.scratch),
 												quote_literal_cstr(psprintf(ADR_VERIFY_COMMENT " " INT64_FORMAT " of database %u",
 																			st.id, MyDatabaseId))));
@@ -2104,7 +2054,7 @@ adr_verify_main(Datum main_arg)
 
 	if (st.scratch)
 	{
-		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+		char	   *error = adr_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
 												quote_identifier(st.scratch)));
 
 		if (error)

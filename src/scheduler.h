@@ -149,6 +149,7 @@ extern const AdrTask *adr_task_lookup(const char *name);
 extern void adr_task_validate(const char *task, Jsonb *options);
 extern void adr_task_execute(const AdrTask *task, AdrTaskRun *run);
 extern const char *adr_option_string(Jsonb *options, const char *key);
+extern char *adr_utility(const char *sql);
 
 /* worker.c */
 extern void adr_worker_register(void);
