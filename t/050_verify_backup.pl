@@ -111,13 +111,20 @@ $node->safe_psql('parted', q{
     CREATE TABLE measures (at date, v int) PARTITION BY RANGE (at);
     CREATE TABLE measures_2024 PARTITION OF measures FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
     CREATE TABLE measures_2025 PARTITION OF measures FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-    INSERT INTO measures SELECT date '2024-06-01' + g, g FROM generate_series(1, 400) g;});
+    INSERT INTO measures SELECT date '2024-06-01' + g, g FROM generate_series(1, 400) g;
+    -- COPY writes a carriage return as \r: a data row "\restrict abc"
+    CREATE TABLE lookalike (t text);
+    INSERT INTO lookalike VALUES (E'\restrict abc'), (E'\restrict abc\n');});
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('parted'), '-f', "$dir/parted.dump" ], 'pg_dump parted');
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('parted'), '-f', "$dir/parted.sql" ], 'pg_dump parted plain');
+like(slurp_file("$dir/parted.sql"), qr/^\\restrict abc$/m, 'the plain dump has a COPY row that looks like \\restrict');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_compare_to = 'parted'});
 $node->safe_psql('postgres', q{INSERT INTO adr_ops.backup_checks VALUES ('measures', 400, true)});
 $node->reload;
-is(verify("$dir/parted.dump"), 'passed|custom|2|401|',
+is(verify("$dir/parted.dump"), 'passed|custom|3|403|',
     'compare_to and backup_checks treat a partitioned table as one table with its partitions\' rows');
+is(verify("$dir/parted.sql"), 'passed|plain|3|403|',
+    'a COPY row that looks like \\restrict is restored, not removed or refused');
 like($node->safe_psql('postgres', q{SELECT detail FROM adr_ops.backup_verifications ORDER BY id DESC LIMIT 1}),
     qr/check measures >= 400 rows: 400; every table of database "parted" is in the backup/,
     '... the check and the comparison held');
