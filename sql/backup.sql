@@ -76,7 +76,11 @@ RESET ROLE;
 SET adr_ops.backup_directories = '/nonexistent/adr_ops';
 SET ROLE adr_backup_reader;
 SELECT adr_ops.adr_verify_backup('/tmp/backup.dump');
-SELECT adr_ops.adr_verify_backup('/nonexistent/adr_ops/../../tmp/backup.dump');
+-- '..' out of an allowed directory that exists (realpath resolves it)
+RESET ROLE;
+SET adr_ops.backup_directories = '/tmp';
+SET ROLE adr_backup_reader;
+SELECT adr_ops.adr_verify_backup('/tmp/../etc/passwd');
 RESET ROLE;
 RESET adr_ops.backup_directories;
 SET ROLE pg_monitor;

@@ -54,6 +54,7 @@ extern int	adr_ops_backup_max_age;
 extern int	adr_ops_verify_jobs;
 extern char *adr_ops_verify_conninfo;
 extern char *adr_ops_verify_compare_to;
+extern int	adr_ops_verify_min_free_space;
 
 struct AdrTaskRun;
 extern void adr_backup_init(void);

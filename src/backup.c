@@ -16,17 +16,19 @@
  *   - its format, by content: plain SQL, gzip plain SQL, pg_dump custom,
  *     tar or directory, or a pg_basebackup directory (pg_verifybackup);
  *   - <file>.sha256 beside it, when present;
- *   - CREATE DATABASE adr_verify_<id> from template0, restore with
+ *   - CREATE DATABASE adr_verify_<database OID>_<id> from template0
+ *     (ids are per database), restore with
  *     pg_restore or psql from the server's bindir (argument vector, never a
  *     shell), count every table, run adr_ops.backup_checks, compare with
  *     adr_ops.verify_compare_to, DROP DATABASE, record the outcome.
- * A plain dump is untrusted input to psql: it is streamed through a filter
- * that follows psql's lexical rules and fails the verification at the
- * first backslash command outside COPY data other than the \restrict and
- * \unrestrict lines pg_dump writes.
+ * A plain dump is untrusted input to psql: psql runs it under a
+ * "\restrict KEY" of the worker's own, so psql refuses every backslash
+ * command in it (see bv_filter for the two lines of pg_dump it removes).
  *
  * Which scratch databases adr_ops made: each gets a comment naming the
- * verification and its database, and is owned by the bootstrap superuser.
+ * verification and its database, and is owned by the bootstrap superuser
+ * or by the restore role (a role that cannot create databases; see
+ * bv_restore_role).
  * While a worker lives it holds a session advisory lock (database 0,
  * ADR_VERIFY_LOCK_FIELD4) on (database OID, verification id), so a worker
  * starting up drops only the scratch databases, and fails only the
@@ -47,6 +49,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,6 +107,7 @@ int			adr_ops_backup_max_age = 24 * 3600;
 int			adr_ops_verify_jobs = 2;
 char	   *adr_ops_verify_conninfo = NULL;
 char	   *adr_ops_verify_compare_to = NULL;
+int			adr_ops_verify_min_free_space = 1024;	/* MB */
 
 /* The request the caller hands to the worker, in a DSM segment. */
 typedef struct BvRequest
@@ -112,7 +116,8 @@ typedef struct BvRequest
 	Oid			caller;
 	int64		max_age_us;		/* -1: no recency check */
 	int			jobs;
-	char		path[MAXPGPATH];
+	char		path[MAXPGPATH];	/* as given, for the row */
+	char		open_path[MAXPGPATH];	/* as checked, for the worker to open */
 	char		compare_to[NAMEDATALEN];
 	/* written by the worker */
 	volatile int64 id;			/* the row, once committed */
@@ -135,6 +140,7 @@ typedef struct BvState
 	char	   *scratch;		/* the scratch database, once created */
 	char	   *conninfo;		/* without dbname */
 	char	   *conn_user;		/* for the pg_hba hint */
+	bool		watch_space;	/* stop the program when the disk fills */
 	char		bindir[MAXPGPATH];
 } BvState;
 
@@ -192,6 +198,17 @@ adr_backup_init(void)
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomIntVariable("adr_ops.verify_min_free_space",
+							"Sets the free space below which a backup verification stops its restore.",
+							"Free space of the file system of the data directory, checked every "
+							"second during a restore; 0 disables the check.",
+							&adr_ops_verify_min_free_space,
+							1024,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.verify_compare_to",
 							   "Sets a database whose tables a restored backup must all contain.",
 							   "Empty means no comparison.",
@@ -252,8 +269,13 @@ bv_resolve(const char *path)
 	return psprintf("%s/%s", buf, slash + 1);
 }
 
-/* ERROR unless the resolved path lies inside adr_ops.backup_directories. */
-static void
+/*
+ * ERROR unless the resolved path lies inside adr_ops.backup_directories.
+ * Returns the path the worker opens: the resolved one that was checked
+ * (so that a symlink swapped in afterwards is not followed out), or, with
+ * the list empty (superusers only), the path as given.
+ */
+static char *
 bv_confine(const char *path)
 {
 	char	   *rawlist = pstrdup(adr_ops_backup_directories);
@@ -273,7 +295,7 @@ bv_confine(const char *path)
 					 errmsg("permission denied to verify backups outside adr_ops.backup_directories"),
 					 errdetail("\"adr_ops.backup_directories\" is empty, which lets only superusers verify backups."),
 					 errhint("Ask a superuser to set \"adr_ops.backup_directories\".")));
-		return;
+		return pstrdup(path);
 	}
 
 	resolved = bv_resolve(path);
@@ -289,7 +311,15 @@ bv_confine(const char *path)
 			len = strlen(dbuf);
 			if (strncmp(resolved, dbuf, len) == 0 &&
 				(resolved[len] == '/' || resolved[len] == '\0' || (len == 1 && dbuf[0] == '/')))
-				return;
+			{
+				if (strlen(resolved) >= MAXPGPATH)
+					ereport(ERROR,
+							(errcode(ERRCODE_NAME_TOO_LONG),
+							 errmsg("backup path is too long"),
+							 errdetail("It resolves to %zu bytes; at most %d fit.",
+									   strlen(resolved), MAXPGPATH - 1)));
+				return resolved;
+			}
 		}
 	}
 	ereport(ERROR,
@@ -346,6 +376,7 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 	dsm_segment *seg;
 	BvRequest  *req;
 	bool		wait = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	char	   *open_path;
 	int64		id;
 	pid_t		pid;
 	Oid			save_userid;
@@ -396,7 +427,7 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 		if (match != NULL)
 			path = match;
 	}
-	bv_confine(path);
+	open_path = bv_confine(path);
 
 	seg = dsm_create(sizeof(BvRequest), 0);
 	req = dsm_segment_address(seg);
@@ -413,6 +444,7 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	}
 	strlcpy(req->path, path, sizeof(req->path));
+	strlcpy(req->open_path, open_path, sizeof(req->open_path));
 	strlcpy(req->compare_to, adr_ops_verify_compare_to ? adr_ops_verify_compare_to : "",
 			sizeof(req->compare_to));
 
@@ -542,56 +574,6 @@ bv_worker_gone(Oid dboid, int64 id)
 }
 
 /*
- * Execute one utility statement (CREATE/DROP DATABASE, COMMENT) at top
- * level in its own transaction.  Returns NULL or the error message.
- */
-static char *
-bv_utility(const char *sql)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	char	   *error = NULL;
-
-	PG_TRY();
-	{
-		RawStmt    *raw;
-		PlannedStmt *stmt;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		pgstat_report_activity(STATE_RUNNING, sql);
-		raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
-		stmt = makeNode(PlannedStmt);
-		stmt->commandType = CMD_UTILITY;
-		stmt->canSetTag = false;
-		stmt->utilityStmt = raw->stmt;
-		stmt->stmt_location = raw->stmt_location;
-		stmt->stmt_len = raw->stmt_len;
-		PushActiveSnapshot(GetTransactionSnapshot());
-		ProcessUtility(stmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
-					   None_Receiver, NULL);
-		if (ActiveSnapshotSet())
-			PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		RESUME_INTERRUPTS();
-		error = edata->message;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(caller);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return error;
-}
-
-/*
  * Fail the 'running' rows of this database whose worker is gone, and drop
  * the scratch databases adr_ops made whose worker is gone.
  */
@@ -640,9 +622,15 @@ bv_cleanup_leftovers(int64 my_id)
 						(char *) lfirst(lc))));
 	}
 
+	/*
+	 * Owned by the bootstrap superuser, or by a role that can create no
+	 * database (the restore role of adr_ops.verify_conninfo), so a
+	 * superuser made it.
+	 */
 	if (SPI_execute("SELECT d.datname::text, shobj_description(d.oid, 'pg_database') "
-					"  FROM pg_database d "
-					" WHERE d.datname LIKE 'adr\\_verify\\_%' AND d.datdba = 10 "
+					"  FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
+					" WHERE d.datname LIKE 'adr\\_verify\\_%' "
+					"   AND (d.datdba = 10 OR NOT (r.rolsuper OR r.rolcreatedb)) "
 					"   AND shobj_description(d.oid, 'pg_database') LIKE '" ADR_VERIFY_COMMENT " %'",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list scratch databases");
@@ -653,7 +641,9 @@ bv_cleanup_leftovers(int64 my_id)
 		long long	id;
 		unsigned int dboid;
 
-		if (sscanf(comment, ADR_VERIFY_COMMENT " %lld of database %u", &id, &dboid) != 2)
+		if (comment == NULL ||
+			sscanf(comment, ADR_VERIFY_COMMENT " %lld of database %u", &id, &dboid) != 2 ||
+			strcmp(name, psprintf("adr_verify_%u_%lld", dboid, id)) != 0)
 			continue;
 		if (bv_worker_gone((Oid) dboid, (int64) id))
 		{
@@ -668,7 +658,7 @@ bv_cleanup_leftovers(int64 my_id)
 	foreach(lc, drop)
 	{
 		char	   *name = lfirst(lc);
-		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", quote_identifier(name)));
+		char	   *error = adr_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", quote_identifier(name)));
 
 		if (error)
 			ereport(WARNING,
@@ -728,227 +718,141 @@ bv_fail(BvState *st, const char *fmt,...)
 	st->failures = lappend(st->failures, buf.data);
 }
 
-/* Lexical state of the plain-dump filter (see bv_filter_line). */
-typedef enum BvLex
-{
-	BV_NORMAL,
-	BV_SQUOTE,
-	BV_EQUOTE,
-	BV_DQUOTE,
-	BV_DOLLAR,
-	BV_BLOCK
-} BvLex;
+/*
+ * The plain-dump filter.  psql itself enforces that a dump runs no
+ * meta-command: the worker writes "\restrict KEY" with a key of its own
+ * (random, never in the dump, on no command line) into psql's stdin before
+ * the dump, and psql then refuses every backslash command, \! and \connect
+ * included, whatever quoting, encoding or settings the dump plays with.
+ * pg_dump (15.14 and later) brackets its output with its own \restrict and
+ * \unrestrict lines, which psql would refuse in turn: the filter removes
+ * exactly two lines and streams everything else unchanged:
+ *   - the "\restrict KEY" line when it is the first line that is neither
+ *     blank nor a "--" comment (no statement, so no COPY data, precedes it);
+ *   - the "\unrestrict KEY" line with that same KEY when it is the last
+ *     line that is not blank (held back until the end of the stream).
+ * A line that starts with \connect or \c is rejected before psql sees it,
+ * for a clear reason (pg_dump --create writes one); psql would refuse it
+ * anyway.  Only the first BV_HEAD_MAX bytes of a line are ever buffered.
+ */
+#define BV_HEAD_MAX		256
 
 typedef struct BvFilter
 {
-	bool		in_copy;
-	BvLex		lex;
-	int			depth;			/* of block comments */
-	char		tag[NAMEDATALEN + 2];	/* of the dollar quote */
-	StringInfoData stmt;		/* the statement so far, normalised */
-	StringInfoData line;		/* the line being collected */
+	bool		in_header;		/* no statement seen yet */
+	bool		at_bol;			/* collecting the start of a line */
+	char		key[BV_HEAD_MAX];	/* pg_dump's \restrict key, once removed */
+	StringInfoData head;		/* the start of the current line */
+	StringInfoData held;		/* a trailing \unrestrict line, blank lines */
 	int64		lineno;
-	size_t		copy_len;		/* bytes of the current COPY data line */
-	char		copy_head[4];
 	char	   *error;			/* why the dump is rejected */
 } BvFilter;
 
+/* Is the line (with its end) "<cmd> KEY", KEY alphanumeric?  Sets key. */
 static bool
-bv_ident_char(unsigned char c)
+bv_key_line(const char *line, size_t len, const char *cmd, char *key)
 {
-	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
-}
+	size_t		clen = strlen(cmd);
+	size_t		i,
+				start;
 
-/* Does the normalised statement read COPY ... FROM stdin? */
-static bool
-bv_is_copy_in(const char *stmt)
-{
-	size_t		len = strlen(stmt);
-
-	while (len > 0 && isspace((unsigned char) stmt[len - 1]))
-		len--;
-	while (*stmt && isspace((unsigned char) *stmt))
-		stmt++, len--;
-	return len > 16 && pg_strncasecmp(stmt, "copy ", 5) == 0 &&
-		pg_strncasecmp(stmt + len - 11, " from stdin", 11) == 0;
-}
-
-/*
- * A backslash command outside COPY data: only \restrict KEY and
- * \unrestrict KEY, as pg_dump writes them (KEY alphanumeric, alone on the
- * rest of the line, so no backquote or variable can reach psql).
- */
-static bool
-bv_meta_allowed(const char *p)
-{
-	const char *arg;
-
-	if (strncmp(p, "\\restrict ", 10) == 0)
-		arg = p + 10;
-	else if (strncmp(p, "\\unrestrict ", 12) == 0)
-		arg = p + 12;
-	else
+	if (len < clen + 2 || strncmp(line, cmd, clen) != 0 || line[clen] != ' ')
 		return false;
-	if (!isalnum((unsigned char) *arg))
+	start = i = clen + 1;
+	while (i < len && isalnum((unsigned char) line[i]))
+		i++;
+	if (i == start || i - start >= BV_HEAD_MAX)
 		return false;
-	while (isalnum((unsigned char) *arg))
-		arg++;
-	while (*arg == '\r' || *arg == '\n')
-		arg++;
-	return *arg == '\0';
+	memcpy(key, line + start, i - start);
+	key[i - start] = '\0';
+	if (i < len && line[i] == '\r')
+		i++;
+	if (i < len && line[i] == '\n')
+		i++;
+	return i == len;
 }
 
-/*
- * Check one complete line outside COPY data, following psql's lexer: quotes
- * (E'' with backslash escapes), "identifiers", $tag$ bodies, -- and nested
- * block comments.  A backslash outside them is a psql meta-command.
- * Returns false and sets f->error to reject the dump.
- */
 static bool
-bv_filter_line(BvFilter *f, const char *s, size_t n)
+bv_blank(const char *line, size_t len)
 {
 	size_t		i;
-	bool		copy_ended = false;
 
-	if (strcasestr(s, "standard_conforming_strings") != NULL &&
-		strcmp(s, "SET standard_conforming_strings = on;\n") != 0 &&
-		strcmp(s, "SET standard_conforming_strings = on;") != 0)
-	{
-		f->error = psprintf("line " INT64_FORMAT ": the dump changes standard_conforming_strings, which the filter cannot follow",
-							f->lineno);
-		return false;
-	}
-
-	for (i = 0; i < n; i++)
-	{
-		unsigned char c = s[i];
-		unsigned char next = i + 1 < n ? s[i + 1] : '\0';
-
-		if (copy_ended && !isspace(c))
-		{
-			f->error = psprintf("line " INT64_FORMAT ": text after a COPY ... FROM stdin statement on the same line",
-								f->lineno);
+	for (i = 0; i < len; i++)
+		if (!isspace((unsigned char) line[i]))
 			return false;
-		}
-		switch (f->lex)
+	return true;
+}
+
+/* Does the line start with the psql command \connect or \c? */
+static bool
+bv_is_connect(const char *line, size_t len)
+{
+	size_t		n;
+
+	if (len >= 8 && strncmp(line, "\\connect", 8) == 0)
+		n = 8;
+	else if (len >= 2 && strncmp(line, "\\c", 2) == 0)
+		n = 2;
+	else
+		return false;
+	return len == n || isspace((unsigned char) line[n]);
+}
+
+static bool
+bv_reject_connect(BvFilter *f, int64 lineno)
+{
+	f->error = psprintf("line " INT64_FORMAT ": the dump connects to another database with \\connect "
+						"(pg_dump --create or pg_dumpall output), which a verification does not run; "
+						"verify a dump made without --create",
+						lineno);
+	return false;
+}
+
+/* A complete line of at most BV_HEAD_MAX bytes (or the last one). */
+static bool
+bv_filter_line(BvFilter *f, const char *line, size_t len, StringInfo out)
+{
+	char		key[BV_HEAD_MAX];
+
+	if (bv_is_connect(line, len))
+		return bv_reject_connect(f, f->lineno);
+	if (f->in_header)
+	{
+		if (bv_blank(line, len) || strncmp(line, "--", 2) == 0)
 		{
-			case BV_NORMAL:
-				if (c == '\\')
-				{
-					if (i == 0 && bv_meta_allowed(s))
-						return true;
-					f->error = psprintf("line " INT64_FORMAT ": psql meta-command \"%.20s\" outside COPY data",
-										f->lineno, s + i);
-					return false;
-				}
-				else if (c == '-' && next == '-')
-					return true;	/* the rest of the line is a comment */
-				else if (c == '/' && next == '*')
-				{
-					f->lex = BV_BLOCK;
-					f->depth = 1;
-					i++;
-					continue;
-				}
-				else if (c == '\'')
-				{
-					bool		e = i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') &&
-						(i < 2 || !bv_ident_char(s[i - 2]));
-
-					f->lex = e ? BV_EQUOTE : BV_SQUOTE;
-				}
-				else if (c == '"')
-					f->lex = BV_DQUOTE;
-				else if (c == '$' && (i == 0 || !bv_ident_char(s[i - 1])))
-				{
-					size_t		j = i + 1;
-
-					if (j < n && (isalpha(s[j]) || s[j] == '_' || (unsigned char) s[j] >= 0x80))
-						while (j < n && (isalnum(s[j]) || s[j] == '_' || (unsigned char) s[j] >= 0x80))
-							j++;
-					if (j < n && s[j] == '$' && j - i + 1 < sizeof(f->tag))
-					{
-						memcpy(f->tag, s + i, j - i + 1);
-						f->tag[j - i + 1] = '\0';
-						f->lex = BV_DOLLAR;
-						appendBinaryStringInfo(&f->stmt, s + i, j - i + 1);
-						i = j;
-						continue;
-					}
-				}
-				else if (c == ';')
-				{
-					if (bv_is_copy_in(f->stmt.data))
-					{
-						f->in_copy = true;
-						copy_ended = true;
-					}
-					resetStringInfo(&f->stmt);
-					continue;
-				}
-				break;
-			case BV_SQUOTE:
-				if (c == '\'')
-				{
-					if (next == '\'')
-						i++;
-					else
-						f->lex = BV_NORMAL;
-				}
-				break;
-			case BV_EQUOTE:
-				if (c == '\\' && i + 1 < n)
-					i++;
-				else if (c == '\'')
-				{
-					if (next == '\'')
-						i++;
-					else
-						f->lex = BV_NORMAL;
-				}
-				break;
-			case BV_DQUOTE:
-				if (c == '"')
-					f->lex = BV_NORMAL;
-				break;
-			case BV_DOLLAR:
-				if (c == '$' && strncmp(s + i, f->tag, strlen(f->tag)) == 0)
-				{
-					i += strlen(f->tag) - 1;
-					f->lex = BV_NORMAL;
-				}
-				continue;		/* bodies are not kept */
-			case BV_BLOCK:
-				if (c == '*' && next == '/')
-				{
-					i++;
-					if (--f->depth == 0)
-						f->lex = BV_NORMAL;
-				}
-				else if (c == '/' && next == '*')
-				{
-					i++;
-					f->depth++;
-				}
-				else if (c == '\\')
-				{
-					f->error = psprintf("line " INT64_FORMAT ": backslash in a comment outside COPY data",
-										f->lineno);
-					return false;
-				}
-				continue;
+			appendBinaryStringInfo(out, line, len);
+			return true;
 		}
-		/* keep a bounded copy of the statement, for COPY detection */
-		if (f->stmt.len < 65536)
-			appendStringInfoChar(&f->stmt, isspace(c) ? ' ' : c);
+		f->in_header = false;
+		if (bv_key_line(line, len, "\\restrict", key))
+		{
+			strlcpy(f->key, key, sizeof(f->key));
+			return true;		/* removed */
+		}
 	}
+	if (f->held.len > 0)
+	{
+		if (bv_blank(line, len))
+		{
+			appendBinaryStringInfo(&f->held, line, len);
+			return true;
+		}
+		appendBinaryStringInfo(out, f->held.data, f->held.len);
+		resetStringInfo(&f->held);
+	}
+	if (f->key[0] != '\0' && bv_key_line(line, len, "\\unrestrict", key) &&
+		strcmp(key, f->key) == 0)
+	{
+		appendBinaryStringInfo(&f->held, line, len);
+		return true;
+	}
+	appendBinaryStringInfo(out, line, len);
 	return true;
 }
 
 /*
- * Filter a chunk of the plain dump into out.  COPY data passes untouched
- * up to its "\." line; everything else is checked line by line.  Returns
- * false when the dump is rejected.
+ * Filter a chunk of the plain dump into out.  Returns false when the dump
+ * is rejected.
  */
 static bool
 bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
@@ -957,79 +861,94 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 
 	while (i < n)
 	{
-		if (f->in_copy)
+		if (!f->at_bol)
 		{
-			/* pass data through, watching for the "\." line */
-			size_t		start = i;
-
-			while (i < n)
-			{
-				char		c = buf[i++];
-
-				if (c == '\n')
-				{
-					bool		end = (f->copy_len == 2 && f->copy_head[0] == '\\' && f->copy_head[1] == '.') ||
-						(f->copy_len == 3 && f->copy_head[0] == '\\' && f->copy_head[1] == '.' &&
-						 f->copy_head[2] == '\r');
-
-					f->lineno++;
-					f->copy_len = 0;
-					if (end)
-					{
-						f->in_copy = false;
-						break;
-					}
-				}
-				else
-				{
-					if (f->copy_len < 3)
-						f->copy_head[f->copy_len] = c;
-					f->copy_len++;
-				}
-			}
-			appendBinaryStringInfo(out, buf + start, i - start);
-			continue;
-		}
-
-		/* collect a line */
-		{
+			/* the rest of a long line passes unchanged */
 			const char *nl = memchr(buf + i, '\n', n - i);
 			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : n - i;
 
-			appendBinaryStringInfo(&f->line, buf + i, take);
+			appendBinaryStringInfo(out, buf + i, take);
 			i += take;
-			if (nl == NULL)
-				break;
+			if (nl)
+				f->at_bol = true;
+			continue;
 		}
-		f->lineno++;
-		if (!bv_filter_line(f, f->line.data, f->line.len))
-			return false;
-		appendBinaryStringInfo(out, f->line.data, f->line.len);
-		resetStringInfo(&f->line);
+		else
+		{
+			size_t		avail = Min((size_t) (BV_HEAD_MAX - f->head.len), n - i);
+			const char *nl = memchr(buf + i, '\n', avail);
+			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : avail;
+
+			appendBinaryStringInfo(&f->head, buf + i, take);
+			i += take;
+			if (nl)
+			{
+				f->lineno++;
+				if (!bv_filter_line(f, f->head.data, f->head.len, out))
+					return false;
+				resetStringInfo(&f->head);
+			}
+			else if (f->head.len >= BV_HEAD_MAX)
+			{
+				/* a long line: neither a \restrict nor an \unrestrict line */
+				f->lineno++;
+				if (bv_is_connect(f->head.data, f->head.len))
+					return bv_reject_connect(f, f->lineno);
+				f->in_header = false;
+				appendBinaryStringInfo(out, f->held.data, f->held.len);
+				resetStringInfo(&f->held);
+				appendBinaryStringInfo(out, f->head.data, f->head.len);
+				resetStringInfo(&f->head);
+				f->at_bol = false;
+			}
+		}
 	}
-	if (eof && f->line.len > 0)
+	if (eof)
 	{
-		f->lineno++;
-		if (!f->in_copy && !bv_filter_line(f, f->line.data, f->line.len))
-			return false;
-		appendBinaryStringInfo(out, f->line.data, f->line.len);
-		resetStringInfo(&f->line);
+		if (f->head.len > 0)
+		{
+			f->lineno++;
+			if (!bv_filter_line(f, f->head.data, f->head.len, out))
+				return false;
+			resetStringInfo(&f->head);
+		}
+		/* pg_dump's trailing \unrestrict line and the blank lines after it */
+		resetStringInfo(&f->held);
 	}
 	return true;
 }
 
+/* A random alphanumeric key for psql's \restrict. */
+static char *
+bv_restrict_key(void)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	uint8		bytes[32];
+	char	   *key = palloc(sizeof(bytes) + 1);
+	int			i;
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random key for psql's \\restrict")));
+	for (i = 0; i < (int) sizeof(bytes); i++)
+		key[i] = chars[bytes[i] % (sizeof(chars) - 1)];
+	key[sizeof(bytes)] = '\0';
+	return key;
+}
+
 /*
  * Run a program from the server's bindir with an argument vector.  When
- * gz is given, the plain dump it reads is filtered into the program's
- * stdin.  stdout is captured into out (when given), stderr into err (its
+ * gz is given, "\\restrict restrict_key" and then the plain dump it reads,
+ * filtered, go to the program's stdin.  stdout is captured into out (when given), stderr into err (its
  * end is kept).  Waits at most a second at a time and checks for
  * interrupts in between; the exit callback kills the program's process
  * group.  Returns the exit status (-1: killed, or could not run); sets
  * *rejected when the filter rejected the input.
  */
 static int
-bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringInfo err,
-	   char **rejected)
+bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key,
+	   StringInfo out, StringInfo err, char **rejected)
 {
 	int			inpipe[2] = {-1, -1};
 	int			outpipe[2];
@@ -1043,10 +962,18 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringIn
 	char	   *chunk = palloc(BV_CHUNK);
 	bool		out_open = true,
 				err_open = true;
+	time_t		space_checked = 0;
+	sigset_t	all,
+				saved;
+	int			fork_errno;
 
 	initStringInfo(&pending);
-	initStringInfo(&filter.stmt);
-	initStringInfo(&filter.line);
+	initStringInfo(&filter.head);
+	initStringInfo(&filter.held);
+	filter.in_header = true;
+	filter.at_bol = true;
+	if (gz)
+		appendStringInfo(&pending, "\\restrict %s\n", restrict_key);
 	if (rejected)
 		*rejected = NULL;
 
@@ -1055,29 +982,28 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringIn
 				(errcode_for_file_access(),
 				 errmsg("could not create a pipe: %m")));
 
+	/*
+	 * Every signal is blocked across fork(), so that no handler of the
+	 * server runs in the child (where it would act on the worker's shared
+	 * state) before the child has reset them all.
+	 */
+	sigfillset(&all);
 	fflush(NULL);
+	sigprocmask(SIG_SETMASK, &all, &saved);
 	pid = fork();
-	if (pid < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not fork: %m")));
 	if (pid == 0)
 	{
 		/* child: its own process group, default signals, then exec */
 		sigset_t	none;
 		int			devnull = open("/dev/null", O_RDWR);
+		int			sig;
 
 		setpgid(0, 0);
+		for (sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGUSR1, SIG_DFL);
-		signal(SIGUSR2, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
 		dup2(gz ? inpipe[0] : devnull, 0);
 		dup2(outpipe[1], 1);
 		dup2(errpipe[1], 2);
@@ -1085,7 +1011,17 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringIn
 		execv(argv[0], (char *const *) argv);
 		_exit(127);
 	}
-	bv_child = pid;
+	fork_errno = errno;
+	if (pid > 0)
+		bv_child = pid;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	if (pid < 0)
+	{
+		errno = fork_errno;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not fork: %m")));
+	}
 	setpgid(pid, pid);			/* either side may win the race */
 	close(outpipe[1]);
 	close(errpipe[1]);
@@ -1183,6 +1119,24 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, StringInfo out, StringIn
 		CHECK_FOR_INTERRUPTS();
 		if (!PostmasterIsAlive())
 			proc_exit(1);
+
+		/* a restore must not fill the disk of the live databases */
+		if (st->watch_space && adr_ops_verify_min_free_space > 0 && time(NULL) != space_checked)
+		{
+			struct statvfs vfs;
+
+			space_checked = time(NULL);
+			if (statvfs(DataDir, &vfs) == 0 &&
+				(uint64) vfs.f_bavail * vfs.f_frsize / (1024 * 1024) <
+				(uint64) adr_ops_verify_min_free_space)
+			{
+				bv_fail(st, "disk space: %llu MB are free on the file system of the data directory, "
+						"less than adr_ops.verify_min_free_space (%d MB); the restore was stopped",
+						(unsigned long long) ((uint64) vfs.f_bavail * vfs.f_frsize / (1024 * 1024)),
+						adr_ops_verify_min_free_space);
+				goto kill_it;
+			}
+		}
 
 		if (in_idx >= 0 && (fds[in_idx].revents & (POLLOUT | POLLERR | POLLHUP)))
 		{
@@ -1562,10 +1516,16 @@ bv_count(BvState *st, const char *dbname, bool counts)
 	StringInfoData out,
 				err;
 	List	   *result = NIL;
+	/*
+	 * The same list on both sides of compare_to: tables and partitioned
+	 * tables, not partitions (a partitioned table counts the rows of all
+	 * its partitions; any other table only its own, not its inheritors').
+	 */
 	const char *query = counts ?
-		"SELECT n.nspname, c.relname, pg_temp.adr_count(c.oid) "
+		"SELECT n.nspname, c.relname, pg_temp.adr_count(c.oid, c.relkind) "
 		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		" WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+		" WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+		"   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
 		" ORDER BY 1, 2" :
 		"SELECT n.nspname, c.relname, NULL "
 		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -1576,8 +1536,9 @@ bv_count(BvState *st, const char *dbname, bool counts)
 		"-v", "ON_ERROR_STOP=1", "-d", bv_conn(st, dbname),
 		"-c", "SET search_path = pg_catalog, pg_temp",
 		"-c", counts ?
-		"CREATE FUNCTION pg_temp.adr_count(oid) RETURNS bigint LANGUAGE plpgsql AS "
-		"$f$DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM ONLY %s', $1::regclass) INTO n; RETURN n; END$f$"
+		"CREATE FUNCTION pg_temp.adr_count(oid, \"char\") RETURNS bigint LANGUAGE plpgsql AS "
+		"$f$DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM %s%s', "
+		"CASE WHEN $2 = 'p' THEN '' ELSE 'ONLY ' END, $1::regclass) INTO n; RETURN n; END$f$"
 		: "SET default_transaction_read_only = on",
 		"-c", query, NULL};
 	int			rc;
@@ -1586,7 +1547,7 @@ bv_count(BvState *st, const char *dbname, bool counts)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, &out, &err, NULL);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
 	if (rc != 0)
 	{
 		bv_program_failed(st, psprintf("psql (listing the tables of \"%s\")", dbname), rc, err.data);
@@ -1719,6 +1680,84 @@ bv_checks(BvState *st, const char *compare_to)
 	}
 }
 
+/*
+ * Does the bindir's psql know \restrict (15.14, and the releases of August
+ * 2025 of the other branches)?  NULL, or why not.
+ */
+static char *
+bv_psql_restrict_missing(BvState *st)
+{
+	StringInfoData out,
+				err;
+	const char *argv[] = {bv_bin(st, "psql"), "--version", NULL};
+	int			major = 0,
+				minor = 0;
+	const char *v;
+	char	   *nl;
+
+	initStringInfo(&out);
+	initStringInfo(&err);
+	if (bv_run(st, argv, NULL, NULL, &out, &err, NULL) != 0 ||
+		(v = strstr(out.data, "(PostgreSQL) ")) == NULL ||
+		sscanf(v + 13, "%d.%d", &major, &minor) < 1)
+		return psprintf("could not tell the version of %s: %s%s", argv[0], out.data, err.data);
+	if (major >= 18 || (major == 17 && minor >= 6) || (major == 16 && minor >= 10) ||
+		(major == 15 && minor >= 14) || (major == 14 && minor >= 19) ||
+		(major == 13 && minor >= 22))
+		return NULL;
+	if ((nl = strchr(out.data, '\n')) != NULL)
+		*nl = '\0';
+	return psprintf("%s is \"%s\", which lacks \\restrict (15.14 or later is needed): "
+					"a plain dump cannot be restored without the risk that it runs shell commands; "
+					"update the server's packages, or verify a custom-format dump",
+					argv[0], out.data);
+}
+
+/*
+ * When adr_ops.verify_conninfo connects as a role that is not a superuser,
+ * hand the scratch database to it: the restore then runs as that role and
+ * owns what it creates, and the dump's SQL has only that role's rights.
+ */
+static void
+bv_restore_role(BvState *st)
+{
+	StringInfoData out,
+				err;
+	const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-A", "-t", "-z", "-0",
+		"-v", "ON_ERROR_STOP=1", "-d", bv_conn(st, st->scratch), "-c",
+		"SELECT current_user, r.rolsuper FROM pg_catalog.pg_roles r "
+		" WHERE r.rolname OPERATOR(pg_catalog.=) current_user", NULL};
+	int			rc;
+	char	   *role;
+	char	   *super;
+	char	   *error;
+
+	initStringInfo(&out);
+	initStringInfo(&err);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
+	if (rc != 0)
+	{
+		bv_program_failed(st, "psql (finding the role of adr_ops.verify_conninfo)", rc, err.data);
+		return;
+	}
+	role = out.data;
+	if (out.len == 0 || (int) strlen(role) + 1 >= out.len)
+	{
+		bv_fail(st, "could not find the role of adr_ops.verify_conninfo: psql printed \"%s\"", out.data);
+		return;
+	}
+	super = role + strlen(role) + 1;
+	if (strcmp(super, "t") == 0)
+		return;
+	error = adr_utility(psprintf("ALTER DATABASE %s OWNER TO %s",
+								quote_identifier(st->scratch), quote_identifier(role)));
+	if (error)
+		bv_fail(st, "could not hand the scratch database \"%s\" to role \"%s\": %s",
+				st->scratch, role, error);
+	else
+		appendStringInfo(&st->detail, "restored as role %s; ", role);
+}
+
 /* Step 3: restore into the scratch database. */
 static void
 bv_restore(BvState *st, int jobs)
@@ -1733,8 +1772,15 @@ bv_restore(BvState *st, int jobs)
 	{
 		const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
 		"-d", bv_conn(st, st->scratch), "-f", "-", NULL};
-		gzFile		gz = gzopen(st->path, "rb");
+		gzFile		gz;
+		char	   *missing = bv_psql_restrict_missing(st);
 
+		if (missing)
+		{
+			bv_fail(st, "unsupported: %s", missing);
+			return;
+		}
+		gz = gzopen(st->path, "rb");
 		if (gz == NULL)
 		{
 			bv_fail(st, "unreadable: could not open \"%s\": %s", st->path, strerror(errno));
@@ -1743,15 +1789,25 @@ bv_restore(BvState *st, int jobs)
 		gzbuffer(gz, BV_CHUNK);
 		PG_TRY();
 		{
-			rc = bv_run(st, argv, gz, NULL, &err, &rejected);
+			st->watch_space = true;
+			rc = bv_run(st, argv, gz, bv_restrict_key(), NULL, &err, &rejected);
 		}
 		PG_FINALLY();
 		{
+			st->watch_space = false;
 			gzclose(gz);
 		}
 		PG_END_TRY();
 		if (rejected)
 			bv_fail(st, "rejected: %s; the dump was not run further", rejected);
+		else if (rc != 0 && strstr(err.data, "backslash commands are restricted") != NULL)
+		{
+			while (err.len > 0 && isspace((unsigned char) err.data[err.len - 1]))
+				err.data[--err.len] = '\0';
+			bv_fail(st, "rejected: the dump contains a psql meta-command, which psql refused "
+					"(the restore runs under \\restrict): %s",
+					err.data);
+		}
 	}
 	else
 	{
@@ -1768,7 +1824,9 @@ bv_restore(BvState *st, int jobs)
 		argv[n++] = bv_conn(st, st->scratch);
 		argv[n++] = st->path;
 		argv[n++] = NULL;
-		rc = bv_run(st, argv, NULL, NULL, &err, NULL);
+		st->watch_space = true;
+		rc = bv_run(st, argv, NULL, NULL, NULL, &err, NULL);
+		st->watch_space = false;
 	}
 	if (st->failures != NIL)
 		return;
@@ -1787,7 +1845,7 @@ bv_verifybackup(BvState *st)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, &out, &err, NULL);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
 	if (rc != 0)
 		bv_program_failed(st, "pg_verifybackup", rc, err.len ? err.data : out.data);
 	else
@@ -1891,7 +1949,7 @@ adr_verify_main(Datum main_arg)
 	cxt = AllocSetContextCreate(TopMemoryContext, "adr_ops backup verification",
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
-	st.path = pstrdup(req.path);
+	st.path = pstrdup(req.open_path);
 	initStringInfo(&st.detail);
 	strlcpy(st.bindir, my_exec_path, sizeof(st.bindir));
 	get_parent_directory(st.bindir);
@@ -1950,8 +2008,8 @@ adr_verify_main(Datum main_arg)
 			{
 				char	   *error;
 
-				st.scratch = psprintf("adr_verify_" INT64_FORMAT, st.id);
-				error = bv_utility(psprintf("CREATE DATABASE %s TEMPLATE template0",
+				st.scratch = psprintf("adr_verify_%u_" INT64_FORMAT, MyDatabaseId, st.id);
+				error = adr_utility(psprintf("CREATE DATABASE %s TEMPLATE template0",
 											quote_identifier(st.scratch)));
 				if (error)
 				{
@@ -1960,7 +2018,7 @@ adr_verify_main(Datum main_arg)
 				}
 				else
 				{
-					error = bv_utility(psprintf("COMMENT ON DATABASE %s IS %s",
+					error = adr_utility(psprintf("COMMENT ON DATABASE %s IS %s",
 												quote_identifier(st.scratch),
 												quote_literal_cstr(psprintf(ADR_VERIFY_COMMENT " " INT64_FORMAT " of database %u",
 																			st.id, MyDatabaseId))));
@@ -1968,7 +2026,10 @@ adr_verify_main(Datum main_arg)
 						bv_fail(&st, "could not mark the scratch database: %s", error);
 					else
 					{
-						bv_restore(&st, req.jobs);
+						if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
+							bv_restore_role(&st);
+						if (st.failures == NIL)
+							bv_restore(&st, req.jobs);
 						if (st.failures == NIL)
 							bv_checks(&st, req.compare_to);
 					}
@@ -1993,7 +2054,7 @@ adr_verify_main(Datum main_arg)
 
 	if (st.scratch)
 	{
-		char	   *error = bv_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+		char	   *error = adr_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
 												quote_identifier(st.scratch)));
 
 		if (error)

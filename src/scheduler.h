@@ -151,6 +151,7 @@ extern void adr_task_execute(const AdrTask *task, AdrTaskRun *run);
 extern void adr_task_xact_begin(AdrTaskRun *run, const char *what, bool need_extension);
 extern void adr_task_xact_end(MemoryContext caller);
 extern const char *adr_option_string(Jsonb *options, const char *key);
+extern char *adr_utility(const char *sql);
 
 /* worker.c */
 extern void adr_worker_register(void);

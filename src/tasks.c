@@ -371,13 +371,18 @@ tk_lock_available(Oid relid, LOCKMODE lockmode)
 /*
  * Execute one utility statement as a top-level command, as if sent by a
  * client, in its own transaction(s).  Returns NULL on success or the error
- * message, after logging the error and aborting its transaction.
+ * message, after logging the error and aborting its transaction.  Also used
+ * by the backup verification worker (CREATE/DROP DATABASE).
  */
-static char *
-tk_utility(const char *sql)
+char *
+adr_utility(const char *sql)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	char	   *error = NULL;
+
+	if (PortalContext == NULL)
+		PortalContext = AllocSetContextCreate(TopMemoryContext, "adr_ops utility",
+											  ALLOCSET_DEFAULT_SIZES);
 
 	PG_TRY();
 	{
@@ -472,7 +477,7 @@ tk_apply(AdrTaskRun *run, List *objects, const char *verb, const char *sql_fmt,
 			appendStringInfo(&skipped, "%s%s", skipped.len ? ", " : "", obj->name);
 			continue;
 		}
-		error = tk_utility(psprintf(sql_fmt, obj->name));
+		error = adr_utility(psprintf(sql_fmt, obj->name));
 		if (error)
 		{
 			run->failed = true;
@@ -566,7 +571,7 @@ tk_reindex(AdrTaskRun *run)
 	foreach(lc, leftovers)
 	{
 		TkObject   *obj = lfirst(lc);
-		char	   *error = tk_utility(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", obj->name));
+		char	   *error = adr_utility(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", obj->name));
 
 		if (run->detail.len > 0)
 			appendStringInfoString(&run->detail, "; ");

@@ -87,8 +87,39 @@ $evil =~ s/^(SET client_encoding[^\n]*\n)/$1\\! touch $marker\n/m or die;
 PostgreSQL::Test::Utils::append_to_file("$dir/evil.sql", $evil);
 ($ret, $out, $err) = run_script("$dir/evil.sql");
 is($ret, 2, 'a plain dump with \\! is CRITICAL');
-like($out, qr/rejected: line \d+: psql meta-command outside COPY data/, '... rejected by the filter');
+like($out, qr/backslash commands are restricted/, '... refused by psql under \\restrict');
 ok(!-e $marker, 'its shell command did not run');
+my $evil2 = slurp_file("$dir/plain.sql");
+$evil2 =~ s/^(SET client_encoding[^\n]*\n)/$1SELECT 1\$a\$ \$a\$ \\! touch $marker\n/m or die;
+PostgreSQL::Test::Utils::append_to_file("$dir/evil2.sql", $evil2);
+($ret, $out, $err) = run_script("$dir/evil2.sql");
+is($ret, 2, 'a meta-command in the middle of a line is CRITICAL');
+like($out, qr/backslash commands are restricted/, '... refused by psql under \\restrict');
+ok(!-e $marker, 'its shell command did not run');
+my $connect = slurp_file("$dir/plain.sql");
+$connect =~ s/^(SET client_encoding[^\n]*\n)/$1\\connect postgres\n/m or die;
+PostgreSQL::Test::Utils::append_to_file("$dir/connect.sql", $connect);
+($ret, $out, $err) = run_script("$dir/connect.sql");
+is($ret, 2, 'a plain dump with \\connect is CRITICAL');
+like($out, qr/rejected: line \d+: the dump connects to another database with \\connect/, '... saying why');
+
+# A table name with the old field separator and a command substitution in
+# an array subscript: bash must never do arithmetic on it.
+$node->safe_psql('postgres', qq{CREATE DATABASE odd});
+$node->safe_psql('odd', qq{
+    CREATE TABLE datasets (id int);
+    INSERT INTO datasets VALUES (1);
+    CREATE TABLE "x\x1frows[\$(touch $marker)]" (a int);
+    INSERT INTO "x\x1frows[\$(touch $marker)]" VALUES (1), (2);});
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('odd'), '-f', "$dir/odd.dump" ], 'pg_dump odd');
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('odd'), '-f', "$dir/odd.sql" ], 'pg_dump odd plain');
+for my $f ('odd.dump', 'odd.sql')
+{
+    ($ret, $out, $err) = run_script("$dir/$f");
+    is($ret, 0, "$f: a table with a hostile name passes");
+    like($out, qr/restored 2 tables, 3 rows; checks passed/, "$f: ... counted right");
+    ok(!-e $marker, "$f: the command in the table name did not run");
+}
 
 my $broken = slurp_file("$dir/plain.sql");
 $broken =~ s/^(300)$/$1\textra/m or die;
