@@ -534,27 +534,6 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 /* ---------- the worker: SQL through SPI ---------- */
 
 static void
-bv_xact_begin(const char *what)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, what);
-}
-
-static void
-bv_xact_end(MemoryContext caller)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller);
-	pgstat_report_stat(true);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-static void
 bv_lock_tag(LOCKTAG *tag, Oid dboid, int64 id)
 {
 	SET_LOCKTAG_ADVISORY(*tag, InvalidOid, (uint32) dboid, (uint32) id, ADR_VERIFY_LOCK_FIELD4);
@@ -586,7 +565,7 @@ bv_cleanup_leftovers(int64 my_id)
 	ListCell   *lc;
 	uint64		i;
 
-	bv_xact_begin("adr_ops: looking for interrupted backup verifications");
+	adr_task_xact_begin("adr_ops: looking for interrupted backup verifications", false);
 	if (SPI_execute("SELECT id FROM adr_ops.backup_verifications WHERE status = 'running'",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read backup verifications");
@@ -653,7 +632,7 @@ bv_cleanup_leftovers(int64 my_id)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	bv_xact_end(caller);
+	adr_task_xact_end(caller);
 
 	foreach(lc, drop)
 	{
@@ -1608,7 +1587,7 @@ bv_checks(BvState *st, const char *compare_to)
 	appendStringInfo(&st->detail, "restored %d tables with " INT64_FORMAT " rows; ",
 					 st->tables, st->rows);
 
-	bv_xact_begin("adr_ops: reading backup checks");
+	adr_task_xact_begin("adr_ops: reading backup checks", false);
 	if (SPI_execute("SELECT table_name, min_rows, required FROM adr_ops.backup_checks ORDER BY table_name",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read adr_ops.backup_checks");
@@ -1647,7 +1626,7 @@ bv_checks(BvState *st, const char *compare_to)
 			appendStringInfo(&st->detail, "check %s skipped: not in the backup; ", name);
 		MemoryContextSwitchTo(old);
 	}
-	bv_xact_end(caller);
+	adr_task_xact_end(caller);
 
 	if (compare_to[0] != '\0')
 	{
@@ -1884,7 +1863,7 @@ bv_record(BvState *st)
 		st->detail.data[--st->detail.len] = '\0';
 	values[8] = CStringGetTextDatum(st->detail.data);
 
-	bv_xact_begin("adr_ops: recording a backup verification");
+	adr_task_xact_begin("adr_ops: recording a backup verification", false);
 	if (SPI_execute_with_args("UPDATE adr_ops.backup_verifications "
 							  "   SET status = $2, format = $3, backup_mtime = $4, backup_bytes = $5, "
 							  "       tables_restored = $6, rows_counted = $7, failures = $8, "
@@ -1893,7 +1872,7 @@ bv_record(BvState *st)
 							  " WHERE id = $1",
 							  9, types, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record backup verification " INT64_FORMAT, st->id);
-	bv_xact_end(caller);
+	adr_task_xact_end(caller);
 }
 
 /* The connection string the programs use, without dbname. */
@@ -1961,7 +1940,7 @@ adr_verify_main(Datum main_arg)
 		Datum		values[2];
 		bool		isnull;
 
-		bv_xact_begin("adr_ops: starting a backup verification");
+		adr_task_xact_begin("adr_ops: starting a backup verification", false);
 		values[0] = CStringGetTextDatum(req.path);
 		values[1] = CStringGetTextDatum(GetUserNameFromId(req.caller, true) ?
 										GetUserNameFromId(req.caller, true) : "?");
@@ -1978,7 +1957,7 @@ adr_verify_main(Datum main_arg)
 		st.id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		bv_lock_tag(&tag, MyDatabaseId, st.id);
 		(void) LockAcquire(&tag, ExclusiveLock, true, false);
-		bv_xact_end(cxt);
+		adr_task_xact_end(cxt);
 	}
 	PG_CATCH();
 	{
@@ -2091,13 +2070,7 @@ adr_backup_task(AdrTaskRun *run)
 		return;
 	}
 
-	bv_xact_begin("adr_ops: starting the verify_backup task");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
-					true, 0) != SPI_OK_SELECT || SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
-				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
+	adr_task_xact_begin("adr_ops: starting the verify_backup task", true);
 	values[0] = Int32GetDatum(adr_ops_backup_max_age);
 	if (SPI_execute_with_args("SELECT id FROM adr_ops.adr_verify_backup(NULL, "
 							  "pg_catalog.make_interval(secs => $1), false)",
@@ -2105,12 +2078,12 @@ adr_backup_task(AdrTaskRun *run)
 		SPI_processed != 1)
 		elog(ERROR, "could not start the backup verification");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	bv_xact_end(caller);
+	adr_task_xact_end(caller);
 
 	values[0] = Int64GetDatum(id);
 	for (;;)
 	{
-		bv_xact_begin("adr_ops: waiting for a backup verification");
+		adr_task_xact_begin("adr_ops: waiting for a backup verification", false);
 		if (SPI_execute_with_args("SELECT status, "
 								  "       CASE WHEN status = 'passed' "
 								  "            THEN pg_catalog.format('verification %s of %s passed: %s', id, path, "
@@ -2128,7 +2101,7 @@ adr_backup_task(AdrTaskRun *run)
 			summary = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 			MemoryContextSwitchTo(old);
 		}
-		bv_xact_end(caller);
+		adr_task_xact_end(caller);
 		if (status == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),

@@ -38,26 +38,9 @@ COMMENT ON TABLE adr_ops.backup_checks IS
 INSERT INTO adr_ops.backup_checks (table_name, min_rows, required) VALUES ('datasets', 1, false);
 GRANT SELECT ON adr_ops.backup_checks TO pg_monitor;
 
--- pg_dump keeps the checks; the restored rows update the default one.
-CREATE FUNCTION adr_ops._backup_checks_upsert() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    UPDATE adr_ops.backup_checks
-       SET min_rows = NEW.min_rows, required = NEW.required
-     WHERE table_name = NEW.table_name;
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION adr_ops._backup_checks_upsert() IS
-    'API: private. Lets a restored backup_checks row replace the default of the same table';
-REVOKE ALL ON FUNCTION adr_ops._backup_checks_upsert() FROM PUBLIC;
+-- pg_dump keeps the rows; a restored one replaces its default (schema.sql).
 CREATE TRIGGER backup_checks_upsert BEFORE INSERT ON adr_ops.backup_checks
-    FOR EACH ROW EXECUTE FUNCTION adr_ops._backup_checks_upsert();
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._config_upsert('table_name');
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.backup_checks', '');
 
 CREATE FUNCTION adr_ops.adr_verify_backup(path text DEFAULT NULL,

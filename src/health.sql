@@ -67,29 +67,9 @@ INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES
     ('cache_hit_ratio',      95,          90),          -- %: lower is worse
     ('recent_errors',        10,         100);          -- entries in the last hour
 
--- pg_dump keeps the thresholds.  On restore, CREATE EXTENSION has already
--- inserted the defaults, so a dumped row must update its twin instead of
--- failing the whole COPY on the primary key.
-CREATE FUNCTION adr_ops._health_thresholds_upsert() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    UPDATE adr_ops.health_thresholds
-       SET warn = NEW.warn, crit = NEW.crit
-     WHERE check_name = NEW.check_name;
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION adr_ops._health_thresholds_upsert() IS
-    'API: private. Lets a restored dump update the default thresholds instead of colliding with them';
-REVOKE ALL ON FUNCTION adr_ops._health_thresholds_upsert() FROM PUBLIC;
-CREATE TRIGGER health_thresholds_upsert
-    BEFORE INSERT ON adr_ops.health_thresholds
-    FOR EACH ROW EXECUTE FUNCTION adr_ops._health_thresholds_upsert();
+-- pg_dump keeps the rows; a restored one replaces its default (schema.sql).
+CREATE TRIGGER health_thresholds_upsert BEFORE INSERT ON adr_ops.health_thresholds
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._config_upsert('check_name');
 
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.health_thresholds', '');
 GRANT SELECT ON adr_ops.health_thresholds TO pg_monitor;

@@ -44,29 +44,9 @@ CREATE INDEX task_runs_finished ON adr_ops.task_runs (finished_at);
 CREATE INDEX task_runs_running ON adr_ops.task_runs (id)
     WHERE status OPERATOR(pg_catalog.=) 'running';
 
--- pg_dump keeps the schedules.  On restore, CREATE EXTENSION has already
--- inserted the default schedules: a dumped row updates its namesake.
-CREATE FUNCTION adr_ops._schedules_upsert() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    UPDATE adr_ops.schedules
-       SET schedule = NEW.schedule, task = NEW.task, database = NEW.database,
-           options = NEW.options, enabled = NEW.enabled, created_by = NEW.created_by
-     WHERE name = NEW.name;
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION adr_ops._schedules_upsert() IS
-    'API: private. Lets a restored dump update the default schedules instead of colliding with them';
-REVOKE ALL ON FUNCTION adr_ops._schedules_upsert() FROM PUBLIC;
-CREATE TRIGGER schedules_upsert
-    BEFORE INSERT ON adr_ops.schedules
-    FOR EACH ROW EXECUTE FUNCTION adr_ops._schedules_upsert();
+-- pg_dump keeps the rows; a restored one replaces its default (schema.sql).
+CREATE TRIGGER schedules_upsert BEFORE INSERT ON adr_ops.schedules
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._config_upsert('name', 'id');
 
 -- A committed change wakes the launcher.
 CREATE FUNCTION adr_ops._scheduler_wake() RETURNS trigger

@@ -639,7 +639,7 @@ pr_deliver_alerts(AdrTaskRun *run)
 				 errmsg("invalid webhook URL in the file named by \"adr_ops.alert_webhook_url_file\""),
 				 errdetail(PR_WEBHOOK_RULE)));
 
-	adr_task_xact_begin(run, "adr_ops alert_delivery: lease alerts", true);
+	adr_task_xact_begin("adr_ops alert_delivery: lease alerts", true);
 	lease_args[0] = Int32GetDatum(PR_WEBHOOK_TIMEOUT_MS / 1000 + 60);
 	lease_args[1] = Int32GetDatum(adr_ops_alert_max_attempts);
 	if (SPI_execute_with_args("UPDATE adr_ops.alerts a "
@@ -678,7 +678,7 @@ pr_deliver_alerts(AdrTaskRun *run)
 	pr_limits(&limits);
 	adr_http_perform(reqs, res, n, &limits);
 
-	adr_task_xact_begin(run, "adr_ops alert_delivery: record deliveries", true);
+	adr_task_xact_begin("adr_ops alert_delivery: record deliveries", true);
 	for (i = 0; i < n; i++)
 	{
 		Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
@@ -733,7 +733,7 @@ adr_task_http_probe(AdrTaskRun *run)
 	token = pr_secret(adr_ops_probe_bearer_token, adr_ops_probe_bearer_token_file,
 					  "adr_ops.probe_bearer_token_file");
 
-	adr_task_xact_begin(run, "adr_ops http_probe: read probes", true);
+	adr_task_xact_begin("adr_ops http_probe: read probes", true);
 	if (SPI_execute("SELECT name, url, expect_status, timeout_ms, send_token "
 					"  FROM adr_ops.probes WHERE enabled ORDER BY name", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read adr_ops.probes");
@@ -758,7 +758,7 @@ adr_task_http_probe(AdrTaskRun *run)
 		pr_limits(&limits);
 		adr_http_perform(reqs, res, n, &limits);
 
-		adr_task_xact_begin(run, "adr_ops http_probe: record results", true);
+		adr_task_xact_begin("adr_ops http_probe: record results", true);
 
 		/*
 		 * Two runs that overlap (adr_run_task() and the schedule) record

@@ -148,7 +148,7 @@ extern const AdrTask *adr_task_find(const char *name);
 extern const AdrTask *adr_task_lookup(const char *name);
 extern void adr_task_validate(const char *task, Jsonb *options);
 extern void adr_task_execute(const AdrTask *task, AdrTaskRun *run);
-extern void adr_task_xact_begin(AdrTaskRun *run, const char *what, bool need_extension);
+extern void adr_task_xact_begin(const char *what, bool need_extension);
 extern void adr_task_xact_end(MemoryContext caller);
 extern const char *adr_option_string(Jsonb *options, const char *key);
 extern char *adr_utility(const char *sql);

@@ -33,3 +33,36 @@ $adr_schema_guard$;
 
 -- Reports are for pg_monitor; nothing in the schema is for PUBLIC.
 GRANT USAGE ON SCHEMA adr_ops TO pg_monitor;
+
+-- Configuration tables kept by pg_dump get their default rows from CREATE
+-- EXTENSION before pg_restore's COPY brings the dumped ones.  This BEFORE
+-- INSERT trigger turns a row whose key is already there into an UPDATE of
+-- that row, so that a dumped row replaces its default instead of failing the
+-- whole COPY on the key.  TG_ARGV[0] names the key column; any further
+-- arguments name columns the update leaves as they are (a surrogate id).
+CREATE FUNCTION adr_ops._config_upsert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sets text;
+    updated bigint;
+BEGIN
+    SELECT string_agg(format('%1$I = ($1).%1$I', a.attname), ', ' ORDER BY a.attnum)
+      INTO sets
+      FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname::text <> ALL (TG_ARGV);
+    EXECUTE format('UPDATE %I.%I SET %s WHERE %I = ($1).%I',
+                   TG_TABLE_SCHEMA, TG_TABLE_NAME, sets, TG_ARGV[0], TG_ARGV[0])
+      USING NEW;
+    GET DIAGNOSTICS updated = ROW_COUNT;
+    IF updated > 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._config_upsert() IS
+    'API: private. Lets a restored configuration row replace the default row of the same key';
+REVOKE ALL ON FUNCTION adr_ops._config_upsert() FROM PUBLIC;

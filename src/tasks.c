@@ -28,6 +28,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type_d.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -285,7 +286,7 @@ tk_timer_off(void)
  * that call the extension's SQL run wherever they are scheduled.
  */
 void
-adr_task_xact_begin(AdrTaskRun *run, const char *what, bool need_extension)
+adr_task_xact_begin(const char *what, bool need_extension)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -298,11 +299,15 @@ adr_task_xact_begin(AdrTaskRun *run, const char *what, bool need_extension)
 					 true, 0) != SPI_OK_SELECT || SPI_processed == 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"", run->dbname),
+				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"",
+						get_database_name(MyDatabaseId)),
 				 errhint("Run CREATE EXTENSION adr_ops there, or schedule the task in another database.")));
 }
 
-/* Commit what adr_task_xact_begin() began; back in the caller's context. */
+/*
+ * Commit what adr_task_xact_begin() began, back in the caller's context, and
+ * send the statistics: a worker has no client loop to do it.
+ */
 void
 adr_task_xact_end(MemoryContext caller)
 {
@@ -310,6 +315,7 @@ adr_task_xact_end(MemoryContext caller)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(caller);
+	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -326,7 +332,7 @@ tk_collect(AdrTaskRun *run, const char *query)
 	List	   *result = NIL;
 	uint64		i;
 
-	adr_task_xact_begin(run, query, false);
+	adr_task_xact_begin(query, false);
 	tk_timer_on();
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not select the objects of the task");
@@ -633,7 +639,7 @@ tk_extension_call(AdrTaskRun *run, const char *sql)
 	bool		isnull;
 	char	   *detail;
 
-	adr_task_xact_begin(run, sql, true);
+	adr_task_xact_begin(sql, true);
 	tk_timer_on();
 	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not run \"%s\"", sql);
