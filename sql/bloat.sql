@@ -94,6 +94,13 @@ ANALYZE bloat_stale;
 UPDATE bloat_stale SET v = repeat('y', 500);
 SELECT pg_stat_force_next_flush();
 SELECT method, bloat_pct, suggestion FROM adr_ops.adr_bloat('bloat_stale', 'estimate');
+-- Vacuumed but never analyzed: no statistics, the better reason than
+-- stale ones (every row counts as modified since an ANALYZE that never was).
+CREATE TABLE bloat_unanalyzed (id int, v text) WITH (autovacuum_enabled = off);
+INSERT INTO bloat_unanalyzed SELECT g, 'x' FROM generate_series(1, 5000) g;
+SELECT pg_stat_force_next_flush();
+VACUUM bloat_unanalyzed;
+SELECT method, bloat_pct FROM adr_ops.adr_bloat('bloat_unanalyzed', 'estimate');
 
 -- Other kinds: empty, TOAST, materialized view, partitioned, temporary.
 CREATE TABLE bloat_empty (a int);
@@ -194,7 +201,7 @@ REVOKE ALL ON SCHEMA adr_ops FROM bloat_reader;
 REVOKE ALL ON bloat_t FROM bloat_reader;
 DROP ROLE bloat_nobody, bloat_monitor, bloat_reader;
 
-DROP TABLE bloat_t, bloat_stale, bloat_empty, bloat_wide, bloat_parted, bloat_tmp, bloat_dup, bloat_widekey;
+DROP TABLE bloat_t, bloat_stale, bloat_unanalyzed, bloat_empty, bloat_wide, bloat_parted, bloat_tmp, bloat_dup, bloat_widekey;
 DROP MATERIALIZED VIEW bloat_mv;
 DROP VIEW bloat_view;
 DROP SEQUENCE bloat_seq;

@@ -171,14 +171,6 @@ BEGIN
         method := 'no statistics';
         RETURN;
     END IF;
-    -- The widths are ANALYZE's; the row count need not be: the statistics
-    -- collector's n_live_tup follows every insert and delete (after a
-    -- reset of the counters it is 0: then reltuples).  Widths older than
-    -- modifications of half the table are stale.
-    IF t.n_mod_since_analyze > 0.5 * greatest(t.reltuples, 1000) THEN
-        method := 'stale statistics';
-        RETURN;
-    END IF;
     live := CASE WHEN coalesce(t.n_live_tup, 0) + coalesce(t.n_dead_tup, 0) > 0
                  THEN t.n_live_tup ELSE greatest(t.reltuples, 0) END;
     actual := ceil(total_bytes::numeric / bs);
@@ -224,6 +216,16 @@ BEGIN
     END LOOP;
     IF nstats < ncols THEN
         method := 'no statistics';
+        RETURN;
+    END IF;
+    -- The widths are ANALYZE's; the row count need not be: the statistics
+    -- collector's n_live_tup follows every insert and delete (after a
+    -- reset of the counters it is 0: then reltuples).  Widths older than
+    -- modifications of half the table are stale.  (Checked after the
+    -- columns: a table VACUUM has seen but ANALYZE never has has no
+    -- statistics, which says more than stale ones.)
+    IF t.n_mod_since_analyze > 0.5 * greatest(t.reltuples, 1000) THEN
+        method := 'stale statistics';
         RETURN;
     END IF;
     -- A non-unique btree (13 and later) with duplicate keys: deduplication
