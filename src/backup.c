@@ -1940,16 +1940,11 @@ adr_verify_main(Datum main_arg)
 		Datum		values[2];
 		bool		isnull;
 
-		adr_task_xact_begin("adr_ops: starting a backup verification", false);
+		adr_task_xact_begin("adr_ops: starting a backup verification", true);
 		values[0] = CStringGetTextDatum(req.path);
 		values[1] = CStringGetTextDatum(GetUserNameFromId(req.caller, true) ?
 										GetUserNameFromId(req.caller, true) : "?");
 		st.conn_user = MemoryContextStrdup(cxt, GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
-		if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'adr_ops'", true, 0) != SPI_OK_SELECT ||
-			SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("extension \"adr_ops\" is not installed in this database")));
 		if (SPI_execute_with_args("INSERT INTO adr_ops.backup_verifications (path, requested_by) "
 								  "VALUES ($1, $2) RETURNING id",
 								  2, types, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)

@@ -111,4 +111,4 @@ GRANT EXECUTE ON FUNCTION adr_ops._check_backup_verification() TO pg_monitor;
 -- The verify_backup task (backup.c, adr_backup_task) runs daily.
 
 INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
-    ('verify_backup', '30 5 * * *', 'verify_backup', pg_catalog.current_database());
+    ('verify_backup', '30 4 * * *', 'verify_backup', pg_catalog.current_database());
