@@ -117,6 +117,26 @@ COMMENT ON FUNCTION adr_ops._alert_notice(adr_ops.alerts) IS
     'API: private. The short JSON of an alert for NOTIFY adr_alerts: no detail';
 REVOKE ALL ON FUNCTION adr_ops._alert_notice(adr_ops.alerts) FROM PUBLIC;
 
+-- Every alert is announced, in the order of its id, by the alerts table's
+-- own trigger: whoever raises an alert only inserts it.
+CREATE FUNCTION adr_ops._alert_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_notify('adr_alerts', adr_ops._alert_notice(a))
+       FROM (SELECT * FROM new_alerts ORDER BY id) a;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._alert_notify() IS
+    'API: private. Sends NOTIFY adr_alerts for each new alert';
+REVOKE ALL ON FUNCTION adr_ops._alert_notify() FROM PUBLIC;
+CREATE TRIGGER alerts_notify
+    AFTER INSERT ON adr_ops.alerts
+    REFERENCING NEW TABLE AS new_alerts
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._alert_notify();
+
 -- Transitions: a row whose status differs from the previous row of the
 -- same check; a first row only when it is not OK.  Probe checks in the
 -- health history are skipped: the probe history alerts for them.  The
@@ -125,27 +145,20 @@ CREATE FUNCTION adr_ops._alert_health_transitions() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    n integer;
 BEGIN
-    WITH raised AS (
-        INSERT INTO adr_ops.alerts (source, check_name, from_status, to_status, detail)
-        SELECT 'health', r.check_name, p.status, r.status, r.detail
-          FROM new_rows r
-          LEFT JOIN LATERAL (
-                SELECT h.status FROM adr_ops.health_history h
-                 WHERE h.check_name = r.check_name AND h.taken_at < r.taken_at
-                 ORDER BY h.taken_at DESC LIMIT 1) p ON true
-         WHERE r.check_name NOT LIKE 'probe:%'
-           -- a restored dump's old rows are history, not news
-           AND r.taken_at > now() - interval '10 minutes'
-           AND p.status IS DISTINCT FROM r.status
-           AND (p.status IS NOT NULL OR r.status <> 'OK')
-         ORDER BY r.check_name
-        RETURNING *
-    )
-    SELECT count(pg_notify('adr_alerts', adr_ops._alert_notice(raised::adr_ops.alerts)))
-      INTO n FROM raised;
+    INSERT INTO adr_ops.alerts (source, check_name, from_status, to_status, detail)
+    SELECT 'health', r.check_name, p.status, r.status, r.detail
+      FROM new_rows r
+      LEFT JOIN LATERAL (
+            SELECT h.status FROM adr_ops.health_history h
+             WHERE h.check_name = r.check_name AND h.taken_at < r.taken_at
+             ORDER BY h.taken_at DESC LIMIT 1) p ON true
+     WHERE r.check_name NOT LIKE 'probe:%'
+       -- a restored dump's old rows are history, not news
+       AND r.taken_at > now() - interval '10 minutes'
+       AND p.status IS DISTINCT FROM r.status
+       AND (p.status IS NOT NULL OR r.status <> 'OK')
+     ORDER BY r.check_name;
     RETURN NULL;
 END
 $$;
@@ -161,27 +174,20 @@ CREATE FUNCTION adr_ops._alert_probe_transitions() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    n integer;
 BEGIN
-    WITH raised AS (
-        INSERT INTO adr_ops.alerts (source, check_name, from_status, to_status, detail)
-        SELECT 'probe', 'probe:' || r.probe,
-               CASE p.ok WHEN true THEN 'OK' WHEN false THEN 'CRITICAL' END,
-               CASE WHEN r.ok THEN 'OK' ELSE 'CRITICAL' END,
-               format('%s: %s', r.url, coalesce(r.error, 'HTTP ' || r.status_code))
-          FROM new_rows r
-          LEFT JOIN LATERAL (
-                SELECT h.ok FROM adr_ops.probe_history h
-                 WHERE h.probe = r.probe AND h.id < r.id
-                 ORDER BY h.id DESC LIMIT 1) p ON true
-         WHERE p.ok IS DISTINCT FROM r.ok
-           AND (p.ok IS NOT NULL OR NOT r.ok)
-         ORDER BY r.probe
-        RETURNING *
-    )
-    SELECT count(pg_notify('adr_alerts', adr_ops._alert_notice(raised::adr_ops.alerts)))
-      INTO n FROM raised;
+    INSERT INTO adr_ops.alerts (source, check_name, from_status, to_status, detail)
+    SELECT 'probe', 'probe:' || r.probe,
+           CASE p.ok WHEN true THEN 'OK' WHEN false THEN 'CRITICAL' END,
+           CASE WHEN r.ok THEN 'OK' ELSE 'CRITICAL' END,
+           format('%s: %s', r.url, coalesce(r.error, 'HTTP ' || r.status_code))
+      FROM new_rows r
+      LEFT JOIN LATERAL (
+            SELECT h.ok FROM adr_ops.probe_history h
+             WHERE h.probe = r.probe AND h.id < r.id
+             ORDER BY h.id DESC LIMIT 1) p ON true
+     WHERE p.ok IS DISTINCT FROM r.ok
+       AND (p.ok IS NOT NULL OR NOT r.ok)
+     ORDER BY r.probe;
     RETURN NULL;
 END
 $$;
