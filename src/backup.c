@@ -62,11 +62,7 @@
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "nodes/parsenodes.h"
-#include "nodes/plannodes.h"
-#include "parser/parser.h"
 #include "pgstat.h"
 #include "port/atomics.h"
 #include "postmaster/bgworker.h"
@@ -76,14 +72,11 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/pmsignal.h"
-#include "tcop/dest.h"
 #include "tcop/tcopprot.h"
-#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
@@ -140,7 +133,6 @@ typedef struct BvState
 	char	   *scratch;		/* the scratch database, once created */
 	char	   *conninfo;		/* without dbname */
 	char	   *conn_user;		/* for the pg_hba hint */
-	bool		watch_space;	/* stop the program when the disk fills */
 	char		bindir[MAXPGPATH];
 } BvState;
 
@@ -778,12 +770,12 @@ bv_is_connect(const char *line, size_t len)
 }
 
 static bool
-bv_reject_connect(BvFilter *f, int64 lineno)
+bv_reject_connect(BvFilter *f)
 {
 	f->error = psprintf("line " INT64_FORMAT ": the dump connects to another database with \\connect "
 						"(pg_dump --create or pg_dumpall output), which a verification does not run; "
 						"verify a dump made without --create",
-						lineno);
+						f->lineno);
 	return false;
 }
 
@@ -794,7 +786,7 @@ bv_filter_line(BvFilter *f, const char *line, size_t len, StringInfo out)
 	char		key[BV_HEAD_MAX];
 
 	if (bv_is_connect(line, len))
-		return bv_reject_connect(f, f->lineno);
+		return bv_reject_connect(f);
 	if (f->in_header)
 	{
 		if (bv_blank(line, len) || strncmp(line, "--", 2) == 0)
@@ -872,7 +864,7 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 				/* a long line: neither a \restrict nor an \unrestrict line */
 				f->lineno++;
 				if (bv_is_connect(f->head.data, f->head.len))
-					return bv_reject_connect(f, f->lineno);
+					return bv_reject_connect(f);
 				f->in_header = false;
 				appendBinaryStringInfo(out, f->held.data, f->held.len);
 				resetStringInfo(&f->held);
@@ -919,15 +911,17 @@ bv_restrict_key(void)
 /*
  * Run a program from the server's bindir with an argument vector.  When
  * gz is given, "\\restrict restrict_key" and then the plain dump it reads,
- * filtered, go to the program's stdin.  stdout is captured into out (when given), stderr into err (its
- * end is kept).  Waits at most a second at a time and checks for
- * interrupts in between; the exit callback kills the program's process
- * group.  Returns the exit status (-1: killed, or could not run); sets
- * *rejected when the filter rejected the input.
+ * filtered, go to the program's stdin.  stdout is captured into out (when
+ * given), stderr into err (its end is kept).  With watch_space (a restore),
+ * the program is stopped when free space falls below
+ * adr_ops.verify_min_free_space.  Waits at most a second at a time and
+ * checks for interrupts in between; the exit callback kills the program's
+ * process group.  Returns the exit status (-1: killed, or could not run);
+ * sets *rejected when the filter rejected the input.
  */
 static int
 bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key,
-	   StringInfo out, StringInfo err, char **rejected)
+	   StringInfo out, StringInfo err, char **rejected, bool watch_space)
 {
 	int			inpipe[2] = {-1, -1};
 	int			outpipe[2];
@@ -1058,17 +1052,9 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 					goto kill_it;
 				}
 			}
+			/* all sent: gzread's end was checked where it was reached */
 			if (pending.len == 0 && src_eof)
 			{
-				/* truncated gzip members end without an error from gzread */
-				int			errnum;
-				const char *msg = gzerror(gz, &errnum);
-
-				if (errnum != Z_OK && errnum != Z_STREAM_END)
-				{
-					bv_fail(st, "truncated: the compressed backup ends early: %s", msg);
-					goto kill_it;
-				}
 				close(inpipe[1]);
 				inpipe[1] = -1;
 			}
@@ -1100,7 +1086,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 			proc_exit(1);
 
 		/* a restore must not fill the disk of the live databases */
-		if (st->watch_space && adr_ops_verify_min_free_space > 0 && time(NULL) != space_checked)
+		if (watch_space && adr_ops_verify_min_free_space > 0 && time(NULL) != space_checked)
 		{
 			struct statvfs vfs;
 
@@ -1526,7 +1512,7 @@ bv_count(BvState *st, const char *dbname, bool counts)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL, false);
 	if (rc != 0)
 	{
 		bv_program_failed(st, psprintf("psql (listing the tables of \"%s\")", dbname), rc, err.data);
@@ -1547,7 +1533,6 @@ bv_count(BvState *st, const char *dbname, bool counts)
 		}
 		if (k < 3)
 			break;
-		/* a leading "1" line of the no-op select cannot appear: no rows */
 		result = lappend(result, list_make3(f[0], f[1], f[2]));
 	}
 	return result;
@@ -1676,7 +1661,7 @@ bv_psql_restrict_missing(BvState *st)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	if (bv_run(st, argv, NULL, NULL, &out, &err, NULL) != 0 ||
+	if (bv_run(st, argv, NULL, NULL, &out, &err, NULL, false) != 0 ||
 		(v = strstr(out.data, "(PostgreSQL) ")) == NULL ||
 		sscanf(v + 13, "%d.%d", &major, &minor) < 1)
 		return psprintf("could not tell the version of %s: %s%s", argv[0], out.data, err.data);
@@ -1713,7 +1698,7 @@ bv_restore_role(BvState *st)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL, false);
 	if (rc != 0)
 	{
 		bv_program_failed(st, "psql (finding the role of adr_ops.verify_conninfo)", rc, err.data);
@@ -1768,12 +1753,10 @@ bv_restore(BvState *st, int jobs)
 		gzbuffer(gz, BV_CHUNK);
 		PG_TRY();
 		{
-			st->watch_space = true;
-			rc = bv_run(st, argv, gz, bv_restrict_key(), NULL, &err, &rejected);
+			rc = bv_run(st, argv, gz, bv_restrict_key(), NULL, &err, &rejected, true);
 		}
 		PG_FINALLY();
 		{
-			st->watch_space = false;
 			gzclose(gz);
 		}
 		PG_END_TRY();
@@ -1803,9 +1786,7 @@ bv_restore(BvState *st, int jobs)
 		argv[n++] = bv_conn(st, st->scratch);
 		argv[n++] = st->path;
 		argv[n++] = NULL;
-		st->watch_space = true;
-		rc = bv_run(st, argv, NULL, NULL, NULL, &err, NULL);
-		st->watch_space = false;
+		rc = bv_run(st, argv, NULL, NULL, NULL, &err, NULL, true);
 	}
 	if (st->failures != NIL)
 		return;
@@ -1824,7 +1805,7 @@ bv_verifybackup(BvState *st)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL);
+	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL, false);
 	if (rc != 0)
 		bv_program_failed(st, "pg_verifybackup", rc, err.len ? err.data : out.data);
 	else
@@ -1937,13 +1918,14 @@ adr_verify_main(Datum main_arg)
 	PG_TRY();
 	{
 		Oid			types[2] = {TEXTOID, TEXTOID};
+		char	   *caller_name;
 		Datum		values[2];
 		bool		isnull;
 
 		adr_task_xact_begin("adr_ops: starting a backup verification", true);
 		values[0] = CStringGetTextDatum(req.path);
-		values[1] = CStringGetTextDatum(GetUserNameFromId(req.caller, true) ?
-										GetUserNameFromId(req.caller, true) : "?");
+		caller_name = GetUserNameFromId(req.caller, true);
+		values[1] = CStringGetTextDatum(caller_name ? caller_name : "?");
 		st.conn_user = MemoryContextStrdup(cxt, GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
 		if (SPI_execute_with_args("INSERT INTO adr_ops.backup_verifications (path, requested_by) "
 								  "VALUES ($1, $2) RETURNING id",

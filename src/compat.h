@@ -4,9 +4,9 @@
  *	  The only place where adr_ops bends to the server version.
  *
  * adr_ops is built and tested against PostgreSQL 15; the shims below keep
- * 14 to 17 possible (13 lacks the predefined-role constants and
- * common/cryptohash.h that serverlog.c, bloat.c and backup.c use; ARCHITECTURE
- * asks for 13 too).  Code elsewhere calls the newest API by its newest name.
+ * 14 to 17 possible (13 lacks the predefined-role constants that
+ * serverlog.c, bloat.c and backup.c use, and the common/cryptohash.h of
+ * backup.c; ARCHITECTURE asks for 13 too).  Code elsewhere calls the newest API by its newest name.
  *
  * IDENTIFICATION
  *	  src/compat.h
