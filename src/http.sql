@@ -117,15 +117,15 @@ COMMENT ON FUNCTION adr_ops._alert_notice(adr_ops.alerts) IS
     'API: private. The short JSON of an alert for NOTIFY adr_alerts: no detail';
 REVOKE ALL ON FUNCTION adr_ops._alert_notice(adr_ops.alerts) FROM PUBLIC;
 
--- Every alert is announced, in the order of its id, by the alerts table's
--- own trigger: whoever raises an alert only inserts it.
+-- Every alert is announced, as it is inserted, by the alerts table's own
+-- trigger: whoever raises an alert only inserts it.  A row trigger costs
+-- nothing for the statements that raise no alert.
 CREATE FUNCTION adr_ops._alert_notify() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_notify('adr_alerts', adr_ops._alert_notice(a))
-       FROM (SELECT * FROM new_alerts ORDER BY id) a;
+    PERFORM pg_notify('adr_alerts', adr_ops._alert_notice(NEW));
     RETURN NULL;
 END
 $$;
@@ -134,8 +134,7 @@ COMMENT ON FUNCTION adr_ops._alert_notify() IS
 REVOKE ALL ON FUNCTION adr_ops._alert_notify() FROM PUBLIC;
 CREATE TRIGGER alerts_notify
     AFTER INSERT ON adr_ops.alerts
-    REFERENCING NEW TABLE AS new_alerts
-    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._alert_notify();
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._alert_notify();
 
 -- Transitions: a row whose status differs from the previous row of the
 -- same check; a first row only when it is not OK.  Probe checks in the
