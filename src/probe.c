@@ -359,14 +359,16 @@ pm_name_char(char c)
 }
 
 /*
- * Parse one sample line into its name, labels (as JSON text) and value.
- * Returns false for a line that is not a well-formed sample.
+ * Parse one sample line into its name, labels (as JSON text) and value;
+ * lv is the caller's scratch buffer for a label value, so that a page of
+ * many lines does not allocate one per line.  Returns false for a line
+ * that is not a well-formed sample.
  */
 static bool
-pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
+pm_parse_sample(const char *p, char **name, StringInfo labels, StringInfo lv,
+				double *value)
 {
 	const char *start = p;
-	StringInfoData lv;
 	char	   *end;
 	char		tok[64];
 	int			n = 0;
@@ -380,7 +382,6 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 
 	resetStringInfo(labels);
 	appendStringInfoChar(labels, '{');
-	initStringInfo(&lv);
 	if (*p == '{')
 	{
 		p++;
@@ -407,7 +408,7 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 				p++;
 			if (*p++ != '"')
 				return false;
-			resetStringInfo(&lv);
+			resetStringInfo(lv);
 			while (*p != '"')
 			{
 				if (*p == '\0')
@@ -416,20 +417,20 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 				{
 					p++;
 					if (*p == 'n')
-						appendStringInfoChar(&lv, '\n');
+						appendStringInfoChar(lv, '\n');
 					else if (*p == '\\' || *p == '"')
-						appendStringInfoChar(&lv, *p);
+						appendStringInfoChar(lv, *p);
 					else if (*p == '\0')
 						return false;
 					else
 					{
-						appendStringInfoChar(&lv, '\\');
-						appendStringInfoChar(&lv, *p);
+						appendStringInfoChar(lv, '\\');
+						appendStringInfoChar(lv, *p);
 					}
 					p++;
 				}
 				else
-					appendStringInfoChar(&lv, *p++);
+					appendStringInfoChar(lv, *p++);
 			}
 			p++;				/* the closing quote */
 			if (!first)
@@ -437,7 +438,7 @@ pm_parse_sample(const char *p, char **name, StringInfo labels, double *value)
 			first = false;
 			escape_json(labels, lname);
 			appendStringInfoString(labels, ": ");
-			escape_json(labels, adr_http_valid_text(lv.data));
+			escape_json(labels, adr_http_valid_text(lv->data));
 			while (*p == ' ' || *p == '\t')
 				p++;
 			if (*p == ',')
@@ -523,6 +524,7 @@ adr_http_metric(PG_FUNCTION_ARGS)
 	char	   *line;
 	char	   *save = NULL;
 	StringInfoData labels;
+	StringInfoData lv;
 
 	if (PG_GETARG_INT32(2) < 1 || PG_GETARG_INT32(2) > 3600 * 1000)
 		ereport(ERROR,
@@ -549,6 +551,7 @@ adr_http_metric(PG_FUNCTION_ARGS)
 				 errhint("Raise \"adr_ops.http_max_body\".")));
 
 	initStringInfo(&labels);
+	initStringInfo(&lv);
 	for (line = strtok_r(res.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 	{
 		char	   *p = line;
@@ -579,7 +582,7 @@ adr_http_metric(PG_FUNCTION_ARGS)
 			}
 			continue;
 		}
-		if (!pm_parse_sample(p, &name, &labels, &value))
+		if (!pm_parse_sample(p, &name, &labels, &lv, &value))
 			continue;
 		if (pm_wanted(name, want, type))
 		{
