@@ -49,11 +49,6 @@ PG_FUNCTION_INFO_V1(adr_proc_memory);
 /*
  * Whether pid is a process of this cluster: the postmaster, a backend or
  * background worker (in the proc array) or an auxiliary process.
- *
- * XXX: the process may exit, and the kernel reuse its pid, between this
- * check and the read of its status file.  The window is a few system
- * calls wide and would show one reading of another process of the same
- * user; we accept it.
  */
 static bool
 pm_is_server_process(int pid)
@@ -65,8 +60,14 @@ pm_is_server_process(int pid)
 
 /*
  * Read VmRSS and RssAnon, in bytes, from /proc/<pid>/status into *rss and
- * *anon (-1 when the field is absent).  Returns NULL on success, or a
- * palloc'd reason when the file cannot be read.
+ * *anon (-1 when the field is absent), when pid is a process of this
+ * cluster.  Returns NULL on success, or a palloc'd reason.
+ *
+ * The file is opened before pid is checked and read after: an open /proc
+ * file stays bound to the process that had the pid when it was opened, and
+ * reading it fails with ESRCH once that process is gone.  So a pid that
+ * exits and is reused between the check and the read gives "has exited",
+ * never another process's reading.
  */
 static char *
 pm_read_status(int pid, int64 *rss, int64 *anon)
@@ -74,21 +75,29 @@ pm_read_status(int pid, int64 *rss, int64 *anon)
 	char		path[64];
 	char		line[256];
 	FILE	   *f;
+	int			open_errno;
+	bool		failed;
 
 	*rss = *anon = -1;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 
 	f = AllocateFile(path, "r");
+	open_errno = errno;
+	if (!pm_is_server_process(pid))
+	{
+		if (f)
+			FreeFile(f);
+		return psprintf("PID %d is not a PostgreSQL server process", pid);
+	}
 	if (f == NULL)
 	{
-		int			save_errno = errno;
 		struct stat st;
 
-		if (save_errno == ENOENT && stat("/proc/self/status", &st) != 0)
+		if (open_errno == ENOENT && stat("/proc/self/status", &st) != 0)
 			return pstrdup("/proc is not available on this platform");
-		if (save_errno == ENOENT || save_errno == ESRCH)
+		if (open_errno == ENOENT || open_errno == ESRCH)
 			return psprintf("process %d has exited", pid);
-		return psprintf("could not open \"%s\": %s", path, strerror(save_errno));
+		return psprintf("could not open \"%s\": %s", path, strerror(open_errno));
 	}
 
 	while (fgets(line, sizeof(line), f) != NULL)
@@ -100,7 +109,13 @@ pm_read_status(int pid, int64 *rss, int64 *anon)
 		else if (sscanf(line, "RssAnon: %lld", &kb) == 1)
 			*anon = (int64) kb * 1024;
 	}
+	failed = ferror(f);
 	FreeFile(f);
+	if (failed)
+	{
+		*rss = *anon = -1;
+		return psprintf("process %d has exited", pid);
+	}
 
 	return NULL;
 }
@@ -124,7 +139,7 @@ adr_proc_memory(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	if (pid <= 0 || !pm_is_server_process(pid))
+	if (pid <= 0)
 	{
 		rss = anon = -1;
 		error = psprintf("PID %d is not a PostgreSQL server process", pid);
