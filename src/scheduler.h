@@ -108,7 +108,6 @@ typedef struct AdrShared
 /* A built-in task: tasks.c holds the table of them. */
 typedef struct AdrTaskRun
 {
-	const char *dbname;
 	Jsonb	   *options;
 	int			objects;
 	bool		failed;

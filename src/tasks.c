@@ -29,6 +29,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type_d.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -294,9 +295,7 @@ adr_task_xact_begin(const char *what, bool need_extension)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, what);
 
-	if (need_extension &&
-		(SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
-					 true, 0) != SPI_OK_SELECT || SPI_processed == 0))
+	if (need_extension && !OidIsValid(get_extension_oid("adr_ops", true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("extension \"adr_ops\" is not installed in database \"%s\"",
@@ -691,9 +690,6 @@ adr_task_execute(const AdrTask *task, AdrTaskRun *run)
 					statement_timeout ? statement_timeout : TK_DEFAULT_STATEMENT_TIMEOUT,
 					PGC_SUSET, PGC_S_SESSION);
 
-	if (PortalContext == NULL)
-		PortalContext = AllocSetContextCreate(TopMemoryContext, "adr_ops task",
-											  ALLOCSET_DEFAULT_SIZES);
 	task->run(run);
 }
 

@@ -935,7 +935,6 @@ adr_run_main(Datum main_arg)
 	taskcxt = AllocSetContextCreate(TopMemoryContext, "adr_ops task run",
 									ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(taskcxt);
-	run.dbname = dbname;
 	run.options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(options)));
 	initStringInfo(&run.detail);
 
