@@ -54,6 +54,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "utils/inet.h"
 
 #include "adr_ops.h"
 #include "http.h"
@@ -324,14 +325,7 @@ adr_http_hosts_parse_ok(const char *list, char **bad)
 static bool
 ht_net_match(const HtNet *net, const unsigned char *addr)
 {
-	int			full = net->bits / 8;
-	int			rest = net->bits % 8;
-
-	if (memcmp(net->addr, addr, full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	return ((net->addr[full] ^ addr[full]) & (0xFF << (8 - rest)) & 0xFF) == 0;
+	return bitncmp(net->addr, addr, net->bits) == 0;
 }
 
 /*

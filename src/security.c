@@ -234,21 +234,7 @@ sec_port_addr(const Port *port, uint8 *addr)
 static bool
 sec_match(const SecEntry *e, int family, const uint8 *addr)
 {
-	int			bytes = e->bits / 8;
-	int			rest = e->bits % 8;
-
-	if (e->family != family)
-		return false;
-	if (memcmp(e->addr, addr, bytes) != 0)
-		return false;
-	if (rest)
-	{
-		uint8		mask = (uint8) (0xff << (8 - rest));
-
-		if ((e->addr[bytes] & mask) != (addr[bytes] & mask))
-			return false;
-	}
-	return true;
+	return e->family == family && bitncmp(e->addr, addr, e->bits) == 0;
 }
 
 static bool
