@@ -232,16 +232,8 @@ adr_run_task(PG_FUNCTION_ARGS)
 static void
 sc_wake_at_commit(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_COMMIT && sc_wake_pending && adr_shared != NULL)
-	{
-		Latch	   *latch;
-
-		LWLockAcquire(adr_shared->lock, LW_SHARED);
-		latch = adr_shared->launcher_latch;
-		LWLockRelease(adr_shared->lock);
-		if (latch)
-			SetLatch(latch);
-	}
+	if (event == XACT_EVENT_COMMIT && sc_wake_pending)
+		adr_wake_launcher();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 		sc_wake_pending = false;

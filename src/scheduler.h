@@ -131,6 +131,7 @@ typedef struct AdrTask
 extern AdrShared *adr_shared;
 extern void adr_shmem_init(void);
 extern void adr_require_preload(const char *what);
+extern void adr_wake_launcher(void);
 
 /* schedule.c */
 extern void adr_schedule_parse(const char *text, AdrCronSchedule *out);

@@ -370,21 +370,6 @@ sec_count_failure(int family, const uint8 *addr, const char *user)
 	return banned;
 }
 
-/* Wake the launcher, which writes pending bans into the table. */
-static void
-sec_wake_launcher(void)
-{
-	Latch	   *latch = NULL;
-
-	if (adr_shared == NULL)
-		return;
-	LWLockAcquire(adr_shared->lock, LW_SHARED);
-	latch = adr_shared->launcher_latch;
-	LWLockRelease(adr_shared->lock);
-	if (latch)
-		SetLatch(latch);
-}
-
 /*
  * May this role connect during maintenance?  Superusers, and members of a
  * role named in adr_ops.maintenance_allow_roles (parsed as identifiers:
@@ -495,7 +480,7 @@ sec_client_auth(Port *port, int status)
 							client, banned),
 					 errdetail("The ban lasts %d seconds (adr_ops.auth_ban_duration).",
 							   adr_ops_auth_ban_duration)));
-			sec_wake_launcher();
+			adr_wake_launcher();
 		}
 		else if (banned < 0)
 			ereport(WARNING,
@@ -606,7 +591,7 @@ sec_xact_callback(XactEvent event, void *arg)
 			LWLockAcquire(sec->lock, LW_EXCLUSIVE);
 			sec->loaded = false;
 			LWLockRelease(sec->lock);
-			sec_wake_launcher();
+			adr_wake_launcher();
 		}
 		return;
 	}
@@ -628,7 +613,7 @@ sec_xact_callback(XactEvent event, void *arg)
 				 */
 				sec->loaded = false;
 				LWLockRelease(sec->lock);
-				sec_wake_launcher();
+				adr_wake_launcher();
 				break;
 			}
 			/* Auto-bans written after this transaction read the table stay. */

@@ -2,7 +2,7 @@
  *
  * shmem.c
  *	  The scheduler's shared memory (see scheduler.h for what it holds and
- *	  its locking rule).
+ *	  its locking rule), and the request for security.c's own.
  *
  * Shared memory exists only when adr_ops is in shared_preload_libraries;
  * everything that needs it calls adr_require_preload() first, so that a
@@ -17,6 +17,7 @@
 
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/shmem.h"
 
 #include "adr_ops.h"
@@ -88,4 +89,19 @@ adr_require_preload(const char *what)
 				 errmsg("adr_ops must be loaded via \"shared_preload_libraries\""),
 				 errdetail("%s needs the adr_ops background workers.", what),
 				 errhint("Add adr_ops to \"shared_preload_libraries\" and restart the server.")));
+}
+
+/* Wake the launcher now, if there is one (shared memory, a running launcher). */
+void
+adr_wake_launcher(void)
+{
+	Latch	   *latch;
+
+	if (adr_shared == NULL)
+		return;
+	LWLockAcquire(adr_shared->lock, LW_SHARED);
+	latch = adr_shared->launcher_latch;
+	LWLockRelease(adr_shared->lock);
+	if (latch)
+		SetLatch(latch);
 }
