@@ -41,7 +41,8 @@ SQL_FRAGMENTS = \
 	src/backup.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard updates/$(EXTENSION)--*--*.sql)
+# The frozen install scripts of released versions and the update scripts.
+DATA = $(wildcard updates/$(EXTENSION)--*.sql)
 SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 

@@ -57,13 +57,13 @@ RESET ROLE;
 -- of other sessions are UNKNOWN instead of reading 0.
 CREATE ROLE adr_partial;
 GRANT USAGE ON SCHEMA adr_ops TO adr_partial;
-GRANT SELECT ON adr_ops.health_thresholds TO adr_partial;
+GRANT SELECT ON adr_ops.health_thresholds, adr_ops.health_checks TO adr_partial;
 DO $$
 DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_proc p
               WHERE p.pronamespace = 'adr_ops'::regnamespace
-                AND (p.proname LIKE '\_check\_%' OR p.proname IN ('adr_health_check', '_health_stats_unknown', 'adr_host_disk', 'adr_host_memory', 'adr_host_load'))
+                AND (p.proname LIKE '\_check\_%' OR p.proname IN ('adr_health_check', '_health_stats_unknown', 'adr_host_disk', 'adr_host_memory', 'adr_host_load', 'adr_version'))
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO adr_partial', f);
     END LOOP;

@@ -29,6 +29,9 @@ extern int	adr_ops_snapshot_retention;
 extern void adr_guc_init(void);
 extern void adr_guc_reserve(void);
 
+/* info.c */
+extern char *adr_extension_version(void);
+
 /* bloat.c */
 extern int	adr_ops_bloat_sample_pages;
 

@@ -107,6 +107,7 @@ COMMENT ON FUNCTION adr_ops._check_backup_verification() IS
     'API: private. The backup_verification reading of adr_health_check()';
 REVOKE ALL ON FUNCTION adr_ops._check_backup_verification() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._check_backup_verification() TO pg_monitor;
+INSERT INTO adr_ops.health_checks (name, position) VALUES ('backup_verification', 140);
 
 -- The verify_backup task (backup.c, adr_backup_task) runs daily.
 

@@ -88,6 +88,23 @@ CREATE TYPE adr_ops._health_reading AS (
 );
 COMMENT ON TYPE adr_ops._health_reading IS 'API: private. One reading of a health check';
 
+-- The checks adr_health_check() runs, in report order.  A row names the
+-- function adr_ops._check_<name>() that returns the check's readings; each
+-- concern registers its own checks beside their functions, so adding one
+-- touches no other file.  Members of the extension, not configuration.
+CREATE TABLE adr_ops.health_checks (
+    name text PRIMARY KEY,
+    position integer NOT NULL UNIQUE
+);
+COMMENT ON TABLE adr_ops.health_checks IS
+    'the checks adr_health_check() runs, in report order: each names a function adr_ops._check_<name>()';
+GRANT SELECT ON adr_ops.health_checks TO pg_monitor;
+INSERT INTO adr_ops.health_checks (name, position) VALUES
+    ('connections', 10), ('disk', 20), ('memory', 30), ('load', 40),
+    ('long_transactions', 50), ('idle_in_transaction', 60), ('blocked_sessions', 70),
+    ('xid_wraparound', 80), ('replication', 90), ('cache_hit_ratio', 100),
+    ('recent_errors', 110), ('extension_version', 150);
+
 -- Checks that look at other sessions need pg_read_all_stats: without it
 -- pg_stat_activity hides their state and times, and the check would read 0.
 CREATE FUNCTION adr_ops._health_stats_unknown() RETURNS text
@@ -348,6 +365,25 @@ BEGIN
 END
 $$;
 
+-- The library a server runs and the SQL objects of this database come from
+-- separate steps of an upgrade (a package upgrade and a restart, then ALTER
+-- EXTENSION adr_ops UPDATE in each database): WARNING while they differ.
+CREATE FUNCTION adr_ops._check_extension_version() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'extension_version', NULL::numeric, NULL::text,
+           CASE WHEN l.version = e.extversion
+                THEN format('library and SQL objects are version %s', l.version)
+                ELSE format('the library is version %s but the SQL objects of database %I are version %s: run ALTER EXTENSION adr_ops UPDATE in it',
+                            l.version, current_database(), e.extversion) END,
+           NULL::text,
+           CASE WHEN l.version <> e.extversion THEN 'WARNING' END
+      FROM pg_extension e,
+           (SELECT v.version FROM adr_ops.adr_version() v WHERE v.component = 'adr_ops') l
+     WHERE e.extname = 'adr_ops'
+$$;
+
 -- The report.  Each check runs in its own exception block: a check that
 -- fails (a privilege, a missing file, a platform without /proc) becomes an
 -- UNKNOWN row with the reason, and never takes the other checks down.
@@ -359,13 +395,6 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    checks CONSTANT text[] := ARRAY['connections', 'disk', 'memory', 'load',
-                                    'long_transactions', 'idle_in_transaction',
-                                    'blocked_sessions', 'xid_wraparound', 'replication',
-                                    'cache_hit_ratio', 'recent_errors',
-                                    'probes',             -- http.sql
-                                    'maintenance_mode',   -- security.sql
-                                    'backup_verification'];  -- backup.sql
     c text;
     msg text;
     msg_detail text;
@@ -373,7 +402,7 @@ DECLARE
     part adr_ops._health_reading[];
     readings adr_ops._health_reading[] := '{}';
 BEGIN
-    FOREACH c IN ARRAY checks LOOP
+    FOR c IN SELECT hc.name FROM adr_ops.health_checks hc ORDER BY hc.position LOOP
         BEGIN
             EXECUTE format('SELECT array_agg(r) FROM adr_ops.%I() r', '_check_' || c) INTO part;
             readings := readings || coalesce(part, '{}');
@@ -470,7 +499,8 @@ BEGIN
                              '_check_load', '_check_long_transactions',
                              '_check_idle_in_transaction', '_check_blocked_sessions',
                              '_check_xid_wraparound', '_check_replication',
-                             '_check_cache_hit_ratio', '_check_recent_errors'] LOOP
+                             '_check_cache_hit_ratio', '_check_recent_errors',
+                             '_check_extension_version'] LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION adr_ops.%I() FROM PUBLIC', f);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION adr_ops.%I() TO pg_monitor', f);
     END LOOP;

@@ -222,6 +222,7 @@ COMMENT ON FUNCTION adr_ops._check_probes() IS
     'API: private. The probes'' rows of adr_health_check()';
 REVOKE ALL ON FUNCTION adr_ops._check_probes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._check_probes() TO pg_monitor;
+INSERT INTO adr_ops.health_checks (name, position) VALUES ('probes', 120);
 
 -- The probes run every minute and deliver their alerts at once; the
 -- alerts of health snapshots, and retries, go out every minute too.

@@ -295,6 +295,7 @@ COMMENT ON FUNCTION adr_ops._check_maintenance_mode() IS
     'API: private. The maintenance_mode row of adr_health_check()';
 REVOKE ALL ON FUNCTION adr_ops._check_maintenance_mode() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._check_maintenance_mode() TO pg_monitor;
+INSERT INTO adr_ops.health_checks (name, position) VALUES ('maintenance_mode', 130);
 GRANT SELECT ON adr_ops.maintenance_state TO pg_monitor;
 
 -- The runbook's "reset compromised credentials": the role can no longer log

@@ -105,6 +105,7 @@ static int	ln_nschedules;
 static BackgroundWorkerHandle *ln_handles[ADR_MAX_WORKERS];
 static bool ln_cleanup_done = false;
 static bool ln_waiting_logged = false;
+static bool ln_version_logged = false;
 static TimestampTz ln_last_prune = 0;
 
 /* ---------- registration ---------- */
@@ -208,22 +209,42 @@ ln_insert_run(int64 schedule_id, const char *task, const char *dbname,
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* Is the extension there (and not being created or dropped)? */
+/*
+ * Is the extension there (and not being created or dropped)?  SQL objects
+ * older than the library still serve: the launcher and the tasks use only
+ * what every released version has, and say once that it should be updated.
+ */
 static bool
 ln_extension_ready(void)
 {
-	ln_exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'adr_ops'",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	char	   *version = adr_extension_version();
+
+	if (version == NULL)
 	{
 		if (!ln_waiting_logged)
 			ereport(LOG,
 					(errmsg("adr_ops launcher is waiting for CREATE EXTENSION adr_ops in database \"%s\"",
 							adr_ops_database)));
 		ln_waiting_logged = true;
+		ln_version_logged = false;
 		return false;
 	}
 	ln_waiting_logged = false;
+
+	if (strcmp(version, ADR_OPS_VERSION) != 0)
+	{
+		if (!ln_version_logged)
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("adr_ops library version %s runs with version %s of the extension in database \"%s\"",
+							ADR_OPS_VERSION, version, adr_ops_database),
+					 errdetail("The maintenance scheduler goes on; features added after version %s are not available until the extension is updated.",
+							   version),
+					 errhint("Run ALTER EXTENSION adr_ops UPDATE in every database where adr_ops is installed.")));
+		ln_version_logged = true;
+	}
+	else
+		ln_version_logged = false;
 	return true;
 }
 
