@@ -275,9 +275,9 @@ AS $$
                             adr_ops._count_of(r.files, 'WAL segment'),
                             CASE WHEN r.files > 0
                                  THEN format(', the oldest for %s', date_trunc('second', now() - r.oldest)) ELSE '' END,
-                            coalesce(format('%s at %s', a.last_archived_wal, date_trunc('second', a.last_archived_time)), 'never'),
+                            coalesce(a.last_archived_wal || ' at ' || date_trunc('second', a.last_archived_time), 'never'),
                             a.failed_count,
-                            coalesce(format('%s at %s', a.last_failed_wal, date_trunc('second', a.last_failed_time)), 'never'))
+                            coalesce(a.last_failed_wal || ' at ' || date_trunc('second', a.last_failed_time), 'never'))
            END,
            NULL,
            CASE WHEN NOT s.idle AND a.last_failed_time > coalesce(a.last_archived_time, '-infinity')
@@ -320,7 +320,7 @@ AS $$
                -- the nearer end: the sequence's own, or its narrowest column's
                CASE WHEN q.up THEN least(q.hi, min(t.hi)) ELSE greatest(q.lo, max(-t.hi - 1)) END AS stop,
                (array_agg(format('%s.%I', f.attrelid::regclass, a.attname) ORDER BY t.hi)
-                  FILTER (WHERE t.hi < CASE WHEN q.up THEN q.hi ELSE -q.lo - 1 END))[1] AS column_name
+                  FILTER (WHERE t.hi <= CASE WHEN q.up THEN q.hi ELSE -q.lo - 1 END))[1] AS column_name
           FROM q
           LEFT JOIN fed f ON f.seq = q.oid
           LEFT JOIN pg_attribute a ON a.attrelid = f.attrelid AND a.attnum = f.attnum
@@ -366,7 +366,7 @@ AS $$
          WHERE l.changes > current_setting('autovacuum_' || op || '_threshold')::bigint
     )
     SELECT op || '_age', coalesce(max(t.age), 0), 's',
-           coalesce((SELECT format('%s changed more than autovacuum_%s_threshold rows since their last %s; longest ago: %s (%s, %s rows changed since)',
+           coalesce((SELECT format('%s changed more than autovacuum_%s_threshold rows since the last %s; longest ago: %s (%s, %s rows changed since)',
                                    adr_ops._count_of(count(*) OVER (), 'table'), op, op, o.rel, o.last, o.changes)
                        FROM t o ORDER BY o.age DESC, o.rel LIMIT 1),
                     format('no table changed more than autovacuum_%s_threshold rows since its last %s', op, op)),
