@@ -125,6 +125,8 @@ typedef struct AdrTask
 	const char *const *options; /* option keys besides the common ones */
 	void		(*run) (AdrTaskRun *run);
 	const char *description;
+	const char *since;			/* the version of the SQL objects it needs;
+								 * NULL: every released version */
 } AdrTask;
 
 /* shmem.c */

@@ -81,6 +81,7 @@ static void tk_reindex(AdrTaskRun *run);
 static void tk_health_snapshot(AdrTaskRun *run);
 static void tk_job_reaper(AdrTaskRun *run);
 static void tk_statement_snapshot(AdrTaskRun *run);
+static void tk_capacity_snapshot(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -109,6 +110,9 @@ static const AdrTask tk_tasks[] = {
 	/* issue 5: backup verification (backup.c) */
 	{"verify_backup", true, true, false, "5s", tk_no_options, adr_backup_task,
 	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"},
+	{"capacity_snapshot", true, false, false, "5s", tk_no_options, tk_capacity_snapshot,
+	"store the sizes of file systems, databases, pg_wal, the largest relations and the XID counters in size_history (adr_capacity_snapshot())",
+	"1.1"},
 };
 
 /*
@@ -666,12 +670,49 @@ tk_statement_snapshot(AdrTaskRun *run)
 }
 
 static void
+tk_capacity_snapshot(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT n, format('stored %s sizes and counters', n) "
+					  "  FROM adr_ops.adr_capacity_snapshot() n");
+}
+
+static void
 tk_job_reaper(AdrTaskRun *run)
 {
 	tk_extension_call(run, "SELECT lost + requeued, "
 					  "       format('%s running jobs lost their heartbeat; %s failed jobs re-queued', "
 					  "              lost, requeued) "
 					  "  FROM adr_ops.adr_job_reap()");
+}
+
+/*
+ * A task added after the oldest released version needs the SQL objects of
+ * its version: with older ones in the run's database (a new library before
+ * ALTER EXTENSION UPDATE), say so instead of failing on a missing function.
+ * A database without the extension is left to the task's own check.
+ */
+static void
+tk_require_version(const AdrTask *task)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *have;
+	char	   *dbname;
+
+	StartTransactionCommand();
+	have = adr_extension_version();
+	dbname = get_database_name(MyDatabaseId);
+	MemoryContextSwitchTo(caller);
+	have = have ? pstrdup(have) : NULL;
+	dbname = pstrdup(dbname);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+
+	if (have != NULL && adr_version_cmp(have, task->since) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("task \"%s\" needs version %s of extension adr_ops, but database \"%s\" has version %s",
+						task->name, task->since, dbname, have),
+				 errhint("Run ALTER EXTENSION adr_ops UPDATE in database \"%s\".", dbname)));
 }
 
 /*
@@ -690,6 +731,8 @@ adr_task_execute(const AdrTask *task, AdrTaskRun *run)
 					statement_timeout ? statement_timeout : TK_DEFAULT_STATEMENT_TIMEOUT,
 					PGC_SUSET, PGC_S_SESSION);
 
+	if (task->since)
+		tk_require_version(task);
 	task->run(run);
 }
 
