@@ -411,7 +411,8 @@ BEGIN
                format('%s failed authentications since %s (%s within adr_ops.auth_failure_window)',
                       f.failures, f.first_seen, f.window_failures)
           FROM adr_ops.adr_auth_failures() f
-         WHERE adr_access_review.client IS NULL OR f.client <<= adr_access_review.client
+         -- f.client is an IPv6 client's /64: it contains the address asked for
+         WHERE adr_access_review.client IS NULL OR f.client && adr_access_review.client
          ORDER BY f.last_seen;
     EXCEPTION WHEN object_not_in_prerequisite_state THEN
         RETURN QUERY SELECT 'auth_failures', NULL::timestamptz, NULL::inet, NULL::text,

@@ -188,6 +188,10 @@ is( $node->safe_psql('postgres', q{
          WHERE family(client) = 6}),
 	'::/64 2', 'the failures of ::1 are counted for its /64');
 is( $node->safe_psql('postgres', q{
+        SELECT count(*) FROM adr_ops.adr_access_review('::1')
+         WHERE source = 'auth_failures' AND address = '::/64'}),
+	'1', 'the access review of ::1 finds the failures of its /64');
+is( $node->safe_psql('postgres', q{
         SELECT string_agg(coalesce(adr_ops._security_blocked(a)::text, 'none'), ' ' ORDER BY a)
           FROM unnest('{::1,::2,::ffff:ffff:ffff:ffff,0:0:0:1::1}'::inet[]) a}),
 	'::/64 ::/64 ::/64 none', 'the auto-ban is of the /64: every address in it, none beyond');

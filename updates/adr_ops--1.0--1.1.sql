@@ -258,3 +258,88 @@ BEGIN
     RETURN true;
 END
 $$;
+
+-- adr_access_review(): the counted failures of an IPv6 client are those of
+-- its /64 (src/security.sql).
+CREATE OR REPLACE FUNCTION adr_ops.adr_access_review(client inet DEFAULT NULL, since interval DEFAULT '24 hours',
+    OUT source text, OUT at timestamptz, OUT address inet, OUT user_name text, OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    msg text;
+BEGIN
+    RETURN QUERY
+    SELECT 'session', a.backend_start, a.client_addr, a.usename::text,
+           format('pid %s, database %s, application %s, state %s', a.pid, a.datname,
+                  coalesce(nullif(a.application_name, ''), '-'), coalesce(a.state, '-'))
+      FROM pg_stat_activity a
+     WHERE a.client_addr IS NOT NULL
+       AND (adr_access_review.client IS NULL OR a.client_addr <<= adr_access_review.client)
+     ORDER BY a.backend_start;
+
+    BEGIN
+        RETURN QUERY
+        SELECT 'auth_failures', f.last_seen, f.client, array_to_string(f.user_names, ','),
+               format('%s failed authentications since %s (%s within adr_ops.auth_failure_window)',
+                      f.failures, f.first_seen, f.window_failures)
+          FROM adr_ops.adr_auth_failures() f
+         -- f.client is an IPv6 client's /64: it contains the address asked for
+         WHERE adr_access_review.client IS NULL OR f.client && adr_access_review.client
+         ORDER BY f.last_seen;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        RETURN QUERY SELECT 'auth_failures', NULL::timestamptz, NULL::inet, NULL::text,
+                            'not counted: adr_ops is not in shared_preload_libraries';
+    END;
+
+    -- What the hook does now (pending auto-bans included, expiry applied).
+    IF adr_access_review.client IS NOT NULL THEN
+        BEGIN
+            RETURN QUERY
+            SELECT 'hook', clock_timestamp(), adr_access_review.client, NULL::text,
+                   coalesce('refused now by the blocked range ' ||
+                            adr_ops._security_blocked(adr_access_review.client),
+                            'not blocked now');
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            RETURN QUERY SELECT 'hook', clock_timestamp(), adr_access_review.client, NULL::text,
+                                'not blocked: adr_ops is not in shared_preload_libraries';
+        END;
+    END IF;
+
+    RETURN QUERY
+    SELECT 'blocklist', b.blocked_at, b.client::inet, b.blocked_by::text,
+           format('blocked%s: %s', ' until ' || b.expires_at, coalesce(b.reason, 'no reason given'))
+      FROM adr_ops.blocked_clients b
+     WHERE adr_access_review.client IS NULL OR b.client >>= adr_access_review.client
+        OR b.client <<= adr_access_review.client
+     ORDER BY b.blocked_at;
+
+    BEGIN
+        RETURN QUERY
+        -- Anchored to the messages' known beginnings: a user name is free
+        -- text ('x host "bad"') and must not be taken for the address.
+        -- (The address is one that the server wrote; a host name, with
+        -- log_hostname, has no address shape and stays NULL.)
+        SELECT 'log', l.log_time, m.addr, m.usr, l.message
+          FROM adr_ops.adr_log_lines(now() - adr_access_review.since, '{LOG,FATAL}') l,
+               LATERAL (SELECT h.h, CASE WHEN h.h ~ '^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F.]*:[0-9a-fA-F:.]*)$'
+                                         THEN h.h::inet END
+                          FROM (SELECT substring(l.message from
+                                 '^(?:adr_ops counted a failed authentication from host|adr_ops blocked host|adr_ops refused a connection from host|no pg_hba\.conf entry for host) "([^"]*)"')) h(h)) hh(h, addr),
+               LATERAL (SELECT hh.addr,
+                               coalesce(substring(l.message from '^adr_ops counted a failed authentication from host "[^"]*" for user "(.*)"$'),
+                                        substring(l.message from '^adr_ops refused a connection from host "[^"]*" for user "(.*)": blocked range "[^"]*"$'),
+                                        substring(l.message from '^no pg_hba\.conf entry for host "[^"]*", user "(.*)", database "'),
+                                        substring(l.message from '^[A-Za-z]+ authentication failed for user "(.*)"$'))
+                       ) m(addr, usr)
+         WHERE l.message ~ '^(adr_ops (counted a failed authentication from|blocked|refused a connection from) host "|no pg_hba\.conf entry for host "|[A-Za-z]+ authentication failed for user "|connection refused by adr_ops blocklist$)'
+           AND (adr_access_review.client IS NULL OR m.addr <<= adr_access_review.client)
+         ORDER BY l.log_time;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RETURN QUERY SELECT 'log', NULL::timestamptz, NULL::inet, NULL::text,
+                            'server log not read: ' || msg;
+    END;
+END
+$$;
