@@ -29,6 +29,16 @@
  * and the launcher is woken.  The next _security_stage() -- the launcher's
  * or any changing function's -- inserts the pending bans into the table;
  * once its transaction commits, the bans it wrote stop being pending.
+ * Failures are counted, and banned, per IPv4 address and per IPv6 /64.
+ * Auto-bans hold at most adr_ops.auth_ban_share of the entries and replace
+ * their own oldest when that is full, so that manual ranges always fit
+ * (sec_count_failure); the writer deletes the replaced rows.
+ *
+ * Untrusted input: the hook runs for any client that can open a
+ * connection, before it authenticated.  Its address is only compared and
+ * stored as an address; the names of its startup packet are stored and
+ * logged only cleaned to printable ASCII (sec_clean_name), valid in every
+ * database encoding that later reads shared memory or the tables.
  *
  * Locking: SecShared.lock (an LWLock of tranche "adr_ops_security")
  * protects all of SecShared.  The hook takes it LW_SHARED to look up the
