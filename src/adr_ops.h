@@ -47,6 +47,7 @@ extern void adr_bloat_init(void);
 
 /* security.c */
 extern int	adr_ops_max_blocked;
+extern int	adr_ops_auth_ban_share;
 extern int	adr_ops_auth_failure_limit;
 extern int	adr_ops_auth_failure_window;
 extern int	adr_ops_auth_ban_duration;
