@@ -20,7 +20,9 @@
  * - stderr: the server writes a TAB after every newline inside an entry
  *	 (message, DETAIL, STATEMENT...), so a line that starts with a TAB
  *	 continues the previous entry and is never one.  Other lines are
- *	 recognised by their "SEVERITY:  " marker; their time is the first
+ *	 recognised by their first "SEVERITY:  " or "LABEL:  " marker (a
+ *	 "STATEMENT:  " line is followed by a client's text, which may hold
+ *	 "PANIC:  ": it is not an entry); an entry's time is the first
  *	 "YYYY-MM-DD HH:MM:SS[.fff] [zone]" before that marker, as %m and %t
  *	 write it in log_line_prefix.
  * - csvlog: newlines occur only inside quoted fields, and a quote inside a
@@ -96,6 +98,11 @@ typedef struct LogEntry
 static const char *const sl_severities[] = {
 	"DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "LOG", "INFO",
 	"NOTICE", "WARNING", "ERROR", "FATAL", "PANIC"
+};
+
+/* The labels of the lines that follow an entry in the stderr format. */
+static const char *const sl_labels[] = {
+	"DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT"
 };
 
 /*
@@ -278,9 +285,23 @@ sl_parse_time(const char *s, size_t len, TimestampTz *result)
 	return false;
 }
 
+/* Is word[0..len) one of the n strings of list? */
+static bool
+sl_word_in(const char *word, size_t len, const char *const *list, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strlen(list[i]) == len && strncmp(word, list[i], len) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Parse a stderr line.  Returns false when the line carries no
- * "SEVERITY:  " marker (a continuation line, or DETAIL/HINT/STATEMENT).
+ * Parse a stderr line.  Returns false when the line is a continuation line
+ * or carries no "SEVERITY:  " marker.  The first marker that is a severity
+ * or a label decides: after "STATEMENT:  " (or DETAIL, HINT...) comes a
+ * client's text, which may hold "PANIC:  " too.
  */
 static bool
 sl_parse_stderr(char *line, LogEntry *entry)
@@ -310,6 +331,8 @@ sl_parse_stderr(char *line, LogEntry *entry)
 				return true;
 			}
 		}
+		if (sl_word_in(word, p - word, sl_labels, lengthof(sl_labels)))
+			return false;
 		p += 3;
 	}
 	return false;
