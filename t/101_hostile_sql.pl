@@ -76,9 +76,9 @@ sub exercise
     ($ret, $out, $err) = $node->psql('mdb',
         "SELECT count(*) FROM adr_ops.adr_slow_queries(0, 100, since => '1 hour')");
     $said{since} = $ret == 0 ? "rows $out" : $err;
-    $said{evidence} = $node->safe_psql('mdb', qq{
-        SELECT e.statements::text FROM adr_ops.evidence e
-         WHERE e.id = adr_ops.adr_evidence_snapshot('$label')});
+    $node->safe_psql('mdb', qq{SELECT adr_ops.adr_evidence_snapshot('$label')});
+    $said{evidence} = $node->safe_psql('mdb',
+        qq{SELECT e.statements::text FROM adr_ops.evidence e WHERE e.label = '$label'});
     for my $role (qw(watcher mallory))
     {
         ($ret, $out, $err) = $node->psql('mdb', 'SELECT count(*) FROM adr_ops.adr_slow_queries(0, 100)',
