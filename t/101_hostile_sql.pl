@@ -199,7 +199,7 @@ is(gained(), 'false|pg_monitor|0', 'none of her overloads or operators ran and s
 # Even if one is created between the check and the call (a race), the call
 # names the extension's function with exactly typed arguments: an overload
 # with a default or a VARIADIC one makes it fail or loses, never runs.
-$node->safe_psql('mdb', q{
+$node->psql('mdb', q{
     DO $$
     BEGIN
         EXECUTE 'SELECT count(*) FROM ' ||
