@@ -276,6 +276,32 @@ is( $node->safe_psql('mdb', q{
         SELECT count(*) FROM adr_ops.adr_health_check() c WHERE c::text LIKE '%secret%'}),
     '0', 'nor does the report a superuser reads');
 
+# A task's run detail (task_runs, read by pg_monitor) names the object and
+# the SQLSTATE of its error, not the message: an index expression that
+# fails on a row would put the row's value there.  Her function fails only
+# where her session's setting is missing, as in the task's worker.
+$node->safe_psql('mdb', q{
+    SET app.safe = 'on';
+    CREATE FUNCTION public.leaky(t text) RETURNS integer LANGUAGE sql IMMUTABLE
+        AS $$SELECT CASE WHEN current_setting('app.safe', true) = 'on' THEN 0 ELSE t::integer END$$;
+    CREATE TABLE public.leaky_table (v text);
+    INSERT INTO public.leaky_table SELECT 'row-secret-5520' FROM generate_series(1, 100);
+    CREATE INDEX leaky_index ON public.leaky_table (public.leaky(v));},
+    extra_params => [ '-U', 'mallory' ]);
+my $run = $node->safe_psql('postgres', q{
+    SELECT status || '|' || detail
+      FROM adr_ops.adr_run_task('analyze', 'mdb', '{"tables": ["public.leaky_table"]}')});
+like($run, qr/^failed\|analyzed none; failed: public\.leaky_table: error 22P02 \(its message is in the server log\)/,
+    'a failed object is named with its SQLSTATE');
+unlike($run, qr/secret/, 'the run detail holds no row data');
+is( $node->safe_psql('postgres', q{SELECT count(*) FROM adr_ops.task_runs r WHERE r::text LIKE '%secret%'},
+        extra_params => [ '-U', 'watcher' ]),
+    '0', 'no task run that pg_monitor reads holds it');
+ok( $node->poll_query_until('mdb', q{
+        SELECT count(*) > 0 FROM adr_ops.adr_log_lines(NULL, '{ERROR}')
+         WHERE message LIKE '%row-secret-5520%'}),
+    'the message is in the server log, for those who may read it');
+
 is(gained(), 'false|pg_monitor|0', 'in the end mallory is what she was');
 
 $node->stop;
