@@ -37,11 +37,11 @@
  *	 one whole record; a line that is not a JSON object is not an entry.
  *	 Every quote inside a value is escaped, so a key is found exactly.
  *
- * NB: log_line_prefix escapes (%u, %d, %a) write strings that a client
- * chooses, and the server writes them in stderr lines as they are: a user
- * name with a newline, sent in a startup packet, can still start a line
- * that looks like an entry.  csvlog and jsonlog quote those fields; prefer
- * them where the log is read for alerts.
+ * NB: the log_line_prefix escapes %u and %d write the names a client sent
+ * in its startup packet as they are (only application_name is cleaned): a
+ * user name with a newline can still start a stderr line that looks like
+ * an entry.  csvlog and jsonlog quote those fields; prefer them where the
+ * log is read for alerts.
  *
  * Reading the server log needs the privileges of pg_read_server_files, as
  * pg_read_file() does: it holds other sessions' statements and errors.
