@@ -62,11 +62,16 @@ main() {
     status=${PIPESTATUS[0]}
     set -e
     if [ "$status" -ne 0 ]; then
-        for f in "$workdir"/regression.diffs "$workdir"/output_iso/regression.diffs; do
-            [ -f "$f" ] && { printf '\n=== %s\n' "$f"; cat "$f"; }
-        done
-        find "$workdir/tmp_check/log" -name 'regress_log_*' 2>/dev/null | while read -r f; do
-            grep -q 'not ok' "$f" && { printf '\n=== %s\n' "$f"; tail -n 60 "$f"; }
+        # (if, not &&: under set -e a failed test inside a pipeline would
+        # end the script before its closing line)
+        for f in "$workdir"/regression.diffs "$workdir"/output_iso/regression.diffs \
+                 "$workdir"/tmp_check/log/regress_log_*; do
+            case "$f" in
+                */regress_log_*) if grep -q '^\[[0-9:.]*\]([0-9.]*s) not ok' "$f"; then
+                                     printf '\n=== %s\n' "$f"; grep -B 20 -A 8 ') not ok' "$f" | tail -n 200
+                                 fi ;;
+                *) if [ -f "$f" ]; then printf '\n=== %s\n' "$f"; cat "$f"; fi ;;
+            esac
         done
         printf '\n=== the last lines of %s\n' "$log"
         tail -n 40 "$log"
