@@ -163,6 +163,38 @@ DROP ROLE sec_md5, sec_rls;
 SELECT finding FROM adr_ops.adr_security_audit()
  WHERE finding NOT IN ('log_connections', 'extra_superuser') ORDER BY 1;
 
+-- A pinned search_path that searches, before pg_catalog, a schema others
+-- may create in (public belongs to pg_database_owner), pg_temp (listed, or
+-- searched first because it is not) or "$user" is a finding; one that
+-- lists such schemas after pg_catalog, or only the owner's schemas, is not.
+CREATE SCHEMA sec_own;
+CREATE SCHEMA sec_shared;
+GRANT CREATE ON SCHEMA sec_shared TO pg_monitor;
+CREATE FUNCTION public.sec_path_public() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = public, pg_catalog AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_temp() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_temp, pg_catalog AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_no_temp() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_user() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = "$user", pg_catalog, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_missing() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = "No Such", pg_catalog, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_shared() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = sec_own, SEC_SHARED, pg_catalog, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_implicit() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = public, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_after() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_own() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = sec_own, pg_catalog, pg_temp AS 'SELECT 1';
+SELECT object, detail FROM adr_ops.adr_security_audit()
+ WHERE finding = 'security_definer_search_path' ORDER BY object;
+DROP FUNCTION public.sec_path_public(), public.sec_path_temp(), public.sec_path_no_temp(),
+    public.sec_path_user(), public.sec_path_missing(), public.sec_path_shared(),
+    public.sec_path_implicit(), public.sec_path_after(), public.sec_path_own();
+DROP SCHEMA sec_own, sec_shared;
+
 -- Host names that look hexadecimal are names, not addresses.
 SELECT a, adr_ops._is_local_address(a)
   FROM (VALUES ('db1'), ('cafe'), ('fe01'), ('dead:beef:zz'), ('1:2'), ('999.0.0.1'),

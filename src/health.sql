@@ -364,6 +364,10 @@ $$;
 -- Reading the log needs pg_read_server_files (adr_log_lines checks it
 -- again); a caller without it gets the reason, not a permission error.
 -- A PANIC in the last hour is CRITICAL however few entries there are.
+-- The detail gives counts only: it goes into health_history, alerts and
+-- the webhook, which pg_monitor reads, while a message text can carry
+-- anything a client's failing statement held; the texts stay with
+-- adr_log_lines().
 CREATE FUNCTION adr_ops._check_recent_errors() RETURNS SETOF adr_ops._health_reading
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -378,12 +382,10 @@ BEGIN
 
     RETURN QUERY
     SELECT 'recent_errors', count(*)::numeric, 'entries',
-           format('%s ERROR, %s FATAL, %s PANIC in the last hour of the server log%s',
+           format('%s ERROR, %s FATAL, %s PANIC in the last hour of the server log',
                   count(*) FILTER (WHERE l.severity = 'ERROR'),
                   count(*) FILTER (WHERE l.severity = 'FATAL'),
-                  count(*) FILTER (WHERE l.severity = 'PANIC'),
-                  '; last: ' || left((array_agg(l.severity || ': ' || l.message
-                                                ORDER BY l.log_time DESC))[1], 200)),
+                  count(*) FILTER (WHERE l.severity = 'PANIC')),
            NULL::text,
            CASE WHEN bool_or(l.severity = 'PANIC') THEN 'CRITICAL' END
       FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{ERROR,FATAL,PANIC}') l;

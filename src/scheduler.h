@@ -154,6 +154,7 @@ extern void adr_task_xact_begin(const char *what, bool need_extension);
 extern void adr_task_xact_end(MemoryContext caller);
 extern const char *adr_option_string(Jsonb *options, const char *key);
 extern char *adr_utility(const char *sql);
+extern char *adr_utility_code(const char *sql, int *sqlerrcode);
 
 /* worker.c */
 extern void adr_worker_register(void);

@@ -523,6 +523,50 @@ COMMENT ON FUNCTION adr_ops._hba_local(text, text) IS
     'API: private. Whether a pg_hba.conf address and netmask admit loopback clients only';
 REVOKE ALL ON FUNCTION adr_ops._hba_local(text, text) FROM PUBLIC;
 
+-- What a pinned search_path searches before pg_catalog that another role
+-- could fill with a function, operator or table of the same name: pg_temp
+-- (searched first when it is not listed), "$user", a schema that does not
+-- exist (whoever may create schemas can create it) and a schema in which
+-- a role other than the function's owner and the superusers may create
+-- objects.  NULL when there is none.  Names are split on commas and
+-- folded as the server folds them.
+CREATE FUNCTION adr_ops._search_path_unsafe(path text, owner oid) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH items AS (
+        SELECT t.i, CASE WHEN t.item ~ '^".*"$'
+                         THEN replace(substr(t.item, 2, length(t.item) - 2), '""', '"')
+                         ELSE lower(t.item) END AS name
+          FROM regexp_split_to_table(btrim(_search_path_unsafe.path), '\s*,\s*') WITH ORDINALITY t(item, i)
+         WHERE t.item <> ''
+    ), catalog_at AS (
+        SELECT coalesce(min(it.i) FILTER (WHERE it.name = 'pg_catalog'), 0) AS i FROM items it
+    )
+    SELECT string_agg(u.name, ', ' ORDER BY u.i)
+      FROM (SELECT 0::bigint AS i, 'pg_temp (searched first when not listed)' AS name
+             WHERE NOT EXISTS (SELECT FROM items it WHERE it.name = 'pg_temp')
+            UNION ALL
+            SELECT it.i, CASE WHEN it.name IN ('pg_temp', '$user') THEN it.name
+                              ELSE quote_ident(it.name) END
+              FROM items it, catalog_at c
+             WHERE it.i < c.i
+               AND (it.name IN ('pg_temp', '$user')
+                    OR NOT EXISTS (
+                        SELECT FROM pg_namespace n JOIN pg_roles so ON so.oid = n.nspowner
+                         WHERE n.nspname = it.name
+                           AND (n.nspowner = _search_path_unsafe.owner OR so.rolsuper)
+                           AND NOT EXISTS (
+                               SELECT FROM aclexplode(n.nspacl) a
+                                 LEFT JOIN pg_roles g ON g.oid = a.grantee
+                                WHERE a.privilege_type = 'CREATE'
+                                  AND a.grantee <> _search_path_unsafe.owner
+                                  AND NOT coalesce(g.rolsuper, false))))) u
+$$;
+COMMENT ON FUNCTION adr_ops._search_path_unsafe(text, oid) IS
+    'API: private. What a pinned search_path lets others shadow before pg_catalog, or NULL';
+REVOKE ALL ON FUNCTION adr_ops._search_path_unsafe(text, oid) FROM PUBLIC;
+
 CREATE FUNCTION adr_ops.adr_security_audit(
     OUT severity text, OUT finding text, OUT object text, OUT detail text, OUT remedy text)
 RETURNS SETOF record
@@ -580,6 +624,17 @@ AS $$
      WHERE p.prosecdef
        AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
        AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+    UNION ALL
+    SELECT 'high', 'security_definer_search_path', p.oid::regprocedure::text,
+           format('SECURITY DEFINER function owned by %s whose search_path puts %s before pg_catalog',
+                  pg_get_userbyid(p.proowner), u.unsafe),
+           'ALTER FUNCTION ... SET search_path = pg_catalog, pg_temp (and qualify the names it uses).'
+      FROM pg_proc p,
+           LATERAL (SELECT adr_ops._search_path_unsafe(substr(c, 13), p.proowner) AS unsafe
+                      FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) u
+     WHERE p.prosecdef
+       AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+       AND u.unsafe IS NOT NULL
     UNION ALL
     SELECT 'high', 'public_schema_create', n.nspname::text,
            'PUBLIC may create objects in the schema',

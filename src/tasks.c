@@ -386,8 +386,21 @@ tk_lock_available(Oid relid, LOCKMODE lockmode)
 char *
 adr_utility(const char *sql)
 {
+	return adr_utility_code(sql, NULL);
+}
+
+/*
+ * adr_utility(), also setting *sqlerrcode (when not NULL) to the error's
+ * SQLSTATE, or 0 on success.
+ */
+char *
+adr_utility_code(const char *sql, int *sqlerrcode)
+{
 	MemoryContext caller = CurrentMemoryContext;
 	char	   *error = NULL;
+
+	if (sqlerrcode)
+		*sqlerrcode = 0;
 
 	if (PortalContext == NULL)
 		PortalContext = AllocSetContextCreate(TopMemoryContext, "adr_ops utility",
@@ -442,6 +455,8 @@ adr_utility(const char *sql)
 		AbortOutOfAnyTransaction();
 		RESUME_INTERRUPTS();
 		error = edata->message;
+		if (sqlerrcode)
+			*sqlerrcode = edata->sqlerrcode;
 	}
 	PG_END_TRY();
 
@@ -449,6 +464,32 @@ adr_utility(const char *sql)
 	MemoryContextReset(PortalContext);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return error;
+}
+
+/*
+ * What the detail of a run (task_runs, which pg_monitor reads) says of an
+ * object's error.  The message itself goes to the server log: a message
+ * can carry the object's data (an index expression failing on a row says
+ * "invalid input syntax for type integer: "<value>"") or any text its
+ * owner's code raised.  Only the classes whose messages the server writes
+ * about the command itself are copied: a cancel or a timeout (57), a lock
+ * not available (55), a deadlock or serialization failure (40), a lack of
+ * resources (53).
+ */
+static char *
+tk_error_detail(const char *message, int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+			return pstrdup(message);
+		default:
+			return psprintf("error %s (its message is in the server log)",
+							unpack_sql_state(sqlerrcode));
+	}
 }
 
 /*
@@ -474,6 +515,7 @@ tk_apply(AdrTaskRun *run, List *objects, const char *verb, const char *sql_fmt,
 	{
 		TkObject   *obj = lfirst(lc);
 		char	   *error;
+		int			code;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!obj->needed)
@@ -486,11 +528,12 @@ tk_apply(AdrTaskRun *run, List *objects, const char *verb, const char *sql_fmt,
 			appendStringInfo(&skipped, "%s%s", skipped.len ? ", " : "", obj->name);
 			continue;
 		}
-		error = adr_utility(psprintf(sql_fmt, obj->name));
+		error = adr_utility_code(psprintf(sql_fmt, obj->name), &code);
 		if (error)
 		{
 			run->failed = true;
-			appendStringInfo(&failed, "%s%s: %s", failed.len ? "; " : "", obj->name, error);
+			appendStringInfo(&failed, "%s%s: %s", failed.len ? "; " : "", obj->name,
+							 tk_error_detail(error, code));
 			continue;
 		}
 		run->objects++;
@@ -580,14 +623,17 @@ tk_reindex(AdrTaskRun *run)
 	foreach(lc, leftovers)
 	{
 		TkObject   *obj = lfirst(lc);
-		char	   *error = adr_utility(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", obj->name));
+		int			code;
+		char	   *error = adr_utility_code(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", obj->name),
+											 &code);
 
 		if (run->detail.len > 0)
 			appendStringInfoString(&run->detail, "; ");
 		if (error)
 		{
 			run->failed = true;
-			appendStringInfo(&run->detail, "could not drop invalid index %s: %s", obj->name, error);
+			appendStringInfo(&run->detail, "could not drop invalid index %s: %s", obj->name,
+							 tk_error_detail(error, code));
 		}
 		else
 			appendStringInfo(&run->detail, "dropped invalid index %s (%s)", obj->name, obj->why);
