@@ -82,6 +82,7 @@ static void tk_health_snapshot(AdrTaskRun *run);
 static void tk_job_reaper(AdrTaskRun *run);
 static void tk_statement_snapshot(AdrTaskRun *run);
 static void tk_capacity_snapshot(AdrTaskRun *run);
+static void tk_incident_escalation(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -112,6 +113,10 @@ static const AdrTask tk_tasks[] = {
 	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"},
 	{"capacity_snapshot", true, false, false, "5s", tk_no_options, tk_capacity_snapshot,
 	"store the sizes of file systems, databases, pg_wal, the largest relations and the XID counters in size_history (adr_capacity_snapshot())",
+	"1.1"},
+	/* issue 16: incidents (incident.sql) */
+	{"incident_escalation", true, false, false, "5s", tk_no_options, tk_incident_escalation,
+	"escalate and notify again the incidents past their target to acknowledge or resolve (adr_incident_escalate())",
 	"1.1"},
 };
 
@@ -720,6 +725,13 @@ tk_capacity_snapshot(AdrTaskRun *run)
 {
 	tk_extension_call(run, "SELECT n, format('stored %s sizes and counters', n) "
 					  "  FROM adr_ops.adr_capacity_snapshot() n");
+}
+
+static void
+tk_incident_escalation(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT n, format('escalated %s incidents', n) "
+					  "  FROM adr_ops.adr_incident_escalate() n");
 }
 
 static void
