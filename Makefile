@@ -14,6 +14,7 @@ OBJS = \
 	src/guc.o \
 	src/health.o \
 	src/http.o \
+	src/incident.o \
 	src/info.o \
 	src/perf.o \
 	src/probe.o \

@@ -2138,3 +2138,77 @@ INSERT INTO adr_ops.health_checks (name, position) VALUES ('incidents', 175);
 
 INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
     ('incident_escalation', '* * * * *', 'incident_escalation', pg_catalog.current_database());
+
+-- What the webhook carries, in the format adr_ops.alert_format names:
+-- generic (the alert; an incident's adds incident_id and incident_event),
+-- pagerduty (Events API v2: trigger, acknowledge and resolve of an
+-- incident share one dedup_key; the routing key is added by the delivery,
+-- never stored) or alertmanager (its webhook format, one alert a post).
+CREATE OR REPLACE FUNCTION adr_ops._alert_payload(a adr_ops.alerts) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE coalesce(current_setting('adr_ops.alert_format', true), 'generic')
+    WHEN 'pagerduty' THEN
+        json_build_object(
+            'event_action', CASE WHEN a.source = 'incident' AND a.incident_event IN ('acknowledge', 'resolve')
+                                 THEN a.incident_event
+                                 WHEN a.source <> 'incident' AND a.to_status = 'OK' THEN 'resolve'
+                                 ELSE 'trigger' END,
+            'dedup_key', k.key,
+            'payload', json_build_object(
+                'summary', left(coalesce(a.detail, a.check_name || ' is ' || a.to_status), 1024),
+                'source', k.src,
+                'severity', k.severity,
+                'timestamp', a.at,
+                'component', a.check_name,
+                'class', a.source,
+                'custom_details', json_build_object(
+                    'alert_id', a.id, 'from_status', a.from_status, 'to_status', a.to_status,
+                    'incident_id', a.incident_id, 'incident_event', a.incident_event)))::text
+    WHEN 'alertmanager' THEN
+        json_build_object(
+            'version', '4', 'groupKey', k.key, 'truncatedAlerts', 0,
+            'status', k.am_status, 'receiver', 'adr_ops',
+            'groupLabels', json_build_object('alertname', k.name),
+            'commonLabels', k.labels, 'commonAnnotations', k.annotations,
+            'externalURL', '',
+            'alerts', json_build_array(json_build_object(
+                'status', k.am_status, 'labels', k.labels, 'annotations', k.annotations,
+                'startsAt', coalesce(k.opened_at, a.at),
+                'endsAt', CASE WHEN k.am_status = 'resolved' THEN to_json(a.at)
+                               ELSE to_json('0001-01-01T00:00:00Z'::text) END,
+                'generatorURL', '', 'fingerprint', md5(k.key))))::text
+    WHEN 'generic' THEN
+        CASE WHEN a.source = 'incident'
+             THEN json_build_object('id', a.id, 'at', a.at, 'source', a.source,
+                                    'check_name', a.check_name, 'from_status', a.from_status,
+                                    'to_status', a.to_status, 'detail', left(a.detail, 2000),
+                                    'incident_id', a.incident_id, 'incident_event', a.incident_event)::text
+             ELSE json_build_object('id', a.id, 'at', a.at, 'source', a.source,
+                                    'check_name', a.check_name, 'from_status', a.from_status,
+                                    'to_status', a.to_status, 'detail', left(a.detail, 2000))::text END
+    END
+      FROM (SELECT format('adr_ops/%s/%s', current_database(),
+                          CASE WHEN a.source = 'incident' THEN 'incident/' || a.incident_id
+                               ELSE 'check/' || a.check_name END) AS key,
+                   coalesce(nullif(current_setting('cluster_name'), ''), 'postgresql') || '/' || current_database() AS src,
+                   CASE a.to_status WHEN 'CRITICAL' THEN 'critical' WHEN 'WARNING' THEN 'warning'
+                                    WHEN 'UNKNOWN' THEN 'error' ELSE 'info' END AS severity,
+                   CASE WHEN a.to_status = 'OK' THEN 'resolved' ELSE 'firing' END AS am_status,
+                   CASE WHEN a.source = 'incident' THEN 'adr_ops_incident' ELSE 'adr_ops_check' END AS name,
+                   json_build_object('alertname', CASE WHEN a.source = 'incident' THEN 'adr_ops_incident' ELSE 'adr_ops_check' END,
+                                     'severity', coalesce(i.severity, lower(a.to_status)),
+                                     'check', a.check_name, 'source', a.source,
+                                     'incident', a.incident_id::text,
+                                     'instance', coalesce(nullif(current_setting('cluster_name'), ''), 'postgresql')
+                                                 || '/' || current_database()) AS labels,
+                   json_build_object('summary', coalesce(i.title, a.check_name || ' is ' || a.to_status),
+                                     'description', left(a.detail, 2000),
+                                     'event', a.incident_event) AS annotations,
+                   i.opened_at
+              FROM (SELECT) dummy
+              LEFT JOIN adr_ops.incidents i ON i.id = a.incident_id) k
+$$;
+COMMENT ON FUNCTION adr_ops._alert_payload(adr_ops.alerts) IS
+    'API: private. The JSON of an alert for the webhook, in the format adr_ops.alert_format names';
