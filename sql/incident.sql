@@ -159,6 +159,28 @@ SELECT count(*) > 0 AS reads FROM adr_ops.incident_events;
 SELECT adr_ops.adr_incident_ack(:auto);
 RESET ROLE;
 
+-- Follow-up actions and the post-mortem draft.
+SELECT adr_ops.adr_incident_action(:inc, 'alert on disk latency', 'storage team', '2030-01-31') > 0 AS added;
+SELECT action, owner, state FROM adr_ops.adr_incident_action_state(
+    (SELECT max(id) FROM adr_ops.incident_actions WHERE incident_id = :inc), 'done');
+SELECT adr_ops.adr_incident_action_state(-1, 'done');
+SELECT adr_ops.adr_incident_action_state(1, 'finished');
+SELECT adr_ops.adr_incident_report(-1);
+SELECT adr_ops.adr_incident_report(:inc) AS report \gset
+SELECT line FROM regexp_split_to_table(:'report', E'\n') line
+ WHERE line ~ '^(#|- (Severity|Status)|\| (acknowledge|resolve|disk) )' ORDER BY line;
+SELECT :'report' ~ E'\\| incident \\| acknowledged by postgres \\|' AS ack_in_timeline,
+       :'report' ~ E'\\| evidence \\| snapshot \\d+ "adr_ops incident 105" by postgres \\|' AS evidence_in_timeline,
+       :'report' ~ E'\\| \\d+ \\| alert on disk latency \\| storage team \\| done \\| 2030-01-31 \\|' AS action_row,
+       :'report' ~ E'## Post-mortem\n\nroot cause: a failing disk' AS postmortem;
+SELECT source, count(*) > 0 AS some FROM adr_ops.adr_incident_timeline(:inc) GROUP BY source ORDER BY source;
+SET ROLE pg_monitor;
+SELECT adr_ops.adr_incident_report(:auto) AS report \gset
+SELECT :'report' ~ '^# Incident \d+: probe:api is CRITICAL' AS monitor_reads_report,
+       :'report' ~ E'\\| alert \\| probe:api none -> CRITICAL: http://api/: HTTP 503 \\|' AS alert_in_timeline,
+       :'report' ~ E'\\| probe:api \\| probe \\| \\d{4}-' AS impact_row;
+RESET ROLE;
+
 -- Back to defaults for the tests that follow.
 DELETE FROM adr_ops.incident_policies WHERE name IN ('replicas', 'slow');
 UPDATE adr_ops.incident_targets t SET ack_within = d.a, resolve_within = d.r

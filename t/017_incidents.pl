@@ -158,6 +158,30 @@ is($node->safe_psql('postgres', qq{
 is($node->safe_psql('postgres', "SELECT count(*) FROM adr_ops.alerts WHERE delivered_at IS NULL"),
 	'0', 'every notification delivered');
 
+# 7. The post-mortem draft, then closed with it.
+my $report = $node->safe_psql('postgres', "SELECT adr_ops.adr_incident_report($inc)");
+like($report, qr/^# Incident $inc: backup_verification is CRITICAL\n/, 'the post-mortem draft');
+like($report, qr/^- Acknowledged: \S+ \S+ \S+ by oncall$/m, 'who acknowledged');
+like($report, qr/^\| acknowledge \| 0d 00:01:\d\d \| 0d 00:00:30 \| no \|$/m,
+	'time to acknowledge against its target');
+like($report, qr/^\| resolve \| 0d 00:01:\d\d \| 0d 04:00:00 \| yes \|$/m, 'time to resolve against its target');
+like($report, qr/^\| backup_verification \| check \| \S+ \S+ \S+ \| 0d 00:00:\d\d \|$/m,
+	'impact: the check and how long it was not OK');
+like($report, qr/^\| \S+ \S+ \S+ \| alert \| backup_verification none -> CRITICAL: restore of the last backup failed \|$/m,
+	'the alert in the timeline');
+like($report, qr/^\| \S+ \S+ \S+ \| health \| backup_verification CRITICAL -> OK \|$/m,
+	'the health change in the timeline');
+like($report, qr/^\| \S+ \S+ \S+ \| incident \| escalated: acknowledge target missed/m,
+	'the escalation in the timeline');
+like($report, qr/^\| \S+ \S+ \S+ \| evidence \| snapshot \d+ "adr_ops incident $inc" by postgres \|$/m,
+	'the evidence in the timeline');
+$node->safe_psql('postgres', "SELECT adr_ops.adr_incident_action($inc, 'page on a failed restore', 'dba')");
+my $closed = $node->safe_psql('postgres', q{
+    SELECT status FROM adr_ops.adr_incident_close(} . $inc . q{, adr_ops.adr_incident_report(} . $inc . q{))});
+is($closed, 'closed', 'closed with its post-mortem');
+like($node->safe_psql('postgres', "SELECT adr_ops.adr_incident_report($inc)"),
+	qr/^\| \d+ \| page on a failed restore \| dba \| open \| - \|$/m, 'the follow-up action in the report');
+
 # The routing key is a secret.
 is($node->safe_psql('postgres', 'SHOW adr_ops.pagerduty_routing_key'), '********',
 	'the routing key is hidden');

@@ -2212,3 +2212,225 @@ AS $$
 $$;
 COMMENT ON FUNCTION adr_ops._alert_payload(adr_ops.alerts) IS
     'API: private. The JSON of an alert for the webhook, in the format adr_ops.alert_format names';
+
+-- Follow-up actions: added with an owner, their state changed until done.
+CREATE FUNCTION adr_ops.adr_incident_action(id bigint, action text, owner text DEFAULT NULL,
+                                            due date DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    aid bigint;
+BEGIN
+    IF adr_incident_action.action IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'action must not be null';
+    END IF;
+    PERFORM FROM adr_ops.incidents i WHERE i.id = adr_incident_action.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+            MESSAGE = format('incident %s does not exist', coalesce(adr_incident_action.id::text, 'NULL')),
+            HINT = 'See adr_ops.incidents for the incidents.';
+    END IF;
+    INSERT INTO adr_ops.incident_actions (incident_id, action, owner, due)
+    VALUES (adr_incident_action.id, adr_incident_action.action, adr_incident_action.owner,
+            adr_incident_action.due)
+    RETURNING incident_actions.id INTO aid;
+    INSERT INTO adr_ops.incident_events (incident_id, actor, kind, message)
+    VALUES (adr_incident_action.id, adr_ops._calling_role(), 'action',
+            format('follow-up %s: %s (owner %s)', aid, adr_incident_action.action,
+                   coalesce(adr_incident_action.owner, 'none')));
+    RETURN aid;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_incident_action(bigint, text, text, date) IS
+    'adds a follow-up action with an owner to an incident; returns its id';
+REVOKE ALL ON FUNCTION adr_ops.adr_incident_action(bigint, text, text, date) FROM PUBLIC;
+
+CREATE FUNCTION adr_ops.adr_incident_action_state(action_id bigint, state text)
+RETURNS adr_ops.incident_actions
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a adr_ops.incident_actions;
+BEGIN
+    IF adr_incident_action_state.state IS NULL OR adr_incident_action_state.state <> ALL ('{open,done,dropped}') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid action state: %s', coalesce(adr_incident_action_state.state, 'NULL')),
+            HINT = 'Use open, done or dropped.';
+    END IF;
+    UPDATE adr_ops.incident_actions x SET state = adr_incident_action_state.state
+     WHERE x.id = adr_incident_action_state.action_id RETURNING x.* INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+            MESSAGE = format('follow-up action %s does not exist', coalesce(adr_incident_action_state.action_id::text, 'NULL')),
+            HINT = 'See adr_ops.incident_actions for the actions.';
+    END IF;
+    INSERT INTO adr_ops.incident_events (incident_id, actor, kind, message)
+    VALUES (a.incident_id, adr_ops._calling_role(), 'action',
+            format('follow-up %s is %s', a.id, a.state));
+    RETURN a;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_incident_action_state(bigint, text) IS
+    'sets the state of a follow-up action: open, done or dropped';
+REVOKE ALL ON FUNCTION adr_ops.adr_incident_action_state(bigint, text) FROM PUBLIC;
+
+-- The merged timeline of an incident: its own events, and within its
+-- window (an hour before it opened until it was resolved, or now) the
+-- alerts, health status changes, task runs, job failures and restarts,
+-- security actions and evidence snapshots.
+CREATE FUNCTION adr_ops.adr_incident_timeline(id bigint,
+                                              OUT at timestamptz, OUT source text, OUT what text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH i AS (
+        SELECT x.*, x.opened_at - interval '1 hour' AS w_from,
+               coalesce(x.closed_at, x.resolved_at, clock_timestamp()) AS w_to
+          FROM adr_ops.incidents x WHERE x.id = adr_incident_timeline.id
+    )
+    SELECT t.at, t.source, t.what FROM (
+        SELECT e.at, 'incident' AS source,
+               e.kind || coalesce(' by ' || e.actor, '') || coalesce(': ' || e.message, '') AS what
+          FROM adr_ops.incident_events e, i WHERE e.incident_id = i.id
+        UNION ALL
+        SELECT a.at, 'alert', format('%s %s -> %s%s', a.check_name, coalesce(a.from_status, 'none'),
+                                     a.to_status, coalesce(': ' || left(a.detail, 200), ''))
+          FROM adr_ops.alerts a, i
+         WHERE a.at BETWEEN i.w_from AND i.w_to
+           AND (a.source <> 'incident' OR a.incident_id = i.id)
+        UNION ALL
+        SELECT h.taken_at, 'health', format('%s %s -> %s', h.check_name, h.prev, h.status)
+          FROM (SELECT hh.*, lag(hh.status) OVER (PARTITION BY hh.check_name ORDER BY hh.taken_at) AS prev
+                  FROM adr_ops.health_history hh, i
+                 WHERE hh.taken_at BETWEEN i.w_from - interval '1 day' AND i.w_to) h, i
+         WHERE h.taken_at BETWEEN i.w_from AND i.w_to AND h.prev IS DISTINCT FROM h.status
+           AND h.prev IS NOT NULL
+        UNION ALL
+        SELECT r.started_at, 'task', format('%s %s%s', r.task, r.status, coalesce(': ' || left(r.detail, 200), ''))
+          FROM adr_ops.task_runs r, i
+         WHERE r.started_at BETWEEN i.w_from AND i.w_to
+           AND (r.status IN ('failed', 'skipped') OR r.task <> ALL ('{alert_delivery,incident_escalation,health_snapshot}'))
+        UNION ALL
+        SELECT j.at, 'job', format('job %s %s -> %s by %s%s', j.job_id, coalesce(j.from_status, 'none'),
+                                   j.to_status, j.actor, coalesce(': ' || j.note, ''))
+          FROM adr_ops.job_events j, i
+         WHERE j.at BETWEEN i.w_from AND i.w_to
+           AND (j.to_status = 'failed' OR j.from_status = 'failed' OR j.note = 'restart')
+        UNION ALL
+        SELECT s.at, 'security', format('%s %s by %s%s', s.action, coalesce(s.target, ''), s.actor,
+                                        coalesce(': ' || s.detail, ''))
+          FROM adr_ops.security_actions s, i WHERE s.at BETWEEN i.w_from AND i.w_to
+        UNION ALL
+        SELECT v.taken_at, 'evidence', format('snapshot %s "%s" by %s', v.id, v.label, v.taken_by)
+          FROM adr_ops.evidence v, i WHERE v.taken_at BETWEEN i.w_from AND i.w_to
+    ) t
+    ORDER BY t.at, t.source
+$$;
+COMMENT ON FUNCTION adr_ops.adr_incident_timeline(bigint) IS
+    'the merged timeline of an incident: its events, and in its window the alerts, health changes, task runs, job failures and restarts, security actions and evidence';
+REVOKE ALL ON FUNCTION adr_ops.adr_incident_timeline(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_incident_timeline(bigint) TO pg_monitor;
+
+-- A duration as the report shows it, whatever IntervalStyle: 1d 02:03:04.
+CREATE FUNCTION adr_ops._incident_duration(d interval) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_char(justify_hours(date_trunc('second', d)), 'FMDD"d" HH24:MI:SS')
+$$;
+COMMENT ON FUNCTION adr_ops._incident_duration(interval) IS
+    'API: private. A duration for the incident report: days, then HH:MI:SS';
+REVOKE ALL ON FUNCTION adr_ops._incident_duration(interval) FROM PUBLIC;
+
+-- The post-mortem draft, in Markdown.  Both reports are SECURITY DEFINER
+-- so that pg_monitor gets them whole: they show of the evidence only its
+-- id, label and taker, of the rest what the timeline needs.
+CREATE FUNCTION adr_ops.adr_incident_report(id bigint) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    i adr_ops.incidents;
+    t adr_ops.incident_targets;
+    md text;
+    tl text;
+    impact text;
+    acts text;
+    fmt_i text := 'YYYY-MM-DD HH24:MI:SS TZ';
+BEGIN
+    SELECT x.* INTO i FROM adr_ops.incidents x WHERE x.id = adr_incident_report.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+            MESSAGE = format('incident %s does not exist', coalesce(adr_incident_report.id::text, 'NULL')),
+            HINT = 'See adr_ops.incidents for the incidents.';
+    END IF;
+    SELECT x.* INTO t FROM adr_ops.incident_targets x WHERE x.severity = i.severity;
+
+    -- impact: each linked check and job, from its first non-OK alert in
+    -- the window to its next OK one (or still)
+    SELECT string_agg(format('| %s | %s | %s | %s |', c.name, c.kind,
+                             coalesce(to_char(c.since, fmt_i), '-'),
+                             coalesce(adr_ops._incident_duration(c.until - c.since),
+                                      CASE WHEN c.since IS NULL THEN '-' ELSE 'still not OK' END)),
+                      E'\n' ORDER BY c.name)
+      INTO impact
+      FROM (SELECT ch AS name,
+                   CASE WHEN ch LIKE 'probe:%' THEN 'probe' ELSE 'check' END AS kind,
+                   s.since,
+                   (SELECT min(a.at) FROM adr_ops.alerts a
+                     WHERE a.check_name = ch AND a.to_status = 'OK' AND a.at > s.since) AS until
+              FROM unnest(i.checks) ch
+              CROSS JOIN LATERAL (
+                    SELECT min(a.at) AS since FROM adr_ops.alerts a
+                     WHERE a.check_name = ch AND a.to_status <> 'OK'
+                       AND a.at >= i.opened_at - interval '1 day'
+                       AND a.at <= coalesce(i.resolved_at, clock_timestamp())) s
+            UNION ALL
+            SELECT 'job ' || j, 'job',
+                   (SELECT min(e.at) FROM adr_ops.job_events e WHERE e.job_id = j AND e.to_status = 'failed'),
+                   (SELECT max(e.at) FROM adr_ops.job_events e WHERE e.job_id = j AND e.to_status = 'succeeded')
+              FROM unnest(i.jobs) j) c;
+
+    SELECT string_agg(format('| %s | %s | %s |', to_char(x.at, fmt_i), x.source,
+                             replace(replace(x.what, '|', '\|'), E'\n', ' ')), E'\n' ORDER BY x.at, x.source)
+      INTO tl FROM adr_ops.adr_incident_timeline(i.id) x;
+
+    SELECT string_agg(format('| %s | %s | %s | %s | %s |', a.id, replace(a.action, '|', '\|'),
+                             coalesce(a.owner, '-'), a.state, coalesce(to_char(a.due, 'YYYY-MM-DD'), '-')), E'\n' ORDER BY a.id)
+      INTO acts FROM adr_ops.incident_actions a WHERE a.incident_id = i.id;
+
+    md := format(E'# Incident %s: %s\n\n', i.id, i.title)
+       || format(E'- Severity: %s\n- Status: %s\n- Opened: %s by %s\n', i.severity, i.status,
+                 to_char(i.opened_at, fmt_i), coalesce(i.opened_by, 'adr_ops'))
+       || coalesce(format(E'- Acknowledged: %s by %s\n', to_char(i.acknowledged_at, fmt_i), i.acknowledged_by), '')
+       || coalesce(format(E'- Mitigated: %s by %s\n', to_char(i.mitigated_at, fmt_i), coalesce(i.mitigated_by, 'adr_ops (checks OK)')), '')
+       || coalesce(format(E'- Resolved: %s by %s\n', to_char(i.resolved_at, fmt_i), i.resolved_by), '')
+       || coalesce(format(E'- Closed: %s by %s\n', to_char(i.closed_at, fmt_i), i.closed_by), '')
+       || coalesce(format(E'- Maintenance window of the fix: %s\n', i.maintenance_window), '')
+       || E'\n## Summary\n\n' || coalesce(i.summary, '(none)') || E'\n'
+       || E'\n## Time to acknowledge and resolve\n\n| | took | target | met |\n|---|---|---|---|\n'
+       || format(E'| acknowledge | %s | %s | %s |\n',
+                 coalesce(adr_ops._incident_duration(i.acknowledged_at - i.opened_at), 'not yet'), adr_ops._incident_duration(t.ack_within),
+                 CASE WHEN i.acknowledged_at IS NULL THEN '-' WHEN i.acknowledged_at - i.opened_at <= t.ack_within THEN 'yes' ELSE 'no' END)
+       || format(E'| resolve | %s | %s | %s |\n',
+                 coalesce(adr_ops._incident_duration(i.resolved_at - i.opened_at), 'not yet'), adr_ops._incident_duration(t.resolve_within),
+                 CASE WHEN i.resolved_at IS NULL THEN '-' WHEN i.resolved_at - i.opened_at <= t.resolve_within THEN 'yes' ELSE 'no' END)
+       || E'\n## Impact\n\n'
+       || CASE WHEN impact IS NULL THEN E'No check, probe or job linked.\n'
+               ELSE E'| affected | kind | not OK since | for |\n|---|---|---|---|\n' || impact || E'\n' END
+       || E'\n## Timeline\n\n| at | source | what |\n|---|---|---|\n' || coalesce(tl, '') || E'\n'
+       || E'\n## Follow-up actions\n\n'
+       || CASE WHEN acts IS NULL THEN E'None yet: add them with adr_incident_action().\n'
+               ELSE E'| # | action | owner | state | due |\n|---|---|---|---|---|\n' || acts || E'\n' END
+       || E'\n## Post-mortem\n\n' || coalesce(i.postmortem, E'(to be written: root cause, what went well, what to change)') || E'\n';
+    RETURN md;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_incident_report(bigint) IS
+    'the post-mortem draft of an incident in Markdown: summary, severity, impact, merged timeline, times to acknowledge and resolve, follow-up actions';
+REVOKE ALL ON FUNCTION adr_ops.adr_incident_report(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_incident_report(bigint) TO pg_monitor;
