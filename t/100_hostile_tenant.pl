@@ -801,5 +801,21 @@ subtest 'log text stays out of what pg_monitor reads' => sub {
     }
 };
 
+# ---------------------------------------------------------------------------
+# The install and update scripts, run by the superuser in her database with
+# her look-alikes in place (last: this drops adr_ops there).
+
+subtest 'CREATE EXTENSION adr_ops and ALTER EXTENSION adr_ops UPDATE in her database' => sub {
+    my ($ret, $out, $err) = $node->psql('mallorydb', q{
+        DROP EXTENSION adr_ops CASCADE;
+        CREATE EXTENSION adr_ops VERSION '1.0';
+        ALTER EXTENSION adr_ops UPDATE;
+        SELECT extversion FROM pg_extension WHERE extname = 'adr_ops';},
+        extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+    is($ret, 0, 'the 1.0 install script and the update to 1.1 ran') or diag $err;
+    like($out, qr/1\.1$/, 'adr_ops is at 1.1 in her database');
+    nothing_gained('install and update scripts in mallorydb');
+};
+
 $node->stop;
 done_testing();
