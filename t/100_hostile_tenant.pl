@@ -520,6 +520,13 @@ sub nothing_gained
 
 nothing_gained('planting');
 
+# As the owner of her database she sets its default search_path: her
+# schemas before pg_catalog, for every session there, the superuser's
+# psql, the run workers and the backup worker included.
+$node->safe_psql('mallorydb',
+    'ALTER DATABASE mallorydb SET search_path = public, mallory, pg_catalog, pg_temp',
+    extra_params => [ '-U', 'mallory' ]);
+
 # ---------------------------------------------------------------------------
 # The tasks, through the launcher, in her database and in the launcher's.
 
@@ -624,7 +631,8 @@ subtest 'a scheduled run through the launcher' => sub {
 # ---------------------------------------------------------------------------
 # Every function a superuser runs, with the default search_path ("$user",
 # public): in mallorydb public is hers.  Written as an unwary DBA writes
-# them, apart from the count() around them.  A new function that a
+# them, apart from the count() and the few operators around them (her
+# database puts public before pg_catalog).  A new function that a
 # superuser or a worker runs gets a line here (a task needs none: the task
 # list comes from adr_tasks()); a path that is open until a fix lands gets
 # a line in %call_todo.
@@ -643,7 +651,7 @@ my @calls = (
         SELECT pg_catalog.count(*) FROM adr_ops.adr_lock_waits();
         SELECT pg_catalog.count(*) FROM adr_ops.adr_connection_summary();
         SELECT pg_catalog.count(*) FROM adr_ops.adr_backend_memory()} ],
-    [ 'adr_log_lines',      q{SELECT pg_catalog.count(*) FROM adr_ops.adr_log_lines(now() - interval '1 hour', NULL)} ],
+    [ 'adr_log_lines',      q{SELECT pg_catalog.count(*) FROM adr_ops.adr_log_lines(pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour', NULL)} ],
     [ 'adr_health_check',   'SELECT pg_catalog.count(*) FROM adr_ops.adr_health_check()' ],
     [ 'adr_health_snapshot', 'SELECT adr_ops.adr_health_snapshot()' ],
     [ 'job functions', q{
@@ -810,7 +818,7 @@ subtest 'CREATE EXTENSION adr_ops and ALTER EXTENSION adr_ops UPDATE in her data
         DROP EXTENSION adr_ops CASCADE;
         CREATE EXTENSION adr_ops VERSION '1.0';
         ALTER EXTENSION adr_ops UPDATE;
-        SELECT extversion FROM pg_extension WHERE extname = 'adr_ops';},
+        SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'adr_ops';},
         extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
     is($ret, 0, 'the 1.0 install script and the update to 1.1 ran') or diag $err;
     like($out, qr/1\.1$/, 'adr_ops is at 1.1 in her database');
