@@ -283,8 +283,9 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    -- Operators: a twin of every catalog binary operator of the usual
-    -- names, and one on anyelement per name.
+    -- Operators: a twin of every catalog binary operator whose symbol the
+    -- sources use (and the other common ones), and one on anyelement per
+    -- symbol.
     FOR r IN
         SELECT o.oid, o.oprname, pg_catalog.format_type(o.oprleft, NULL) AS l,
                pg_catalog.format_type(o.oprright, NULL) AS rt, pg_catalog.format_type(o.oprresult, NULL) AS res
@@ -292,7 +293,7 @@ BEGIN
          WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprkind = 'b'
            AND o.oprname IN ('=', '<>', '<', '>', '<=', '>=', '+', '-', '*', '/', '%', '||', '~', '~*', '!~',
                              '~~', '!~~', '~~*', '\@>', '<\@', '&&', '<<', '>>', '<<=', '>>=', '->', '->>',
-                             '#>', '#>>', '?', '?|', '?&', '^')
+                             '#>', '#>>', '?', '?|', '?&', '^', '&', '|', '#')
         UNION ALL
         SELECT DISTINCT ON (o.oprname) 0, o.oprname, 'anyelement', 'anyelement',
                CASE WHEN o.oprresult = 'boolean'::regtype THEN 'boolean' ELSE 'anyelement' END
