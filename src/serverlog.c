@@ -12,10 +12,36 @@
  * bounded whatever the log's size; older entries, and entries in files the
  * collector has rotated away, are not seen.
  *
- * stderr lines are recognised by their "SEVERITY:  " marker; their time is
- * the first "YYYY-MM-DD HH:MM:SS[.fff] [zone]" before that marker, as %m and
- * %t write it in log_line_prefix.  Lines without such a timestamp are
- * continuation lines of multi-line messages and are not entries.
+ * Any role that can connect controls text that lands in the log (a
+ * failing statement, its error message), and that text may hold newlines
+ * followed by something that looks like an entry.  The reader therefore
+ * never takes a continuation line for an entry, in each format:
+ *
+ * - stderr: the server writes a TAB after every newline inside an entry
+ *	 (message, DETAIL, STATEMENT...), so a line that starts with a TAB
+ *	 continues the previous entry and is never one.  Other lines are
+ *	 recognised by their first "SEVERITY:  " or "LABEL:  " marker (a
+ *	 "STATEMENT:  " line is followed by a client's text, which may hold
+ *	 "PANIC:  ": it is not an entry); an entry's time is the first
+ *	 "YYYY-MM-DD HH:MM:SS[.fff] [zone]" before that marker, as %m and %t
+ *	 write it in log_line_prefix.
+ * - csvlog: newlines occur only inside quoted fields, and a quote inside a
+ *	 field is doubled, so whether a newline ends a record depends on the
+ *	 number of quotes before it in the file.  The reader counts them from
+ *	 the start of the file: when it reads only the end of a large file, it
+ *	 counts the quotes of the part it skips (a sequential scan, no parsing)
+ *	 and starts at the first newline outside quotes.  A record is the lines
+ *	 up to the next such newline; one that does not have the shape of a
+ *	 record, or is cut off by the end of the file, is dropped whole.
+ * - jsonlog: the server escapes newlines inside strings, so every line is
+ *	 one whole record; a line that is not a JSON object is not an entry.
+ *	 Every quote inside a value is escaped, so a key is found exactly.
+ *
+ * NB: the log_line_prefix escapes %u and %d write the names a client sent
+ * in its startup packet as they are (only application_name is cleaned): a
+ * user name with a newline can still start a stderr line that looks like
+ * an entry.  csvlog and jsonlog quote those fields; prefer them where the
+ * log is read for alerts.
  *
  * Reading the server log needs the privileges of pg_read_server_files, as
  * pg_read_file() does: it holds other sessions' statements and errors.
@@ -72,6 +98,11 @@ typedef struct LogEntry
 static const char *const sl_severities[] = {
 	"DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "LOG", "INFO",
 	"NOTICE", "WARNING", "ERROR", "FATAL", "PANIC"
+};
+
+/* The labels of the lines that follow an entry in the stderr format. */
+static const char *const sl_labels[] = {
+	"DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT"
 };
 
 /*
@@ -254,14 +285,32 @@ sl_parse_time(const char *s, size_t len, TimestampTz *result)
 	return false;
 }
 
+/* Is word[0..len) one of the n strings of list? */
+static bool
+sl_word_in(const char *word, size_t len, const char *const *list, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strlen(list[i]) == len && strncmp(word, list[i], len) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Parse a stderr line.  Returns false when the line carries no
- * "SEVERITY:  " marker (a continuation line, or DETAIL/HINT/STATEMENT).
+ * Parse a stderr line.  Returns false when the line is a continuation line
+ * or carries no "SEVERITY:  " marker.  The first marker that is a severity
+ * or a label decides: after "STATEMENT:  " (or DETAIL, HINT...) comes a
+ * client's text, which may hold "PANIC:  " too.
  */
 static bool
 sl_parse_stderr(char *line, LogEntry *entry)
 {
 	char	   *p = line;
+
+	/* A continuation line of a multi-line entry: never an entry. */
+	if (line[0] == '\t')
+		return false;
 
 	while ((p = strstr(p, ":  ")) != NULL)
 	{
@@ -282,6 +331,8 @@ sl_parse_stderr(char *line, LogEntry *entry)
 				return true;
 			}
 		}
+		if (sl_word_in(word, p - word, sl_labels, lengthof(sl_labels)))
+			return false;
 		p += 3;
 	}
 	return false;
@@ -400,6 +451,60 @@ sl_json_string(const char *line, const char *key, StringInfo out)
 	return true;
 }
 
+/* The number of double quotes in s[0..len). */
+static uint64
+sl_count_quotes(const char *s, size_t len)
+{
+	uint64		n = 0;
+	const char *end = s + len;
+
+	while ((s = memchr(s, '"', end - s)) != NULL)
+	{
+		n++;
+		s++;
+	}
+	return n;
+}
+
+/*
+ * Position a csvlog file at the first record boundary at or after start:
+ * count the quotes before start, then read on to the first newline that is
+ * outside quotes.  *consumed grows by the bytes read after start.
+ */
+static void
+sl_csv_seek(FILE *f, const char *path, off_t start, off_t *consumed, StringInfo line)
+{
+	char		block[65536];
+	off_t		left = start;
+	uint64		quotes = 0;
+
+	if (fseeko(f, 0, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in server log file \"%s\": %m", path)));
+	while (left > 0)
+	{
+		size_t		want = Min((off_t) sizeof(block), left);
+		size_t		got = fread(block, 1, want, f);
+
+		CHECK_FOR_INTERRUPTS();
+		if (got == 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read server log file \"%s\": %m", path)));
+		quotes += sl_count_quotes(block, got);
+		left -= got;
+	}
+
+	/* Finish the line start falls in, and any lines still inside quotes. */
+	do
+	{
+		if (!sl_read_line(f, line, consumed))
+			break;
+		quotes += sl_count_quotes(line->data, line->len);
+	} while (quotes % 2 != 0);
+}
+
 /* Is severity among the wanted ones?  wanted == NULL means all. */
 static bool
 sl_wanted(const char *severity, char **wanted, int nwanted)
@@ -492,7 +597,9 @@ adr_log_lines(PG_FUNCTION_ARGS)
 	initStringInfo(&ts);
 
 	/* After a seek we are inside a record: skip to the start of the next. */
-	if (start > 0)
+	if (start > 0 && format == LOGFMT_CSV)
+		sl_csv_seek(f, path, start, &consumed, &line);
+	else if (start > 0)
 		(void) sl_read_line(f, &line, &consumed);
 
 	while (start + consumed < st.st_size && sl_read_line(f, &line, &consumed))
@@ -511,7 +618,8 @@ adr_log_lines(PG_FUNCTION_ARGS)
 				break;
 
 			case LOGFMT_JSON:
-				if (!sl_json_string(line.data, "error_severity", &sev) ||
+				if (line.data[0] != '{' ||
+					!sl_json_string(line.data, "error_severity", &sev) ||
 					!sl_json_string(line.data, "message", &msg))
 					continue;
 				entry.severity = sev.data;
@@ -523,26 +631,27 @@ adr_log_lines(PG_FUNCTION_ARGS)
 			case LOGFMT_CSV:
 				{
 					char	   *fields[CSV_FIELDS];
-					int			quotes = 0;
-					char	   *c;
+					uint64		quotes;
 
-					/* A record starts with its timestamp; resync on that. */
-					if (!sl_at_timestamp(line.data, line.len))
-						continue;
+					/*
+					 * We are at a record boundary.  Quoted fields may hold
+					 * newlines: the record runs to the first newline with
+					 * the quotes balanced, whatever its lines look like.
+					 */
 					resetStringInfo(&rec);
 					appendBinaryStringInfo(&rec, line.data, line.len);
-					for (c = rec.data; *c; c++)
-						quotes += (*c == '"');
-					/* Quoted fields may hold newlines: read on until balanced. */
+					quotes = sl_count_quotes(line.data, line.len);
 					while (quotes % 2 != 0 && start + consumed < st.st_size &&
 						   sl_read_line(f, &line, &consumed))
 					{
 						appendStringInfoChar(&rec, '\n');
 						appendBinaryStringInfo(&rec, line.data, line.len);
-						for (c = line.data; *c; c++)
-							quotes += (*c == '"');
+						quotes += sl_count_quotes(line.data, line.len);
 					}
-					if (sl_split_csv(rec.data, fields) < CSV_FIELDS)
+					/* cut off by the end of the file, or not a record */
+					if (quotes % 2 != 0 ||
+						!sl_at_timestamp(rec.data, rec.len) ||
+						sl_split_csv(rec.data, fields) < CSV_FIELDS)
 						continue;
 					entry.severity = fields[11];
 					entry.message = fields[13];
