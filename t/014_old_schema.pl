@@ -137,6 +137,8 @@ foreach my $f (sort keys %exercise)
 
 # ---------- every task ----------
 
+my $newer_tasks = 0;
+
 foreach my $task (split /\n/, $node->safe_psql('old', 'SELECT task FROM adr_ops.adr_tasks() ORDER BY 1'))
 {
 	# (wait => false: the CONCURRENTLY tasks cannot be waited for from a
@@ -152,11 +154,20 @@ SELECT status || ': ' || coalesce(detail, '') FROM adr_ops.task_runs WHERE id = 
 		# nothing configured to verify: a clear reason, not a crash
 		like($run, qr/^(succeeded|failed|skipped): .*backup_path/, "task $task says what it lacks: $run");
 	}
+	elsif ($run =~ /^failed: /)
+	{
+		# a task added after the old version: says so, with the fix
+		like($run, qr/^failed: task "$task" needs version [0-9.]+ of extension adr_ops, but database "old" has version \Q$oldest\E$/,
+			"task $task, newer than $oldest, says it needs the update");
+		$newer_tasks++;
+	}
 	else
 	{
 		like($run, qr/^succeeded: /, "task $task succeeds: $run");
 	}
 }
+
+ok($newer_tasks > 0 || $oldest eq $default, "tasks newer than $oldest were among them ($newer_tasks)");
 
 # ---------- the authentication hook ----------
 
