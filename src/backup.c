@@ -177,7 +177,7 @@ adr_backup_init(void)
 {
 	DefineCustomStringVariable("adr_ops.backup_directories",
 							   "Sets the directories adr_verify_backup() may read backups from.",
-							   "A comma-separated list, resolved with realpath.  Empty means only "
+							   "A comma-separated list; backups are opened beneath them, never through a symlink or \"..\" out of them.  Empty means only "
 							   "superusers may verify, anywhere.",
 							   &adr_ops_backup_directories,
 							   "",
