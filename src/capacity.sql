@@ -6,11 +6,12 @@
 -- kind filesystem (name data, wal or tablespace:<name>; value bytes used,
 -- capacity its size), database, wal (pg_wal), relation (the largest of the
 -- database the task runs in) in bytes, and the counters xid (transactions
--- ever assigned) and wal_lsn (bytes of WAL ever written).
+-- ever assigned), multixact (the next multixact ID at the last checkpoint)
+-- and wal_lsn (bytes of WAL ever written).
 CREATE TABLE adr_ops.size_history (
     taken_at timestamptz NOT NULL,
     kind text NOT NULL
-        CHECK (kind OPERATOR(pg_catalog.=) ANY ('{filesystem,database,wal,relation,xid,wal_lsn}'::text[])),
+        CHECK (kind OPERATOR(pg_catalog.=) ANY ('{filesystem,database,wal,relation,xid,multixact,wal_lsn}'::text[])),
     name text NOT NULL,
     value numeric NOT NULL,
     capacity numeric,
@@ -50,6 +51,8 @@ AS $$
         UNION ALL
         SELECT 'xid', 'cluster', pg_current_xact_id()::text::numeric, NULL
         UNION ALL
+        SELECT 'multixact', 'cluster', (pg_control_checkpoint()).next_multixact_id::text::numeric, NULL
+        UNION ALL
         SELECT 'wal_lsn', 'cluster',
                pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
                                     ELSE pg_current_wal_lsn() END, '0/0'), NULL
@@ -61,16 +64,17 @@ AS $$
     SELECT count(*)::integer FROM stored
 $$;
 COMMENT ON FUNCTION adr_ops.adr_capacity_snapshot(interval) IS
-    'stores the sizes of file systems, databases, pg_wal and the largest relations, and the XID and WAL counters, in size_history; drops rows older than keep';
+    'stores the sizes of file systems, databases, pg_wal and the largest relations, and the XID, multixact and WAL counters, in size_history; drops rows older than keep';
 REVOKE ALL ON FUNCTION adr_ops.adr_capacity_snapshot(interval) FROM PUBLIC;
 
 -- The forecast of each series over the last days: growth per day from a
 -- least-squares fit, its R², and the days until the warning level, the
 -- critical level and full.  File systems take their levels from the disk
 -- thresholds (% of their size); databases from database_size (bytes), and
--- they are full when the data directory's file system is; the XID age from
--- xid_wraparound (% of autovacuum_freeze_max_age), full at the hard stop
--- 3 million transactions short of wraparound.  No forecast from fewer than
+-- they are full when the data directory's file system is; the XID and
+-- multixact ages from xid_wraparound (% of autovacuum_freeze_max_age, or of
+-- autovacuum_multixact_freeze_max_age), full at the hard stop 3 million
+-- short of wraparound.  No forecast from fewer than
 -- 6 readings, over less than a day, or with R² under 0.7: the reason says
 -- which.
 CREATE FUNCTION adr_ops.adr_capacity_forecast(days integer DEFAULT 30,
@@ -86,7 +90,7 @@ AS $$
         SELECT s.kind, s.name, s.taken_at, s.value, s.capacity
           FROM adr_ops.size_history s
          WHERE s.taken_at > now() - make_interval(days => days)
-           AND s.kind IN ('filesystem', 'database', 'wal', 'relation', 'xid')
+           AND s.kind IN ('filesystem', 'database', 'wal', 'relation', 'xid', 'multixact')
     ), fit AS (
         SELECT h.kind, h.name, count(*)::integer AS samples, max(h.taken_at) - min(h.taken_at) AS span,
                regr_slope(h.value, extract(epoch FROM h.taken_at) / 86400)::numeric AS slope,
@@ -96,26 +100,31 @@ AS $$
           FROM h GROUP BY h.kind, h.name
     ), xid AS (
         SELECT max(age(datfrozenxid))::numeric AS age,
-               current_setting('autovacuum_freeze_max_age')::numeric AS freeze_max
+               current_setting('autovacuum_freeze_max_age')::numeric AS freeze_max,
+               max(mxid_age(datminmxid))::numeric AS mxid_age,
+               current_setting('autovacuum_multixact_freeze_max_age')::numeric AS mxid_freeze_max
           FROM pg_database
     ), data_fs AS (
         SELECT f.capacity - f.last AS free FROM fit f WHERE f.kind = 'filesystem' AND f.name = 'data'
     ), levels AS (
         SELECT f.*,
-               CASE f.kind WHEN 'xid' THEN x.age ELSE f.last END AS now_at,
+               CASE f.kind WHEN 'xid' THEN x.age WHEN 'multixact' THEN x.mxid_age ELSE f.last END AS now_at,
                CASE f.kind
                     WHEN 'filesystem' THEN f.capacity * t.warn / 100
                     WHEN 'database' THEN t.warn
-                    WHEN 'xid' THEN x.freeze_max * t.warn / 100 END AS warn_at,
+                    WHEN 'xid' THEN x.freeze_max * t.warn / 100
+                    WHEN 'multixact' THEN x.mxid_freeze_max * t.warn / 100 END AS warn_at,
                CASE f.kind
                     WHEN 'filesystem' THEN f.capacity * t.crit / 100
                     WHEN 'database' THEN t.crit
-                    WHEN 'xid' THEN x.freeze_max * t.crit / 100 END AS crit_at,
+                    WHEN 'xid' THEN x.freeze_max * t.crit / 100
+                    WHEN 'multixact' THEN x.mxid_freeze_max * t.crit / 100 END AS crit_at,
                CASE f.kind
                     WHEN 'filesystem' THEN f.capacity
                     WHEN 'database' THEN f.last + (SELECT free FROM data_fs)
                     WHEN 'wal' THEN f.last + (SELECT free FROM data_fs)
-                    WHEN 'xid' THEN 2147483648 - 3000000 END AS full_at,
+                    WHEN 'xid' THEN 2147483648 - 3000000
+                    WHEN 'multixact' THEN 2147483648 - 3000000 END AS full_at,
                CASE WHEN f.samples < 6 OR f.span < interval '1 day'
                     THEN format('history too short: %s over %s; a forecast needs 6 readings over a day',
                                 adr_ops._count_of(f.samples, 'reading'), date_trunc('minute', f.span))
@@ -127,7 +136,8 @@ AS $$
                 SELECT th.warn, th.crit FROM adr_ops.health_thresholds th
                  WHERE th.check_name IN (CASE f.kind WHEN 'filesystem' THEN 'disk_' || f.name
                                                      WHEN 'database' THEN 'database_size'
-                                                     WHEN 'xid' THEN 'xid_wraparound' END,
+                                                     WHEN 'xid' THEN 'xid_wraparound'
+                                                     WHEN 'multixact' THEN 'xid_wraparound' END,
                                          CASE WHEN f.kind = 'filesystem' THEN 'disk_' || split_part(f.name, ':', 1) END)
                  ORDER BY th.check_name = 'disk_' || f.name DESC LIMIT 1) t ON true
     )
@@ -142,7 +152,7 @@ AS $$
      ORDER BY l.kind, l.name
 $$;
 COMMENT ON FUNCTION adr_ops.adr_capacity_forecast(integer) IS
-    'growth per day, R² and days until the warning level, the critical level and full, per file system, database, pg_wal, large relation and the XID age';
+    'growth per day, R² and days until the warning level, the critical level and full, per file system, database, pg_wal, large relation and the XID and multixact ages';
 REVOKE ALL ON FUNCTION adr_ops.adr_capacity_forecast(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_capacity_forecast(integer) TO pg_monitor;
 
@@ -311,10 +321,11 @@ AS $$
            coalesce(format('%s days to the critical level, %s to full', f.days_to_crit, f.days_to_full), f.note)
       FROM forecast f WHERE f.kind IN ('filesystem', 'database', 'wal')
     UNION ALL
-    SELECT 'xid', 'transaction ID age', f.current, 'transactions',
-           coalesce(format('%s per day; %s days to autovacuum_freeze_max_age x the xid_wraparound warning level, %s to the hard stop',
+    SELECT 'xid', CASE f.kind WHEN 'xid' THEN 'transaction ID age' ELSE 'multixact ID age' END,
+           f.current, CASE f.kind WHEN 'xid' THEN 'transactions' ELSE 'multixacts' END,
+           coalesce(format('%s per day; %s days to the xid_wraparound warning level, %s to the hard stop',
                            f.growth_per_day, f.days_to_warn, f.days_to_full), f.note)
-      FROM forecast f WHERE f.kind = 'xid'
+      FROM forecast f WHERE f.kind IN ('xid', 'multixact')
     UNION ALL
     SELECT 'checks', h.check_name, count(*), 'snapshots not OK',
            format('%s; about %s not OK, first %s, last %s',

@@ -8,9 +8,11 @@
  * the file behind pg_current_logfile().  adr_log_lines() reads the newest
  * one, preferring jsonlog, then csvlog, then stderr, because the structured
  * formats need no guessing.  It reads at most adr_ops.log_scan_limit bytes
- * from the end of the file, streaming one record at a time, so memory stays
- * bounded whatever the log's size; older entries, and entries in files the
- * collector has rotated away, are not seen.
+ * from the end, streaming one record at a time, so memory stays bounded
+ * whatever the log's size.  Asked for the entries since a time, it also
+ * reads the files of the same directory and format that the collector has
+ * rotated away and that were written to since then, newest first within the
+ * same limit, so a rotation does not reset what it sees.
  *
  * Any role that can connect controls text that lands in the log (a
  * failing statement, its error message), and that text may hold newlines
@@ -53,6 +55,7 @@
  */
 #include "postgres.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "catalog/pg_authid_d.h"
@@ -519,33 +522,261 @@ sl_wanted(const char *severity, char **wanted, int nwanted)
 	return false;
 }
 
-/*
- * adr_log_lines(since timestamptz, severities text[])
- *		returns (log_time timestamptz, severity text, message text)
- *
- * The entries of the current server log at or after since (all read entries
- * when NULL) whose severity is in severities (all when NULL), oldest first.
- */
-Datum
-adr_log_lines(PG_FUNCTION_ARGS)
+/* What one call reads: the filter, and counts across files. */
+typedef struct LogScan
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	bool		have_since = !PG_ARGISNULL(0);
-	TimestampTz since = have_since ? PG_GETARG_TIMESTAMPTZ(0) : 0;
-	char	  **wanted = NULL;
-	int			nwanted = 0;
-	LogFormat	format = LOGFMT_STDERR;
-	char	   *path;
-	FILE	   *f;
-	struct stat st;
-	off_t		limit,
-				start,
-				consumed = 0;
+	ReturnSetInfo *rsinfo;
+	bool		have_since;
+	TimestampTz since;
+	char	  **wanted;
+	int			nwanted;
+	LogFormat	format;
+	uint64		untimed;
+	uint64		timed;
 	StringInfoData line,
 				rec,
 				sev,
 				msg,
 				ts;
+} LogScan;
+
+/* A log file of the current one's directory and format. */
+typedef struct LogFile
+{
+	char	   *path;
+	time_t		mtime;
+	off_t		size;
+	off_t		budget;			/* bytes to read from its end */
+} LogFile;
+
+/*
+ * Read the last budget bytes of one log file, as it was when opened, and
+ * put the wanted entries into the result.
+ */
+static void
+sl_read_file(LogScan *scan, const char *path, off_t budget)
+{
+	FILE	   *f;
+	struct stat st;
+	off_t		start,
+				consumed = 0;
+
+	f = AllocateFile(path, "r");
+	if (f == NULL)
+	{
+		/* a rotated file removed meanwhile holds nothing any more */
+		if (errno == ENOENT)
+			return;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open server log file \"%s\": %m", path)));
+	}
+	if (fstat(fileno(f), &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat server log file \"%s\": %m", path)));
+
+	start = st.st_size > budget ? st.st_size - budget : 0;
+	if (start > 0 && fseeko(f, start, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in server log file \"%s\": %m", path)));
+
+	/* After a seek we are inside a record: skip to the start of the next. */
+	if (start > 0 && scan->format == LOGFMT_CSV)
+		sl_csv_seek(f, path, start, &consumed, &scan->line);
+	else if (start > 0)
+		(void) sl_read_line(f, &scan->line, &consumed);
+
+	while (start + consumed < st.st_size && sl_read_line(f, &scan->line, &consumed))
+	{
+		StringInfo	line = &scan->line;
+		LogEntry	entry = {0};
+		Datum		values[LOG_LINES_COLS];
+		bool		nulls[LOG_LINES_COLS] = {0};
+
+		CHECK_FOR_INTERRUPTS();
+
+		switch (scan->format)
+		{
+			case LOGFMT_STDERR:
+				if (!sl_parse_stderr(line->data, &entry))
+					continue;
+				break;
+
+			case LOGFMT_JSON:
+				if (line->data[0] != '{' ||
+					!sl_json_string(line->data, "error_severity", &scan->sev) ||
+					!sl_json_string(line->data, "message", &scan->msg))
+					continue;
+				entry.severity = scan->sev.data;
+				entry.message = scan->msg.data;
+				entry.has_time = sl_json_string(line->data, "timestamp", &scan->ts) &&
+					sl_parse_time(scan->ts.data, scan->ts.len, &entry.time);
+				break;
+
+			case LOGFMT_CSV:
+				{
+					StringInfo	rec = &scan->rec;
+					char	   *fields[CSV_FIELDS];
+					uint64		quotes;
+
+					/*
+					 * We are at a record boundary.  Quoted fields may hold
+					 * newlines: the record runs to the first newline with
+					 * the quotes balanced, whatever its lines look like.
+					 */
+					resetStringInfo(rec);
+					appendBinaryStringInfo(rec, line->data, line->len);
+					quotes = sl_count_quotes(line->data, line->len);
+					while (quotes % 2 != 0 && start + consumed < st.st_size &&
+						   sl_read_line(f, line, &consumed))
+					{
+						appendStringInfoChar(rec, '\n');
+						appendBinaryStringInfo(rec, line->data, line->len);
+						quotes += sl_count_quotes(line->data, line->len);
+					}
+					/* cut off by the end of the file, or not a record */
+					if (quotes % 2 != 0 ||
+						!sl_at_timestamp(rec->data, rec->len) ||
+						sl_split_csv(rec->data, fields) < CSV_FIELDS)
+						continue;
+					entry.severity = fields[11];
+					entry.message = fields[13];
+					entry.has_time = sl_parse_time(fields[0], strlen(fields[0]),
+												   &entry.time);
+				}
+				break;
+		}
+
+		if (!sl_wanted(entry.severity, scan->wanted, scan->nwanted))
+			continue;
+		if (entry.has_time)
+			scan->timed++;
+		else
+			scan->untimed++;
+		if (scan->have_since && (!entry.has_time || entry.time < scan->since))
+			continue;
+
+		if (entry.has_time)
+			values[0] = TimestampTzGetDatum(entry.time);
+		else
+			nulls[0] = true;
+		values[1] = CStringGetTextDatum(entry.severity);
+		values[2] = CStringGetTextDatum(entry.message);
+		tuplestore_putvalues(scan->rsinfo->setResult, scan->rsinfo->setDesc, values, nulls);
+	}
+	FreeFile(f);
+}
+
+static int
+sl_file_cmp(const void *a, const void *b)
+{
+	const LogFile *x = a;
+	const LogFile *y = b;
+
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+/*
+ * The files to read, oldest first: the current one, and with since, the
+ * files of its directory with the same extension (the same format) written
+ * to at or after since, which the collector has rotated away.  A file last
+ * written before since holds no entry after it.  The byte budget,
+ * adr_ops.log_scan_limit, goes to the newest files first.
+ */
+static LogFile *
+sl_files(const char *current, bool have_since, TimestampTz since, int *nfiles)
+{
+	char	   *dir = pstrdup(current);
+	char	   *slash = strrchr(dir, '/');
+	const char *base = last_dir_separator(current) ? last_dir_separator(current) + 1 : current;
+	const char *ext = strrchr(base, '.');
+	pg_time_t	since_t = have_since ? timestamptz_to_time_t(since) : 0;
+	off_t		left = (off_t) adr_ops_log_scan_limit * 1024;
+	LogFile    *files;
+	int			n = 0,
+				cap = 8,
+				i;
+	struct stat st;
+
+	files = palloc(sizeof(LogFile) * cap);
+	if (stat(current, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat server log file \"%s\": %m", current)));
+	files[n].path = pstrdup(current);
+	files[n].mtime = st.st_mtime;
+	files[n].size = st.st_size;
+	n++;
+
+	if (have_since)
+	{
+		DIR		   *d;
+		struct dirent *de;
+
+		if (slash)
+			*slash = '\0';
+		else
+			dir = ".";
+		d = AllocateDir(dir);
+		while ((de = ReadDir(d, dir)) != NULL)
+		{
+			const char *e = strrchr(de->d_name, '.');
+			char	   *path;
+
+			CHECK_FOR_INTERRUPTS();
+			if (strcmp(de->d_name, base) == 0 || de->d_name[0] == '.' ||
+				(ext == NULL ? e != NULL : (e == NULL || strcmp(e, ext) != 0)))
+				continue;
+			path = psprintf("%s/%s", dir, de->d_name);
+			if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < since_t)
+			{
+				pfree(path);
+				continue;
+			}
+			if (n == cap)
+			{
+				cap *= 2;
+				files = repalloc(files, sizeof(LogFile) * cap);
+			}
+			files[n].path = path;
+			files[n].mtime = st.st_mtime;
+			files[n].size = st.st_size;
+			n++;
+		}
+		FreeDir(d);
+	}
+
+	qsort(files, n, sizeof(LogFile), sl_file_cmp);
+	for (i = n - 1; i >= 0; i--)
+	{
+		files[i].budget = Min(files[i].size, left);
+		left -= files[i].budget;
+	}
+	*nfiles = n;
+	return files;
+}
+
+/*
+ * adr_log_lines(since timestamptz, severities text[])
+ *		returns (log_time timestamptz, severity text, message text)
+ *
+ * The entries of the server log at or after since (all read entries when
+ * NULL) whose severity is in severities (all when NULL), oldest first.
+ * With since, the files the collector rotated away since then are read
+ * too, newest first within adr_ops.log_scan_limit.
+ */
+Datum
+adr_log_lines(PG_FUNCTION_ARGS)
+{
+	LogScan		scan = {0};
+	char	   *path;
+	LogFile    *files;
+	int			nfiles,
+				i;
 	uint64		untimed = 0,
 				timed = 0;
 
@@ -556,132 +787,49 @@ adr_log_lines(PG_FUNCTION_ARGS)
 				 errdetail("Only roles with privileges of the \"%s\" role may read the server log.",
 						   "pg_read_server_files")));
 
+	scan.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	scan.have_since = !PG_ARGISNULL(0);
+	scan.since = scan.have_since ? PG_GETARG_TIMESTAMPTZ(0) : 0;
 	if (!PG_ARGISNULL(1))
 	{
 		Datum	   *elems;
 		bool	   *elem_nulls;
-		int			i;
 
 		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, &elem_nulls, &nwanted);
-		wanted = palloc(sizeof(char *) * Max(nwanted, 1));
-		for (i = 0; i < nwanted; i++)
-			wanted[i] = elem_nulls[i] ? "" : TextDatumGetCString(elems[i]);
+						  TYPALIGN_INT, &elems, &elem_nulls, &scan.nwanted);
+		scan.wanted = palloc(sizeof(char *) * Max(scan.nwanted, 1));
+		for (i = 0; i < scan.nwanted; i++)
+			scan.wanted[i] = elem_nulls[i] ? "" : TextDatumGetCString(elems[i]);
 	}
 
 	InitMaterializedSRF(fcinfo, 0);
+	initStringInfo(&scan.line);
+	initStringInfo(&scan.rec);
+	initStringInfo(&scan.sev);
+	initStringInfo(&scan.msg);
+	initStringInfo(&scan.ts);
 
-	path = sl_current_logfile(&format);
-	f = AllocateFile(path, "r");
-	if (f == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open server log file \"%s\": %m", path)));
-	if (fstat(fileno(f), &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat server log file \"%s\": %m", path)));
-
-	/* Read the last log_scan_limit kB, as the file was when we opened it. */
-	limit = (off_t) adr_ops_log_scan_limit * 1024;
-	start = st.st_size > limit ? st.st_size - limit : 0;
-	if (start > 0 && fseeko(f, start, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not seek in server log file \"%s\": %m", path)));
-
-	initStringInfo(&line);
-	initStringInfo(&rec);
-	initStringInfo(&sev);
-	initStringInfo(&msg);
-	initStringInfo(&ts);
-
-	/* After a seek we are inside a record: skip to the start of the next. */
-	if (start > 0 && format == LOGFMT_CSV)
-		sl_csv_seek(f, path, start, &consumed, &line);
-	else if (start > 0)
-		(void) sl_read_line(f, &line, &consumed);
-
-	while (start + consumed < st.st_size && sl_read_line(f, &line, &consumed))
+	path = sl_current_logfile(&scan.format);
+	files = sl_files(path, scan.have_since, scan.since, &nfiles);
+	for (i = 0; i < nfiles; i++)
 	{
-		LogEntry	entry = {0};
-		Datum		values[LOG_LINES_COLS];
-		bool		nulls[LOG_LINES_COLS] = {0};
+		bool		current = strcmp(files[i].path, path) == 0;
 
-		CHECK_FOR_INTERRUPTS();
-
-		switch (format)
-		{
-			case LOGFMT_STDERR:
-				if (!sl_parse_stderr(line.data, &entry))
-					continue;
-				break;
-
-			case LOGFMT_JSON:
-				if (line.data[0] != '{' ||
-					!sl_json_string(line.data, "error_severity", &sev) ||
-					!sl_json_string(line.data, "message", &msg))
-					continue;
-				entry.severity = sev.data;
-				entry.message = msg.data;
-				entry.has_time = sl_json_string(line.data, "timestamp", &ts) &&
-					sl_parse_time(ts.data, ts.len, &entry.time);
-				break;
-
-			case LOGFMT_CSV:
-				{
-					char	   *fields[CSV_FIELDS];
-					uint64		quotes;
-
-					/*
-					 * We are at a record boundary.  Quoted fields may hold
-					 * newlines: the record runs to the first newline with
-					 * the quotes balanced, whatever its lines look like.
-					 */
-					resetStringInfo(&rec);
-					appendBinaryStringInfo(&rec, line.data, line.len);
-					quotes = sl_count_quotes(line.data, line.len);
-					while (quotes % 2 != 0 && start + consumed < st.st_size &&
-						   sl_read_line(f, &line, &consumed))
-					{
-						appendStringInfoChar(&rec, '\n');
-						appendBinaryStringInfo(&rec, line.data, line.len);
-						quotes += sl_count_quotes(line.data, line.len);
-					}
-					/* cut off by the end of the file, or not a record */
-					if (quotes % 2 != 0 ||
-						!sl_at_timestamp(rec.data, rec.len) ||
-						sl_split_csv(rec.data, fields) < CSV_FIELDS)
-						continue;
-					entry.severity = fields[11];
-					entry.message = fields[13];
-					entry.has_time = sl_parse_time(fields[0], strlen(fields[0]),
-												   &entry.time);
-				}
-				break;
-		}
-
-		if (!sl_wanted(entry.severity, wanted, nwanted))
+		if (files[i].budget == 0)
 			continue;
-		if (entry.has_time)
-			timed++;
-		else
-			untimed++;
-		if (have_since && (!entry.has_time || entry.time < since))
-			continue;
-
-		if (entry.has_time)
-			values[0] = TimestampTzGetDatum(entry.time);
-		else
-			nulls[0] = true;
-		values[1] = CStringGetTextDatum(entry.severity);
-		values[2] = CStringGetTextDatum(entry.message);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if (current)
+			scan.timed = scan.untimed = 0;
+		sl_read_file(&scan, files[i].path, files[i].budget);
+		if (current)
+			untimed = scan.untimed, timed = scan.timed;
 	}
-	FreeFile(f);
 
-	/* Entries whose time cannot be read cannot be placed after "since". */
-	if (have_since && untimed > 0 && timed == 0)
+	/*
+	 * Entries whose time cannot be read cannot be placed after "since":
+	 * when the current file has only such entries, say so rather than
+	 * count nothing.
+	 */
+	if (scan.have_since && untimed > 0 && timed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("could not read timestamps from server log file \"%s\"", path),

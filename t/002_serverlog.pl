@@ -190,6 +190,29 @@ is( $node->safe_psql('postgres', q{
         SELECT count(*) FROM adr_ops.adr_log_lines(NULL, '{LOG}') WHERE message = 'adr_after_window'}),
     '1', 'csvlog: the entry after it in the window is read');
 
+# A rotation does not reset what "since" sees: the files rotated away since
+# then are read too; without since, only the current file.
+cause_error('adr_marker_rotated');
+$node->poll_query_until('postgres', q{
+    SELECT count(*) = 1 FROM adr_ops.adr_log_lines() WHERE message LIKE '%adr_marker_rotated%'})
+  or die 'marker not logged';
+my $before = $node->safe_psql('postgres', q{SELECT pg_current_logfile('csvlog')});
+# (a rotation within the same second of the file's name reopens the same file)
+$node->poll_query_until('postgres', qq{
+    SELECT pg_rotate_logfile() AND pg_current_logfile('csvlog') <> '$before'})
+  or die 'no new log file';
+is( $node->safe_psql('postgres', q{
+        SELECT count(*) FROM adr_ops.adr_log_lines(now() - interval '1 hour')
+         WHERE message LIKE '%adr_marker_rotated%'}),
+    '1', 'an entry of a file rotated away within since is read');
+is( $node->safe_psql('postgres', q{
+        SELECT count(*) FROM adr_ops.adr_log_lines(NULL)
+         WHERE message LIKE '%adr_marker_rotated%'}),
+    '0', 'without since only the current file is read');
+like( $node->safe_psql('postgres', q{
+        SELECT detail FROM adr_ops.adr_health_check() WHERE check_name = 'recent_errors'}),
+    qr/^[1-9]\d* ERROR, /, 'recent_errors still counts the errors logged before the rotation');
+
 # Without a timestamp in log_line_prefix, "since" cannot be answered.
 use_format('stderr', '[%p] ');
 cause_error('adr_marker_untimed');

@@ -27,7 +27,7 @@ my $run = $node->safe_psql('postgres',
 like($run, qr/^succeeded: stored \d+ sizes and counters$/, 'the capacity_snapshot task runs');
 is($node->safe_psql('postgres', q{
 SELECT string_agg(DISTINCT kind, ',' ORDER BY kind) FROM adr_ops.size_history}),
-	'database,filesystem,relation,wal,wal_lsn,xid', 'it stores every kind of reading');
+	'database,filesystem,multixact,relation,wal,wal_lsn,xid', 'it stores every kind of reading');
 is($node->safe_psql('postgres', q{
 SELECT value > 0 AND capacity > value FROM adr_ops.size_history WHERE kind = 'filesystem' AND name = 'data'}),
 	't', 'the data directory\'s file system with its size');
@@ -51,6 +51,9 @@ SELECT now() - make_interval(days => 9 - i), 'database', 'noisy', 1000 + 400 * (
   FROM generate_series(0, 9) i;
 INSERT INTO adr_ops.size_history (taken_at, kind, name, value)
 SELECT now() - make_interval(hours => 3 - i), 'database', 'young', 100 + i FROM generate_series(0, 2) i;
+-- a multixact counter consuming a thousand a day
+INSERT INTO adr_ops.size_history (taken_at, kind, name, value)
+SELECT now() - make_interval(days => 9 - i), 'multixact', 'cluster', 1000 * i FROM generate_series(0, 9) i;
 -- a transaction counter consuming a million a day
 INSERT INTO adr_ops.size_history (taken_at, kind, name, value)
 SELECT now() - make_interval(days => 9 - i), 'xid', 'cluster', 1000000 * i FROM generate_series(0, 9) i;
@@ -68,6 +71,11 @@ like($node->safe_psql('postgres', q{
 SELECT concat_ws('|', growth_per_day, days_to_warn, days_to_full) FROM adr_ops.adr_capacity_forecast() WHERE kind = 'xid'}),
 	qr/^1000000\.00\|200\.0\|2144\.[45]$/,
 	'XIDs: a million a day leaves 200 days to autovacuum_freeze_max_age and about 2144 to the hard stop');
+
+like($node->safe_psql('postgres', q{
+SELECT concat_ws('|', growth_per_day, days_to_warn, days_to_full) FROM adr_ops.adr_capacity_forecast() WHERE kind = 'multixact'}),
+	qr/^1000\.00\|400000\.0\|214448[0-9]\.\d$/,
+	'multixacts: a thousand a day leaves 400000 days to autovacuum_multixact_freeze_max_age');
 
 # The capacity check: the critical level 20 days away is inside the 30-day
 # warning horizon.
