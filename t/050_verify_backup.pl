@@ -21,6 +21,16 @@ adr_ops.timezone = 'UTC'
 max_worker_processes = 16
 });
 $node->start;
+
+# A reload reaches new sessions once the postmaster has processed it, which
+# is not at once: wait until a new session sees the new configuration.
+sub reload_settled
+{
+	my $before = $node->safe_psql('postgres', 'SELECT pg_conf_load_time()');
+	$node->reload;
+	$node->poll_query_until('postgres', "SELECT pg_conf_load_time() > '$before'")
+	  or die 'the reload did not reach new sessions';
+}
 $node->safe_psql('postgres', q{
     CREATE EXTENSION adr_ops;
     UPDATE adr_ops.schedules SET enabled = false;});
@@ -96,11 +106,11 @@ $node->safe_psql('postgres', q{DELETE FROM adr_ops.backup_checks WHERE table_nam
 # compare_to: a table of the live database missing from the backup.
 $node->safe_psql('source', 'CREATE TABLE added_later (a int)');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_compare_to = 'source'});
-$node->reload;
+reload_settled();
 like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*missing table: public.added_later is in database "source" but not in the backup/,
     'compare_to: a table of the live database missing from the backup fails');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_compare_to});
-$node->reload;
+reload_settled();
 
 # compare_to and backup_checks with a partitioned table: it is one table,
 # counted with the rows of its partitions, on both sides.
@@ -120,7 +130,7 @@ $node->command_ok([ 'pg_dump', '-d', $node->connstr('parted'), '-f', "$dir/parte
 like(slurp_file("$dir/parted.sql"), qr/^\\restrict abc$/m, 'the plain dump has a COPY row that looks like \\restrict');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_compare_to = 'parted'});
 $node->safe_psql('postgres', q{INSERT INTO adr_ops.backup_checks VALUES ('measures', 400, true)});
-$node->reload;
+reload_settled();
 is(verify("$dir/parted.dump"), 'passed|custom|3|403|',
     'compare_to and backup_checks treat a partitioned table as one table with its partitions\' rows');
 is(verify("$dir/parted.sql"), 'passed|plain|3|403|',
@@ -130,7 +140,7 @@ like($node->safe_psql('postgres', q{SELECT detail FROM adr_ops.backup_verificati
     '... the check and the comparison held');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_compare_to});
 $node->safe_psql('postgres', q{DELETE FROM adr_ops.backup_checks WHERE table_name = 'measures'});
-$node->reload;
+reload_settled();
 
 # A .sha256 beside the file is verified.
 my $sum = `sha256sum "$dir/custom.dump"`;
@@ -259,22 +269,22 @@ is(scratch_databases(), '0', 'no scratch database is left after the failures');
 
 # The connection the programs use: when refused, the failure names pg_hba.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_conninfo = 'host=127.0.0.1 port=1 connect_timeout=5'});
-$node->reload;
+reload_settled();
 like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*could not connect to the scratch database as its restore role "adr_verify_\d+_\d+" \(with a password; pg_hba.conf must accept .*or set adr_ops.verify_conninfo\): .*connection to server/s,
     'a refused connection names the pg_hba line it needs');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
-$node->reload;
+reload_settled();
 is(scratch_databases(), '0', 'the scratch database is dropped after a refused connection');
 
 # Free space: a restore stops when the data directory's file system has
 # less than adr_ops.verify_min_free_space free.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_min_free_space = '2000TB'});
-$node->reload;
+reload_settled();
 like(verify("$dir/custom.dump"), qr/^failed\|custom\|\|\|disk space: \d+ MB are free on the file system of the data directory, less than adr_ops.verify_min_free_space \(2097152000 MB\); the restore was stopped$/,
     'a restore stops below adr_ops.verify_min_free_space');
 like(verify("$dir/plain.sql.gz"), qr/^failed\|plain.gz\|\|\|disk space: /, '... also a plain one');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_min_free_space});
-$node->reload;
+reload_settled();
 is(scratch_databases(), '0', 'the scratch database is dropped after the disk check stopped it');
 
 # The restore runs as a role of its own that is neither superuser nor
@@ -293,14 +303,14 @@ $node->command_ok([ 'pg_dump', '--no-owner', '--no-privileges', '-d', $connstr, 
 {
     my ($host, $port) = ($node->host, $node->port);
     $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.verify_conninfo = 'host=$host port=$port user=restorer'});
-    $node->reload;
+    reload_settled();
 }
 is(verify("$dir/custom.dump"), 'passed|custom|2|2500|', 'a custom dump restores through adr_ops.verify_conninfo');
 like($node->safe_psql('postgres', q{SELECT detail FROM adr_ops.backup_verifications ORDER BY id DESC LIMIT 1}),
     qr/adr_ops.verify_conninfo's user is ignored; restored as role adr_verify_\d+_\d+;/,
     '... as the role of the verification, not the user it names');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
-$node->reload;
+reload_settled();
 is(verify("$dir/noowner.sql"), 'passed|plain|3|2500|', 'a plain dump without owners restores');
 is(verify("$dir/plain.sql"), 'passed|plain|2|2500|', 'a plain dump with owners restores: its owner changes are skipped');
 like(verify("$dir/program.sql"), qr/^failed\|plain\|\|\|the restore with psql failed \(exit status 3, SQLSTATE 42501\)/,
@@ -324,14 +334,14 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_roles WHERE rolname LI
     open my $fh, '>', $hba or die;
     print $fh "local adr_verify_${dboid}_$next all reject\n" . $orig;
     close $fh;
-    $node->reload;
+    reload_settled();
     like(verify("$dir/custom.dump"),
         qr/^failed\|custom\|.*could not connect to the scratch database as its restore role "adr_verify_\d+_\d+" \(with a password; pg_hba.conf must accept .*\): .*pg_hba.conf rejects connection/s,
         'a connection pg_hba.conf rejects names the line it needs');
     open $fh, '>', $hba or die;
     print $fh $orig;
     close $fh;
-    $node->reload;
+    reload_settled();
     is(scratch_databases(), '0', 'the scratch database is dropped after a rejected connection');
 }
 
@@ -353,7 +363,7 @@ make_path("$dir/allowed");
 copy("$dir/custom.dump", "$dir/allowed/ok.dump") or die;
 symlink("$dir/custom.dump", "$dir/allowed/link.dump") or die;
 $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.backup_directories = '$dir/allowed'});
-$node->reload;
+reload_settled();
 ($ret, $out, $err) = $node->psql('postgres',
     qq{SELECT status FROM adr_ops.adr_verify_backup('$dir/allowed/ok.dump')}, extra_params => [ '-U', 'reader' ]);
 is($out, 'passed', 'a member of both roles verifies inside adr_ops.backup_directories');
@@ -367,7 +377,7 @@ like($err, qr/path ".*link.dump" is outside adr_ops.backup_directories/, 'a syml
     qq{SET adr_ops.backup_directories = '/'}, extra_params => [ '-U', 'reader' ]);
 like($err, qr/permission denied to set parameter "adr_ops.backup_directories"/, 'only superusers set the directories');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.backup_directories});
-$node->reload;
+reload_settled();
 
 # NULL path: adr_ops.backup_path, a glob whose newest match wins.
 utime(time - 3600, time - 3600, "$dir/allowed/ok.dump");
@@ -452,14 +462,14 @@ like($node->safe_psql('postgres', q{
 
 # The scheduler task verifies adr_ops.backup_path.
 $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.backup_path = '$dir/custom.dump'});
-$node->reload;
+reload_settled();
 my $run = $node->safe_psql('postgres', q{SELECT id FROM adr_ops.adr_run_task('verify_backup')});
 ok($node->poll_query_until('postgres', qq{SELECT status <> 'running' FROM adr_ops.task_runs WHERE id = $run}),
     'the verify_backup task runs');
 like($node->safe_psql('postgres', qq{SELECT status || ' ' || detail FROM adr_ops.task_runs WHERE id = $run}),
     qr/^succeeded verification \d+ of .*custom.dump passed: 2 tables, 2500 rows$/, 'the task records the verification');
 $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.backup_path = '$dir/empty.sql'});
-$node->reload;
+reload_settled();
 $run = $node->safe_psql('postgres', q{SELECT id FROM adr_ops.adr_run_task('verify_backup')});
 ok($node->poll_query_until('postgres', qq{SELECT status <> 'running' FROM adr_ops.task_runs WHERE id = $run}),
     'the failing verify_backup task runs');
