@@ -14,15 +14,19 @@
 #
 # Then every privileged path of adr_ops runs there: each scheduler task in
 # both databases through the launcher, a scheduled run, every function a
-# superuser calls, the backup verification of a dump of her database, and,
-# with mallory in pg_monitor, every function pg_monitor may call.  After each
-# path the suite asserts that mallory gained nothing: her code never ran as
-# a privileged role -- a superuser, a role with an attribute (CREATEROLE,
-# CREATEDB, BYPASSRLS, REPLICATION) or, other than mallory, a membership.
-# Runs as mallory herself (maintenance runs a table's code as its owner under
-# a security-restricted operation) or as an unprivileged role (a restore
-# role with nothing) are expected and allowed.  Her role has no new
-# attribute or membership, no file was written, no file was read.
+# superuser calls (her database's default search_path puts her schemas
+# first), probes and the webhook against a hostile HTTP server, the backup
+# verification of a dump of her database, with mallory in pg_monitor every
+# function pg_monitor may call, and the install and update scripts in her
+# database.  Nothing pg_monitor reads may hold a file's content or another
+# session's log text.  After each path the suite asserts that mallory gained
+# nothing: her code never ran as a privileged role -- a superuser, a role
+# with an attribute (CREATEROLE, CREATEDB, BYPASSRLS, REPLICATION) or, other
+# than mallory, a membership.  Runs as mallory herself (maintenance runs a
+# table's code as its owner under a security-restricted operation) or as an
+# unprivileged role (the backup verification's throwaway restore role) are
+# expected and allowed.  Her role has no new attribute or membership, no
+# file was written, no file was read.
 #
 # A new privileged path (a task, a SECURITY DEFINER function, a worker, a
 # program the server spawns) gets its subtest here.
