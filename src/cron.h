@@ -6,8 +6,8 @@
  *
  * The parser and the evaluator use only the C library: no palloc, no
  * ereport.  They report failure through a return value and a message
- * buffer, and the glue in the extension turns that into an ereport
- * (STYLE B4).  Times are wall-clock civil times without a zone; the caller
+ * buffer, and the glue in the extension turns that into an ereport.
+ * Times are wall-clock civil times without a zone; the caller
  * converts to and from timestamptz in the zone it schedules in.
  *
  * IDENTIFICATION
