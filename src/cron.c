@@ -153,7 +153,6 @@ static bool cron_parse_value(CronParseState *ps, const CronField *f,
 static bool cron_parse_step(CronParseState *ps, const CronField *f,
 							const char **pp, const char *e, int *step);
 static bool cron_is_leap(int year);
-static int64_t cron_days_from_civil(int64_t y, int64_t m, int64_t d);
 static int	cron_next_bit(uint64_t bits, int from, int to);
 static bool cron_day_matches(const AdrCronSchedule *s, const AdrCivilTime *t);
 static void cron_next_day(AdrCivilTime *t);
@@ -745,8 +744,8 @@ adr_cron_days_in_month(int year, int month)
  * Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
  * days_from_civil).  64-bit throughout, so no int argument can overflow.
  */
-static int64_t
-cron_days_from_civil(int64_t y, int64_t m, int64_t d)
+int64_t
+adr_cron_days_from_civil(int64_t y, int64_t m, int64_t d)
 {
 	int64_t		era;
 	int64_t		yoe;
@@ -773,7 +772,7 @@ adr_cron_weekday(int year, int month, int day)
 	if (month < 1 || month > 12)
 		return -1;
 	/* 1970-01-01 was a Thursday */
-	w = (cron_days_from_civil(year, month, day) + 4) % 7;
+	w = (adr_cron_days_from_civil(year, month, day) + 4) % 7;
 	return (int) (w < 0 ? w + 7 : w);
 }
 

@@ -93,4 +93,7 @@ extern int	adr_cron_weekday(int year, int month, int day);
 /* Days in a month of a year; 0 if month is not 1-12. */
 extern int	adr_cron_days_in_month(int year, int month);
 
+/* Days from 1970-01-01 to a proleptic Gregorian date. */
+extern int64_t adr_cron_days_from_civil(int64_t y, int64_t m, int64_t d);
+
 #endif							/* ADR_OPS_CRON_H */
