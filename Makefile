@@ -47,7 +47,7 @@ SQL_FRAGMENTS = \
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # The frozen install scripts of released versions and the update scripts.
 DATA = $(wildcard updates/$(EXTENSION)--*.sql)
-SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup
+SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup scripts/adr-incident
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)

@@ -173,7 +173,8 @@ SELECT :'report' ~ E'\\| incident \\| acknowledged by postgres \\|' AS ack_in_ti
        :'report' ~ E'\\| evidence \\| snapshot \\d+ "adr_ops incident 105" by postgres \\|' AS evidence_in_timeline,
        :'report' ~ E'\\| \\d+ \\| alert on disk latency \\| storage team \\| done \\| 2030-01-31 \\|' AS action_row,
        :'report' ~ E'## Post-mortem\n\nroot cause: a failing disk' AS postmortem;
-SELECT source, count(*) > 0 AS some FROM adr_ops.adr_incident_timeline(:inc) GROUP BY source ORDER BY source;
+SELECT source, count(*) > 0 AS some FROM adr_ops.adr_incident_timeline(:inc)
+ WHERE source IN ('evidence', 'incident') GROUP BY source ORDER BY source;
 SET ROLE pg_monitor;
 SELECT adr_ops.adr_incident_report(:auto) AS report \gset
 SELECT :'report' ~ '^# Incident \d+: probe:api is CRITICAL' AS monitor_reads_report,

@@ -10,6 +10,7 @@ use strict;
 use warnings FATAL => 'all';
 
 use File::Basename;
+use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -222,5 +223,50 @@ is($p[0]{source}, 'incident', 'generic: source incident');
 is($p[0]{incident_id}, $am, 'generic: incident_id');
 is($p[0]{incident_event}, 'trigger', 'generic: incident_event');
 
+# 9. scripts/adr-incident, the on-call person's shell commands.
+sub script
+{
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'scripts/adr-incident', '-h', $node->host, '-p', $node->port, '-d', 'postgres', @_ ],
+		'>', \$out, '2>', \$err);
+	return ($? >> 8, $out, $err);
+}
+my ($rc, $out, $err) = script('list');
+is($rc, 1, 'list: WARNING while an incident is not closed');
+like($out, qr/^ADR_INCIDENT WARNING - 1 incidents not closed: $am P2 open: replica lag$/, 'list names it');
+($rc, $out) = script('open', 'P3', 'slow report; see "ticket 7"', 'a workaround exists');
+is($rc, 0, 'open: OK');
+like($out, qr/^ADR_INCIDENT OK - opened incident (\d+) \(P3\): slow report; see "ticket 7"$/, 'open says the id');
+my ($p3) = $out =~ /opened incident (\d+)/;
+is($node->safe_psql('postgres', "SELECT severity || '|' || title || '|' || summary FROM adr_ops.incidents WHERE id = $p3"),
+	'P3|slow report; see "ticket 7"|a workaround exists', 'the values arrive as they were typed');
+($rc, $out) = script('ack', $p3);
+is("$rc $out", "0 ADR_INCIDENT OK - incident $p3 is acknowledged\n", 'ack');
+($rc, $out) = script('ack', $p3);
+is($rc, 2, 'a refused transition is CRITICAL');
+like($out, qr/^ADR_INCIDENT CRITICAL - incident $p3 is already acknowledged$/, 'and says why');
+($rc, $out) = script('note', $p3, q{it's the nightly batch});
+is($rc, 0, 'note: OK');
+is($node->safe_psql('postgres', "SELECT message FROM adr_ops.incident_events WHERE incident_id = $p3 AND kind = 'note'"),
+	q{it's the nightly batch}, 'the note is in the timeline');
+($rc, $out) = script('resolve', $p3, 'batch moved');
+is("$rc $out", "0 ADR_INCIDENT OK - incident $p3 is resolved\n", 'resolve');
+$node->safe_psql('postgres', qq{
+    UPDATE adr_ops.incident_targets SET ack_within = '1 second' WHERE severity = 'P2';
+    UPDATE adr_ops.incidents SET opened_at = opened_at - interval '1 minute' WHERE id = $am;});
+($rc, $out) = script('list');
+is($rc, 2, 'list: CRITICAL when an incident is overdue');
+like($out, qr/^ADR_INCIDENT CRITICAL - 1 of 2 incidents overdue: $am P2 open OVERDUE: replica lag; $p3 P3 resolved: /,
+	'list names the overdue one first');
+($rc, $out) = script('ack', 'x1');
+is($rc, 3, 'a bad id is UNKNOWN');
+($rc, $out) = script('open', 'P4', 'x');
+is($rc, 3, 'a bad severity is UNKNOWN');
+($rc, $out, $err) = script('ack', $p3, '-U', 'nobody_here');
+is($rc, 3, 'usage: options go before the command');
+
 $node->stop;
+($rc, $out) = script('list');
+is($rc, 3, 'no server: UNKNOWN');
+like($out, qr/^ADR_INCIDENT UNKNOWN - /, 'with a status line');
 done_testing();
