@@ -44,6 +44,18 @@ SELECT CASE kind WHEN 'toast' THEN 'TOAST of ' || table_name ELSE relname END AS
        method, bloat_pct < 3 AS no_bloat, error_pct, suggestion
   FROM adr_ops.adr_bloat_report(0, 'sample', 'p%')
  ORDER BY rel;
+-- The size is read from the file without the relation's cache entry:
+-- the same as pg_relation_size() for tables, indexes, TOAST, mapped and
+-- shared catalogs; NULL for what has no file.
+SELECT s.rel, s.same
+  FROM (SELECT CASE WHEN c.relkind = 't' THEN 'TOAST of bloat_t' ELSE c.relname::text END AS rel,
+               adr_ops._bloat_size(c.oid) = pg_relation_size(c.oid) AS same
+          FROM pg_class c
+         WHERE c.oid IN ('bloat_t'::regclass, 'bloat_t_pkey'::regclass, 'pg_class'::regclass,
+                         'pg_authid'::regclass, 'pg_database'::regclass, 'pg_class_oid_index'::regclass,
+                         (SELECT reltoastrelid FROM pg_class WHERE relname = 'bloat_t'))) s
+ ORDER BY s.rel COLLATE "C";
+SELECT adr_ops._bloat_size('pg_stats'::regclass) AS view_size;
 -- min_bytes leaves out the small ones; an unknown schema gives nothing.
 SELECT count(*) FROM adr_ops.adr_bloat_report(10 * 1024 * 1024, 'exact', 'public');
 SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'no_such_schema');

@@ -405,7 +405,7 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT b.schemaname, b.relname, b.kind, b.hits, b.reads,
-           b.hits::float8 / nullif(b.hits + b.reads, 0)
+           round((b.hits::float8 / nullif(b.hits + b.reads, 0))::numeric, 3)::float8
       FROM (SELECT t.schemaname, t.relname, 'table' AS kind,
                    coalesce(t.heap_blks_hit, 0) + coalesce(t.toast_blks_hit, 0)
                    + coalesce(t.tidx_blks_hit, 0) AS hits,

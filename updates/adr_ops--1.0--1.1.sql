@@ -560,3 +560,194 @@ BEGIN
      ORDER BY r.bloat_bytes DESC NULLS LAST, r.schemaname, r.relname;
 END
 $$;
+
+-- Issue 20: report figures rounded to what they mean (src/statements.sql, src/perf.sql, src/jobs.sql).
+CREATE OR REPLACE FUNCTION adr_ops.adr_slow_queries(
+    min_mean_ms float8 DEFAULT 1000, max_rows integer DEFAULT 10, since interval DEFAULT NULL,
+    OUT queryid bigint, OUT dbname name, OUT username name, OUT calls bigint,
+    OUT total_ms float8, OUT mean_ms float8, OUT max_ms float8, OUT stddev_ms float8,
+    OUT rows bigint, OUT hit_ratio float8, OUT pct_of_total float8, OUT query text,
+    OUT partial boolean)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    base adr_ops.statement_snapshots;
+    reset_in_window boolean;
+    short_history boolean;
+BEGIN
+    IF adr_slow_queries.min_mean_ms IS NULL OR adr_slow_queries.max_rows IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'min_mean_ms and max_rows must not be null';
+    END IF;
+
+    IF adr_slow_queries.since IS NULL THEN
+        -- One pass over the view: the total for pct_of_total and the slow
+        -- entries together, so that the 5000 texts are not copied twice.
+        RETURN QUERY EXECUTE format($q$
+            WITH agg AS (
+                SELECT sum(s.total_ms) FILTER (WHERE s.toplevel) AS grand,
+                       array_agg(s) FILTER (WHERE s.calls > 0 AND s.total_ms / s.calls > $1) AS slow
+                  FROM (%s) s)
+            SELECT x.queryid, d.datname, r.rolname, x.calls, round(x.total_ms::numeric, 2)::float8,
+                   round((x.total_ms / x.calls)::numeric, 2)::float8,
+                   round(x.max_ms::numeric, 2)::float8, round(x.stddev_ms::numeric, 2)::float8, x.rows,
+                   round((x.blks_hit::float8 / nullif(x.blks_hit + x.blks_read, 0))::numeric, 3)::float8,
+                   round((100 * x.total_ms / nullif(agg.grand, 0))::numeric, 1)::float8,
+                   x.query, false
+              FROM agg
+             CROSS JOIN LATERAL unnest(agg.slow)
+                   AS x(userid oid, dbid oid, toplevel boolean, queryid bigint, query text,
+                        calls bigint, total_ms float8, max_ms float8, stddev_ms float8,
+                        rows bigint, blks_hit bigint, blks_read bigint)
+              LEFT JOIN pg_database d ON d.oid = x.dbid
+              LEFT JOIN pg_roles r ON r.oid = x.userid
+             ORDER BY x.total_ms / x.calls DESC, x.queryid
+             LIMIT $2$q$, adr_ops._pgss_query(true))
+        USING adr_slow_queries.min_mean_ms, adr_slow_queries.max_rows;
+        RETURN;
+    END IF;
+
+    SELECT * INTO base FROM adr_ops.statement_snapshots s
+     WHERE s.taken_at <= now() - adr_slow_queries.since ORDER BY s.taken_at DESC LIMIT 1;
+    short_history := NOT FOUND;
+    IF short_history THEN
+        SELECT * INTO base FROM adr_ops.statement_snapshots s ORDER BY s.taken_at LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = 'there is no statement snapshot to measure from',
+                DETAIL = 'With since, the figures are deltas from a snapshot taken by adr_snapshot_statements().',
+                HINT = 'Call adr_snapshot_statements(), or let the statement_snapshot schedule take one.';
+        END IF;
+    END IF;
+    -- The snapshot recorded the reset time it saw; another one now means a
+    -- reset since.
+    reset_in_window := adr_ops._pgss_reset_at() IS DISTINCT FROM base.stats_reset;
+    -- Before the retention cutoff baselines may have been pruned.
+    short_history := short_history OR base.taken_at < now() - adr_ops._snapshot_retention();
+
+    RETURN QUERY EXECUTE format($q$
+        WITH cur AS (%s),
+        b AS (SELECT DISTINCT ON (c.queryid, c.userid, c.dbid, c.toplevel) c.*
+                FROM adr_ops.statement_counters c
+               WHERE c.snapshot_id <= $1
+               ORDER BY c.queryid, c.userid, c.dbid, c.toplevel, c.snapshot_id DESC),
+        d AS (SELECT cur.*,
+                     -- no baseline: the entry is new in the window; counters
+                     -- below the baseline: it was reset or evicted
+                     $3 OR coalesce(b.calls > cur.calls OR b.total_ms > cur.total_ms OR b.rows > cur.rows
+                                    OR b.blks_hit > cur.blks_hit OR b.blks_read > cur.blks_read,
+                                    false) AS reset,
+                     b.calls AS b_calls, b.total_ms AS b_total, b.rows AS b_rows,
+                     b.blks_hit AS b_hit, b.blks_read AS b_read
+                FROM cur LEFT JOIN b
+                  ON (b.queryid, b.userid, b.dbid, b.toplevel) = (cur.queryid, cur.userid, cur.dbid, cur.toplevel)),
+        w AS (SELECT d.queryid, d.userid, d.dbid, d.toplevel, d.query,
+                     CASE WHEN d.reset OR d.b_calls IS NULL THEN d.calls ELSE d.calls - d.b_calls END AS calls,
+                     CASE WHEN d.reset OR d.b_calls IS NULL THEN d.total_ms ELSE d.total_ms - d.b_total END AS total_ms,
+                     CASE WHEN d.reset OR d.b_calls IS NULL THEN d.rows ELSE d.rows - d.b_rows END AS rows,
+                     CASE WHEN d.reset OR d.b_calls IS NULL THEN d.blks_hit ELSE d.blks_hit - d.b_hit END AS hit,
+                     CASE WHEN d.reset OR d.b_calls IS NULL THEN d.blks_read ELSE d.blks_read - d.b_read END AS rd,
+                     d.reset OR $4 AS partial
+                FROM d)
+        SELECT w.queryid, db.datname, r.rolname, w.calls, round(w.total_ms::numeric, 2)::float8,
+               round((w.total_ms / w.calls)::numeric, 2)::float8,
+               NULL::float8, NULL::float8, w.rows,
+               round((w.hit::float8 / nullif(w.hit + w.rd, 0))::numeric, 3)::float8,
+               round((100 * w.total_ms / nullif((SELECT sum(a.total_ms) FROM w a WHERE a.toplevel), 0))::numeric, 1)::float8,
+               w.query, w.partial
+          FROM w
+          LEFT JOIN pg_database db ON db.oid = w.dbid
+          LEFT JOIN pg_roles r ON r.oid = w.userid
+         WHERE w.calls > 0 AND w.total_ms / w.calls > $2
+         ORDER BY w.total_ms / w.calls DESC, w.queryid
+         LIMIT $5$q$, adr_ops._pgss_query(true))
+    USING base.id, adr_slow_queries.min_mean_ms, coalesce(reset_in_window, false), short_history,
+          adr_slow_queries.max_rows;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION adr_ops.adr_query_trend(queryid bigint, since interval DEFAULT '7 days',
+    OUT interval_start timestamptz, OUT interval_end timestamptz,
+    OUT calls bigint, OUT total_ms float8, OUT mean_ms float8)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH snaps AS (
+        SELECT s.id, s.taken_at, lag(s.taken_at) OVER (ORDER BY s.taken_at) AS prev_at
+          FROM adr_ops.statement_snapshots s
+    ), rows AS (
+        SELECT c.snapshot_id, c.calls, c.total_ms,
+               lag(c.calls) OVER w AS prev_calls, lag(c.total_ms) OVER w AS prev_total
+          FROM adr_ops.statement_counters c
+         WHERE c.queryid = adr_query_trend.queryid
+        WINDOW w AS (PARTITION BY c.userid, c.dbid, c.toplevel ORDER BY c.snapshot_id)
+    ), deltas AS (
+        -- a first sighting, or counters that went down (a reset), count whole
+        SELECT r.snapshot_id,
+               sum(CASE WHEN r.prev_calls IS NULL OR r.calls < r.prev_calls OR r.total_ms < r.prev_total
+                        THEN r.calls ELSE r.calls - r.prev_calls END) AS calls,
+               sum(CASE WHEN r.prev_calls IS NULL OR r.calls < r.prev_calls OR r.total_ms < r.prev_total
+                        THEN r.total_ms ELSE r.total_ms - r.prev_total END) AS total_ms
+          FROM rows r GROUP BY r.snapshot_id
+    )
+    SELECT s.prev_at, s.taken_at, coalesce(d.calls, 0)::bigint,
+           round(coalesce(d.total_ms, 0)::numeric, 2)::float8,
+           round((d.total_ms / nullif(d.calls, 0))::numeric, 2)::float8
+      FROM snaps s LEFT JOIN deltas d ON d.snapshot_id = s.id
+     WHERE s.taken_at >= now() - adr_query_trend.since AND s.prev_at IS NOT NULL
+     ORDER BY s.taken_at
+$$;
+CREATE OR REPLACE FUNCTION adr_ops.adr_cache_stats(
+    OUT schemaname name, OUT relname name, OUT kind text,
+    OUT hits bigint, OUT reads bigint, OUT hit_ratio float8)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT b.schemaname, b.relname, b.kind, b.hits, b.reads,
+           round((b.hits::float8 / nullif(b.hits + b.reads, 0))::numeric, 3)::float8
+      FROM (SELECT t.schemaname, t.relname, 'table' AS kind,
+                   coalesce(t.heap_blks_hit, 0) + coalesce(t.toast_blks_hit, 0)
+                   + coalesce(t.tidx_blks_hit, 0) AS hits,
+                   coalesce(t.heap_blks_read, 0) + coalesce(t.toast_blks_read, 0)
+                   + coalesce(t.tidx_blks_read, 0) AS reads
+              FROM pg_statio_user_tables t
+            UNION ALL
+            SELECT i.schemaname, i.indexrelname, 'index',
+                   coalesce(i.idx_blks_hit, 0), coalesce(i.idx_blks_read, 0)
+              FROM pg_statio_user_indexes i) b
+     ORDER BY b.reads DESC, b.schemaname, b.relname, b.kind
+$$;
+CREATE OR REPLACE FUNCTION adr_ops.adr_pipeline_status(since interval DEFAULT '24 hours',
+    OUT pipeline text, OUT queued bigint, OUT running bigint, OUT succeeded bigint,
+    OUT failed bigint, OUT cancelled bigint, OUT failure_rate float8,
+    OUT p50_duration interval, OUT p95_duration interval,
+    OUT oldest_queued timestamptz, OUT stuck_running bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.pipeline,
+           count(*) FILTER (WHERE p.status = 'queued'),
+           count(*) FILTER (WHERE p.status = 'running'),
+           count(*) FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
+           count(*) FILTER (WHERE p.status = 'failed' AND p.completed_at >= now() - since),
+           count(*) FILTER (WHERE p.status = 'cancelled' AND p.completed_at >= now() - since),
+           round(((count(*) FILTER (WHERE p.status = 'failed' AND p.completed_at >= now() - since))::float8
+                  / nullif(count(*) FILTER (WHERE p.status IN ('succeeded', 'failed')
+                                              AND p.completed_at >= now() - since), 0))::numeric, 3)::float8,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY p.completed_at - p.started_at)
+             FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY p.completed_at - p.started_at)
+             FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
+           min(p.run_after) FILTER (WHERE p.status = 'queued' AND p.run_after <= now()),
+           count(*) FILTER (WHERE p.status = 'running'
+                              AND p.heartbeat_at < now() - adr_ops._job_stale_after())
+      FROM adr_ops.processing_jobs p
+     WHERE p.status IN ('queued', 'running') OR p.completed_at >= now() - since
+     GROUP BY p.pipeline
+     ORDER BY p.pipeline
+$$;
