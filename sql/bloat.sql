@@ -253,7 +253,7 @@ CREATE ROLE bloat_reader;
 GRANT USAGE ON SCHEMA adr_ops TO bloat_reader;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_bloat(regclass, text), adr_ops._bloat_row(oid, text, bigint, bool),
       adr_ops._bloat_scan(oid, bool, bigint), adr_ops._bloat_estimate(oid),
-      adr_ops._bloat_estimates(oid[]), adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4,
+      adr_ops._bloat_estimates(oid[], bigint[]), adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4,
           float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint,
           bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]),
       adr_ops._bloat_size(oid) TO bloat_reader;
@@ -264,7 +264,7 @@ SELECT * FROM adr_ops.adr_bloat('bloat_t', 'exact');
 RESET ROLE;
 REVOKE ALL ON FUNCTION adr_ops.adr_bloat(regclass, text), adr_ops._bloat_row(oid, text, bigint, bool),
       adr_ops._bloat_scan(oid, bool, bigint), adr_ops._bloat_estimate(oid),
-      adr_ops._bloat_estimates(oid[]), adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4,
+      adr_ops._bloat_estimates(oid[], bigint[]), adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4,
           float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint,
           bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]),
       adr_ops._bloat_size(oid) FROM bloat_reader;

@@ -267,14 +267,15 @@ GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimate_calc(bool, "char", name, "char
 -- with the size of the set, not with the number of relations in the
 -- database: the plan is made for the set given (EXECUTE), so one relation
 -- reads its own catalog rows through their indexes and thousands are read
--- with hash joins.  A relation that does not exist gives a row with
+-- with hash joins.  sizes, if given, are the relations' _bloat_size()
+-- (the report has them already).  A relation that does not exist gives a row with
 -- method "relation no longer exists".  Runs as the caller: pg_stats shows
 -- a column's statistics only to roles that may read the column, and a
 -- role that cannot gets "no access to pg_stats".
-CREATE FUNCTION adr_ops._bloat_estimates(rels oid[])
+CREATE FUNCTION adr_ops._bloat_estimates(rels oid[], sizes bigint[] DEFAULT NULL)
 RETURNS TABLE (rel oid, total_bytes bigint, bloat_bytes bigint, bloat_pct float8,
     dead_pct float8, free_pct float8, method text, error_pct float8, vacuum_pct float8)
-LANGUAGE plpgsql STRICT VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -282,13 +283,14 @@ BEGIN
     WITH r AS (
         SELECT x.rel, cl.oid IS NOT NULL AS c_found, cl.relkind, am.amname,
                cl.relpersistence, cl.relpages, cl.reltuples, cl.reloptions,
-               CASE WHEN cl.relpersistence = 'u' AND pg_is_in_recovery() THEN NULL
+               CASE WHEN $2 IS NOT NULL THEN x.size
+                    WHEN cl.relpersistence = 'u' AND pg_is_in_recovery() THEN NULL
                     ELSE adr_ops._bloat_size(cl.oid) END AS size,
                i.indexrelid IS NOT NULL AS i_found, i.indisunique, i.indisvalid,
                i.indexprs IS NOT NULL AS has_expr, i.indpred IS NOT NULL AS has_pred,
                i.indnkeyatts < i.indnatts AS has_include, i.indkey::int2[] AS keys,
                t.oid AS toid, t.relname AS tname, tn.nspname AS tnsp, t.reltuples AS t_reltuples
-          FROM unnest($1) AS x(rel)
+          FROM unnest($1, $2) AS x(rel, size)
           LEFT JOIN pg_class cl ON cl.oid = x.rel
           LEFT JOIN pg_am am ON am.oid = cl.relam
           LEFT JOIN pg_index i ON cl.relkind = 'i' AND i.indexrelid = cl.oid
@@ -339,13 +341,13 @@ BEGIN
                  ON ps.schemaname OPERATOR(pg_catalog.=) r.tnsp
                 AND ps.tablename OPERATOR(pg_catalog.=) r.tname
                 AND ps.attname OPERATOR(pg_catalog.=) at.attname$s$
-         END) USING rels;
+         END) USING rels, sizes;
 END
 $$;
-COMMENT ON FUNCTION adr_ops._bloat_estimates(oid[]) IS
+COMMENT ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) IS
     'API: private. Bloat estimated from statistics for a set of relations, in one pass over the catalogs and statistics';
-REVOKE ALL ON FUNCTION adr_ops._bloat_estimates(oid[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimates(oid[]) TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) TO pg_monitor;
 
 -- API: private.  Mode estimate for one table, materialized view, TOAST
 -- table or btree index (_bloat_estimates() of that one: it reads that
@@ -531,10 +533,12 @@ BEGIN
                AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
         ), sized AS MATERIALIZED (
             SELECT cand.*, adr_ops._bloat_size(cand.oid) AS size FROM cand
+        ), listed AS MATERIALIZED (
+            SELECT sized.oid, sized.size FROM sized
+             WHERE sized.size IS NULL OR sized.size >= coalesce(min_bytes, 0)
         ), e AS (
-            SELECT * FROM adr_ops._bloat_estimates(ARRAY(
-                SELECT sized.oid FROM sized
-                 WHERE sized.size IS NULL OR sized.size >= coalesce(min_bytes, 0)))
+            SELECT * FROM adr_ops._bloat_estimates(ARRAY(SELECT listed.oid FROM listed ORDER BY listed.oid),
+                                                   ARRAY(SELECT listed.size FROM listed ORDER BY listed.oid))
         ), k AS (
             SELECT sized.nspname, sized.relname,
                    CASE sized.relkind WHEN 't' THEN 'toast' WHEN 'i' THEN 'index' ELSE 'table' END AS kind,

@@ -300,10 +300,10 @@ COMMENT ON FUNCTION adr_ops._bloat_estimate_calc(bool, "char", name, "char", int
 REVOKE ALL ON FUNCTION adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4, float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint, bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4, float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint, bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]) TO pg_monitor;
 
-CREATE FUNCTION adr_ops._bloat_estimates(rels oid[])
+CREATE FUNCTION adr_ops._bloat_estimates(rels oid[], sizes bigint[] DEFAULT NULL)
 RETURNS TABLE (rel oid, total_bytes bigint, bloat_bytes bigint, bloat_pct float8,
     dead_pct float8, free_pct float8, method text, error_pct float8, vacuum_pct float8)
-LANGUAGE plpgsql STRICT VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -311,13 +311,14 @@ BEGIN
     WITH r AS (
         SELECT x.rel, cl.oid IS NOT NULL AS c_found, cl.relkind, am.amname,
                cl.relpersistence, cl.relpages, cl.reltuples, cl.reloptions,
-               CASE WHEN cl.relpersistence = 'u' AND pg_is_in_recovery() THEN NULL
+               CASE WHEN $2 IS NOT NULL THEN x.size
+                    WHEN cl.relpersistence = 'u' AND pg_is_in_recovery() THEN NULL
                     ELSE adr_ops._bloat_size(cl.oid) END AS size,
                i.indexrelid IS NOT NULL AS i_found, i.indisunique, i.indisvalid,
                i.indexprs IS NOT NULL AS has_expr, i.indpred IS NOT NULL AS has_pred,
                i.indnkeyatts < i.indnatts AS has_include, i.indkey::int2[] AS keys,
                t.oid AS toid, t.relname AS tname, tn.nspname AS tnsp, t.reltuples AS t_reltuples
-          FROM unnest($1) AS x(rel)
+          FROM unnest($1, $2) AS x(rel, size)
           LEFT JOIN pg_class cl ON cl.oid = x.rel
           LEFT JOIN pg_am am ON am.oid = cl.relam
           LEFT JOIN pg_index i ON cl.relkind = 'i' AND i.indexrelid = cl.oid
@@ -368,13 +369,13 @@ BEGIN
                  ON ps.schemaname OPERATOR(pg_catalog.=) r.tnsp
                 AND ps.tablename OPERATOR(pg_catalog.=) r.tname
                 AND ps.attname OPERATOR(pg_catalog.=) at.attname$s$
-         END) USING rels;
+         END) USING rels, sizes;
 END
 $$;
-COMMENT ON FUNCTION adr_ops._bloat_estimates(oid[]) IS
+COMMENT ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) IS
     'API: private. Bloat estimated from statistics for a set of relations, in one pass over the catalogs and statistics';
-REVOKE ALL ON FUNCTION adr_ops._bloat_estimates(oid[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimates(oid[]) TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) TO pg_monitor;
 
 CREATE OR REPLACE FUNCTION adr_ops._bloat_estimate(rel oid,
     OUT total_bytes bigint, OUT bloat_bytes bigint, OUT bloat_pct float8,
@@ -510,10 +511,12 @@ BEGIN
                AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
         ), sized AS MATERIALIZED (
             SELECT cand.*, adr_ops._bloat_size(cand.oid) AS size FROM cand
+        ), listed AS MATERIALIZED (
+            SELECT sized.oid, sized.size FROM sized
+             WHERE sized.size IS NULL OR sized.size >= coalesce(min_bytes, 0)
         ), e AS (
-            SELECT * FROM adr_ops._bloat_estimates(ARRAY(
-                SELECT sized.oid FROM sized
-                 WHERE sized.size IS NULL OR sized.size >= coalesce(min_bytes, 0)))
+            SELECT * FROM adr_ops._bloat_estimates(ARRAY(SELECT listed.oid FROM listed ORDER BY listed.oid),
+                                                   ARRAY(SELECT listed.size FROM listed ORDER BY listed.oid))
         ), k AS (
             SELECT sized.nspname, sized.relname,
                    CASE sized.relkind WHEN 't' THEN 'toast' WHEN 'i' THEN 'index' ELSE 'table' END AS kind,
@@ -720,6 +723,266 @@ AS $$
                    coalesce(i.idx_blks_hit, 0), coalesce(i.idx_blks_read, 0)
               FROM pg_statio_user_indexes i) b
      ORDER BY b.reads DESC, b.schemaname, b.relname, b.kind
+$$;
+
+-- Issue 20: adr_index_advice() without JIT (src/perf.sql).
+CREATE OR REPLACE FUNCTION adr_ops.adr_index_advice(
+    OUT finding text, OUT object text, OUT table_name text, OUT evidence text,
+    OUT statement text)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+    WITH RECURSIVE
+    since AS (
+        SELECT 'since ' || coalesce('the statistics were reset at '
+                                    || date_trunc('second', d.stats_reset)::text,
+                                    'the statistics began') AS txt
+          FROM pg_stat_database d WHERE d.datname = current_database()
+    ),
+    -- the leaves under each partitioned table and index
+    ptree (root, relid) AS (
+        SELECT c.oid, c.oid FROM pg_class c WHERE c.relkind IN ('p', 'I')
+        UNION ALL
+        SELECT p.root, i.inhrelid FROM ptree p JOIN pg_inherits i ON i.inhparent = p.relid
+    ),
+    pleaf AS (
+        SELECT p.root, sum(pg_stat_get_numscans(c.oid)) AS scans,
+               sum(c.relpages::bigint * current_setting('block_size')::bigint) AS bytes,
+               CASE WHEN max(c.reltuples) < 0 THEN -1
+                    ELSE sum(greatest(c.reltuples, 0)) END AS tuples
+          FROM ptree p JOIN pg_class c ON c.oid = p.relid AND c.relkind IN ('r', 'm', 'i')
+         GROUP BY p.root
+    ),
+    tbl AS (
+        SELECT c.oid, c.relkind, c.relname, n.nspname,
+               format('%I.%I', n.nspname, c.relname) AS qname,
+               CASE WHEN c.relkind = 'p' THEN coalesce(pl.tuples, -1)
+                    ELSE c.reltuples END AS tuples,
+               CASE WHEN coalesce(pl.tuples, c.reltuples) < 0 THEN 'not analyzed yet'
+                    ELSE format('size %s, about %s rows',
+                                pg_size_pretty(coalesce(pl.bytes,
+                                                        c.relpages::bigint
+                                                        * current_setting('block_size')::bigint)),
+                                coalesce(pl.tuples, c.reltuples)::bigint) END AS facts,
+               CASE WHEN c.relkind = 'p' THEN '' ELSE 'CONCURRENTLY ' END AS conc,
+               CASE WHEN c.relkind = 'p'
+                    THEN '; a partitioned table does not support CONCURRENTLY, so the statement locks it'
+                    ELSE '' END AS note
+          FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pleaf pl ON pl.root = c.oid
+         WHERE c.relkind IN ('r', 'm', 'p')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'adr_ops')
+           AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+           AND NOT EXISTS (SELECT FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                              AND d.deptype = 'e')
+    ),
+    fkey AS (
+        SELECT k.conname, k.conrelid, k.confrelid, k.conkey
+          FROM pg_constraint k
+         WHERE k.contype = 'f' AND k.conparentid = 0
+    ),
+    -- valid btree indexes without predicate that lead with a foreign key's columns
+    fk_covers AS (
+        SELECT x.indexrelid, f.conname, f.conrelid
+          FROM pg_index x
+          JOIN pg_class ic ON ic.oid = x.indexrelid
+          JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
+          JOIN fkey f ON f.conrelid = x.indrelid
+         WHERE x.indisvalid AND x.indpred IS NULL
+           AND cardinality(f.conkey) <= x.indnkeyatts
+           AND (x.indkey::int2[])[0:cardinality(f.conkey) - 1] @> f.conkey
+           AND (x.indkey::int2[])[0:cardinality(f.conkey) - 1] <@ f.conkey
+    ),
+    idx AS (
+        SELECT x.indexrelid AS oid, x.indrelid, t.qname AS table_qname, t.conc, t.note,
+               format('%I.%I', t.nspname, ic.relname) AS qname, ic.relname, ic.relkind,
+               am.amname, x.indisunique, x.indisprimary, x.indisvalid, x.indisreplident,
+               x.indnatts, x.indnkeyatts,
+               (x.indkey::int2[])[0:x.indnkeyatts - 1] AS keys,
+               x.indkey::int2[] AS allcols,
+               (x.indclass::oid[])[0:x.indnkeyatts - 1] AS opclasses,
+               (x.indcollation::oid[])[0:x.indnkeyatts - 1] AS collations,
+               (x.indoption::int2[])[0:x.indnkeyatts - 1] AS options,
+               regexp_replace(x.indexprs::text, ' :location -?[0-9]+', '', 'g') AS exprs,
+               regexp_replace(x.indpred::text, ' :location -?[0-9]+', '', 'g') AS pred,
+               x.indisunique AND coalesce((to_jsonb(x) ->> 'indnullsnotdistinct')::boolean, false)
+                   AS nulls_not_distinct,
+               k.conname AS constraint_name,
+               -- (uncorrelated IN: hashed, where EXISTS would rescan per index)
+               x.indexrelid IN (SELECT f.conindid FROM pg_constraint f
+                                 WHERE f.contype = 'f') AS fk_depends,
+               x.indexrelid IN (SELECT c.indexrelid FROM fk_covers c) AS fk_cover,
+               CASE WHEN ic.relkind = 'I' THEN coalesce(pl.scans, 0)
+                    ELSE pg_stat_get_numscans(x.indexrelid) END AS scans,
+               CASE WHEN ic.relkind = 'I' THEN coalesce(pl.bytes, 0)
+                    ELSE ic.relpages::bigint * current_setting('block_size')::bigint END AS bytes
+          FROM pg_index x
+          JOIN tbl t ON t.oid = x.indrelid
+          JOIN pg_class ic ON ic.oid = x.indexrelid
+          JOIN pg_am am ON am.oid = ic.relam
+          LEFT JOIN pg_constraint k
+                 ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid
+                AND k.contype IN ('p', 'u', 'x')
+          LEFT JOIN pleaf pl ON pl.root = x.indexrelid
+         WHERE x.indislive AND NOT ic.relispartition
+    ),
+    -- valid indexes, each with the one of its duplicate set that is kept
+    sets AS (
+        SELECT i.*,
+               i.indisunique OR i.constraint_name IS NOT NULL OR i.indisreplident
+               OR i.fk_depends OR i.fk_cover AS protected,
+               first_value(i.oid) OVER w AS keep_oid,
+               first_value(i.qname) OVER w AS keep_qname,
+               sum(i.scans) OVER (PARTITION BY i.indrelid, i.allcols, i.indnkeyatts, i.opclasses,
+                                               i.collations, i.options, i.exprs, i.pred,
+                                               i.nulls_not_distinct) AS set_scans
+          FROM idx i
+         WHERE i.indisvalid
+        WINDOW w AS (PARTITION BY i.indrelid, i.allcols, i.indnkeyatts, i.opclasses,
+                                  i.collations, i.options, i.exprs, i.pred, i.nulls_not_distinct
+                     ORDER BY i.fk_depends DESC, i.indisprimary DESC,
+                              i.constraint_name IS NOT NULL DESC,
+                              i.indisunique DESC, i.indisreplident DESC, i.scans DESC, i.oid)
+    ),
+    -- The rules as flags: the joins below then filter on one column each,
+    -- which the planner estimates well enough to hash 10,000 indexes.
+    valid AS (
+        SELECT v.*,
+               v.oid <> v.keep_oid AND NOT v.fk_depends AS is_dup,
+               -- what the advice keeps for certain: kept, and scanned or protected
+               v.oid = v.keep_oid AND (v.set_scans > 0 OR v.protected) AS stays,
+               -- what may be redundant to a longer btree index that stays
+               v.amname = 'btree' AND v.pred IS NULL
+               AND (v.oid = v.keep_oid OR v.fk_depends)
+               AND NOT (v.indisunique OR v.constraint_name IS NOT NULL OR v.indisreplident
+                        OR v.fk_depends)
+               AND v.exprs IS NULL AND v.indnatts = v.indnkeyatts AS may_be_redundant
+          FROM sets v
+    ),
+    dup AS (
+        SELECT v.* FROM valid v WHERE v.is_dup
+    ),
+    red AS (
+        SELECT DISTINCT ON (a.oid) a.*, s.qname AS covered_by, s.set_scans AS covered_by_scans
+          FROM valid a
+          JOIN valid s ON s.indrelid = a.indrelid
+         WHERE a.may_be_redundant AND s.stays
+           AND s.amname = 'btree' AND s.pred IS NULL
+           AND cardinality(s.keys) > cardinality(a.keys)
+           AND s.keys[1:cardinality(a.keys)] = a.keys
+           AND s.opclasses[1:cardinality(a.keys)] = a.opclasses
+           AND s.collations[1:cardinality(a.keys)] = a.collations
+           AND s.options[1:cardinality(a.keys)] = a.options
+         ORDER BY a.oid, cardinality(s.keys) DESC, s.oid
+    ),
+    findings AS (
+        SELECT 1 AS rank, 'invalid index' AS finding, i.qname AS object, i.table_qname,
+               format('not valid, so never used by queries yet updated by every write: %s; size %s',
+                      CASE WHEN i.relkind = 'I'
+                           THEN 'some partitions have no index attached to it; create theirs and ALTER INDEX ... ATTACH PARTITION them'
+                           WHEN i.relname ~ '_cc(new|old)[0-9]*$'
+                           THEN 'left over by a REINDEX CONCURRENTLY that failed'
+                           WHEN i.indisunique
+                           THEN 'a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY failed (a unique index fails again while duplicate keys remain)'
+                           ELSE 'a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY failed'
+                      END,
+                      pg_size_pretty(i.bytes)) AS evidence,
+               CASE WHEN i.relkind = 'I' THEN NULL
+                    WHEN i.relname ~ '_cc(new|old)[0-9]*$'
+                    THEN format('DROP INDEX CONCURRENTLY %s;', i.qname)
+                    ELSE format('REINDEX INDEX CONCURRENTLY %s;', i.qname) END AS statement
+          FROM idx i
+         WHERE NOT i.indisvalid
+           AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index p
+                            WHERE p.index_relid = i.oid)
+        UNION ALL
+        SELECT 2, 'duplicate index', d.qname, d.table_qname,
+               format('same definition as %s, which is kept; index scans %s: %s on this one, %s on all of them; size %s%s',
+                      d.keep_qname, (SELECT txt FROM since), d.scans, d.set_scans,
+                      pg_size_pretty(d.bytes), d.note),
+               CASE WHEN d.constraint_name IS NOT NULL
+                    THEN format('ALTER TABLE %s DROP CONSTRAINT %I;', d.table_qname, d.constraint_name)
+                    ELSE format('DROP INDEX %s%s;', d.conc, d.qname) END
+          FROM dup d
+        UNION ALL
+        SELECT 3, 'redundant index', r.qname, r.table_qname,
+               format('its columns are the leading columns of %s, which serves the same lookups; index scans %s: %s on this one, %s on %s; size %s%s',
+                      r.covered_by, (SELECT txt FROM since), r.scans, r.covered_by_scans,
+                      r.covered_by, pg_size_pretty(r.bytes), r.note),
+               format('DROP INDEX %s%s;', r.conc, r.qname)
+          FROM red r
+        UNION ALL
+        SELECT 4, 'unused index', v.qname, v.table_qname,
+               format('no index scans %s; size %s%s', (SELECT txt FROM since),
+                      pg_size_pretty(v.bytes), v.note),
+               format('DROP INDEX %s%s;', v.conc, v.qname)
+          FROM valid v
+         WHERE v.oid = v.keep_oid AND v.set_scans = 0 AND NOT v.protected
+           AND v.oid NOT IN (SELECT r.oid FROM red r)
+        UNION ALL
+        SELECT 5, 'sequential scans', t.qname, t.qname,
+               format('%s sequential scans read %s rows each on average (%s in all), against %s index scans, %s; table %s; %s',
+                      s.seq_scan, s.seq_tup_read / nullif(s.seq_scan, 0), s.seq_tup_read,
+                      coalesce(s.idx_scan, 0), (SELECT txt FROM since), t.facts,
+                      CASE WHEN cand.cols IS NOT NULL
+                           THEN 'pg_stats suggests ' || cand.cols
+                                || '; check that the slow queries filter on it before creating the index'
+                           WHEN NOT has_any_column_privilege(t.oid, 'SELECT')
+                           THEN 'its column statistics (pg_stats) are not visible to this role'
+                           ELSE 'no column stands out in pg_stats: look for the filter in the slow queries'
+                      END),
+               CASE WHEN cand.best IS NOT NULL
+                    THEN format('CREATE INDEX %sIF NOT EXISTS %I ON %s (%I);', t.conc,
+                                left(t.relname || '_' || cand.best, 59) || '_idx', t.qname, cand.best)
+               END
+          FROM tbl t
+          JOIN pg_stat_all_tables s ON s.relid = t.oid
+          LEFT JOIN LATERAL (
+                SELECT string_agg(format('%I (about %s distinct values, correlation %s)',
+                                         c.attname, c.distinct_values,
+                                         round(c.correlation::numeric, 2)),
+                                  ', ' ORDER BY c.distinct_values DESC, c.attname) AS cols,
+                       (array_agg(c.attname ORDER BY c.distinct_values DESC, c.attname))[1] AS best
+                  FROM (SELECT st.attname, st.correlation,
+                               round(CASE WHEN st.n_distinct >= 0 THEN st.n_distinct
+                                          ELSE -st.n_distinct * greatest(t.tuples, 0) END)::bigint
+                                   AS distinct_values
+                          FROM pg_stats st
+                          JOIN pg_attribute att ON att.attrelid = t.oid AND att.attname = st.attname
+                         WHERE st.schemaname = t.nspname AND st.tablename = t.relname
+                           AND NOT st.inherited
+                           AND abs(st.correlation) < 0.1
+                           AND NOT EXISTS (SELECT FROM pg_index x
+                                            WHERE x.indrelid = t.oid
+                                              AND x.indkey[0] = att.attnum)) c
+                 WHERE c.distinct_values > 100) cand ON true
+         WHERE s.seq_scan > 100
+           AND s.seq_tup_read / nullif(s.seq_scan, 0) > 10000
+           AND s.seq_scan > coalesce(s.idx_scan, 0)
+        UNION ALL
+        SELECT 6, 'foreign key without index', format('%I.%I', t.nspname, f.conname), t.qname,
+               format('deleting or updating a key of %s scans %s (%s) for the rows that reference it%s',
+                      f.confrelid::regclass, t.qname, t.facts, t.note),
+               format('CREATE INDEX %sIF NOT EXISTS %I ON %s (%s);', t.conc,
+                      left(t.relname || '_' || f.names, 59) || '_idx', t.qname, f.collist)
+          FROM (SELECT fk.*,
+                       string_agg(a.attname, '_' ORDER BY k.n) AS names,
+                       string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) AS collist
+                  FROM fkey fk
+                  CROSS JOIN LATERAL unnest(fk.conkey) WITH ORDINALITY k(attnum, n)
+                  JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = k.attnum
+                 GROUP BY fk.conname, fk.conrelid, fk.confrelid, fk.conkey) f
+          JOIN tbl t ON t.oid = f.conrelid
+         WHERE NOT EXISTS (SELECT FROM fk_covers c
+                            WHERE c.conrelid = f.conrelid AND c.conname = f.conname)
+    )
+    SELECT f.finding, f.object, f.table_qname, f.evidence, f.statement
+      FROM findings f
+     ORDER BY f.rank, f.table_qname, f.object
 $$;
 CREATE OR REPLACE FUNCTION adr_ops.adr_pipeline_status(since interval DEFAULT '24 hours',
     OUT pipeline text, OUT queued bigint, OUT running bigint, OUT succeeded bigint,
