@@ -9,6 +9,7 @@ OBJS = \
 	src/adr_ops.o \
 	src/backup.o \
 	src/bloat.o \
+	src/capacity.o \
 	src/cron.o \
 	src/guc.o \
 	src/health.o \
@@ -38,7 +39,8 @@ SQL_FRAGMENTS = \
 	src/bloat.sql \
 	src/http.sql \
 	src/security.sql \
-	src/backup.sql
+	src/backup.sql \
+	src/capacity.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # The frozen install scripts of released versions and the update scripts.

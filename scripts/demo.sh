@@ -2,7 +2,8 @@
 # Command 1 of README.md: install what is missing, build and install
 # adr_ops, start a throwaway cluster (as the postgres OS user) under a folder
 # of the checkout, make a little real workload, and print the daily health
-# report.  Running it again reuses the cluster.
+# report.  Running it again reuses the cluster, whether it runs or was
+# stopped (a reboot).
 set -Eeuo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,8 +51,14 @@ log_line_prefix = '%m [%p] %q%u@%d '
 lc_messages = 'C'
 CONF
     fi
-    # (Re)start, so that the server runs the library just installed.
-    run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" -l "$dir/server.log" -w restart >/dev/null
+    # Start the cluster, or restart it when it runs, so that the server runs
+    # the library just installed.  (pg_ctl restart cannot start a cluster
+    # that never ran: it has no postmaster.opts yet.)
+    if run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" -l "$dir/server.log" -w restart >/dev/null
+    else
+        run_as "$user" "$PG_BINDIR/pg_ctl" -D "$data" -l "$dir/server.log" -w start >/dev/null
+    fi
 
     # The demo's extension is made anew from this build: the version number
     # does not change between unreleased builds, so an update would not.

@@ -21,7 +21,8 @@ SELECT adr_ops.adr_block_ip('2001:db8::/32', 'v6 range');
 SELECT client, reason, expires_at IS NOT NULL AS expires, remaining > interval '59 minutes' AS about_an_hour,
        blocked_by
   FROM adr_ops.blocked_clients ORDER BY client;
-SELECT active_entries - :before AS added, capacity FROM adr_ops._security_state();
+SELECT active_entries - :before AS added, capacity, auto_ban_capacity, auto_bans
+  FROM adr_ops._security_state();
 SELECT a, adr_ops._security_blocked(a::inet)
   FROM (VALUES ('192.0.2.77'), ('192.0.3.1'), ('2001:db8:1::1'), ('2001:db9::1')) v(a);
 
@@ -95,6 +96,26 @@ SELECT maintenance, message FROM adr_ops._security_state();
 TRUNCATE adr_ops.maintenance_state;
 SELECT maintenance, message FROM adr_ops._security_state();
 
+-- IPv4-mapped ranges are blocked as the IPv4 ranges they stand for, with
+-- the prefix length converted: the hook matches such clients as IPv4, so
+-- the mapped form would never match.
+SELECT r, adr_ops._ipv4_unmapped(r::cidr)
+  FROM (VALUES ('::ffff:127.0.0.2/128'), ('::ffff:7f00:2'), ('::ffff:10.0.0.0/104'),
+               ('::ffff:0:0/96'), ('::/0'), ('::/64'), ('2001:db8::/32'), ('192.0.2.0/24')) v(r);
+SELECT adr_ops.adr_block_ip('::ffff:192.0.2.7/128', 'mapped', terminate => false);
+SELECT client, reason FROM adr_ops.blocked_clients WHERE reason = 'mapped';
+SELECT adr_ops._security_blocked('192.0.2.7') AS ipv4_client,
+       adr_ops._security_blocked('::ffff:192.0.2.7') AS mapped_client;
+SELECT adr_ops.adr_unblock_ip('::ffff:192.0.2.7/128');
+SELECT count(*) FROM adr_ops.blocklist WHERE reason = 'mapped';
+-- A mapped row written directly (or kept from 1.0) is enforced as IPv4
+-- too, and unblocked in either form.
+INSERT INTO adr_ops.blocklist (client, reason, blocked_by) VALUES ('::ffff:192.0.2.0/120', 'direct mapped', 'test');
+SELECT adr_ops._security_blocked('192.0.2.9') AS direct_mapped;
+SELECT adr_ops.adr_unblock_ip('::ffff:192.0.2.0/120');
+SELECT adr_ops._security_blocked('192.0.2.9') AS after_unblock;
+SELECT action, target FROM adr_ops.security_actions ORDER BY id DESC LIMIT 3;
+
 -- Failed authentications (none over the socket).
 SELECT count(*) AS counted_over_the_socket FROM adr_ops.adr_auth_failures();
 
@@ -141,6 +162,38 @@ DROP SCHEMA sec_open;
 DROP ROLE sec_md5, sec_rls;
 SELECT finding FROM adr_ops.adr_security_audit()
  WHERE finding NOT IN ('log_connections', 'extra_superuser') ORDER BY 1;
+
+-- A pinned search_path that searches, before pg_catalog, a schema others
+-- may create in (public belongs to pg_database_owner), pg_temp (listed, or
+-- searched first because it is not) or "$user" is a finding; one that
+-- lists such schemas after pg_catalog, or only the owner's schemas, is not.
+CREATE SCHEMA sec_own;
+CREATE SCHEMA sec_shared;
+GRANT CREATE ON SCHEMA sec_shared TO pg_monitor;
+CREATE FUNCTION public.sec_path_public() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = public, pg_catalog AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_temp() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_temp, pg_catalog AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_no_temp() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_user() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = "$user", pg_catalog, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_missing() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = "No Such", pg_catalog, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_shared() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = sec_own, SEC_SHARED, pg_catalog, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_implicit() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = public, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_after() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp AS 'SELECT 1';
+CREATE FUNCTION public.sec_path_own() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = sec_own, pg_catalog, pg_temp AS 'SELECT 1';
+SELECT object, detail FROM adr_ops.adr_security_audit()
+ WHERE finding = 'security_definer_search_path' ORDER BY object;
+DROP FUNCTION public.sec_path_public(), public.sec_path_temp(), public.sec_path_no_temp(),
+    public.sec_path_user(), public.sec_path_missing(), public.sec_path_shared(),
+    public.sec_path_implicit(), public.sec_path_after(), public.sec_path_own();
+DROP SCHEMA sec_own, sec_shared;
 
 -- Host names that look hexadecimal are names, not addresses.
 SELECT a, adr_ops._is_local_address(a)

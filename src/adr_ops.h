@@ -31,6 +31,14 @@ extern void adr_guc_reserve(void);
 
 /* info.c */
 extern char *adr_extension_version(void);
+extern int	adr_version_cmp(const char *a, const char *b);
+
+/* capacity.c */
+extern int	adr_ops_recovery_time_objective;
+extern int	adr_ops_recovery_point_objective;
+extern int	adr_ops_wal_replay_rate;
+
+extern void adr_capacity_init(void);
 
 /* bloat.c */
 extern int	adr_ops_bloat_sample_pages;
@@ -39,6 +47,7 @@ extern void adr_bloat_init(void);
 
 /* security.c */
 extern int	adr_ops_max_blocked;
+extern int	adr_ops_auth_ban_share;
 extern int	adr_ops_auth_failure_limit;
 extern int	adr_ops_auth_failure_window;
 extern int	adr_ops_auth_ban_duration;

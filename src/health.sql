@@ -65,7 +65,14 @@ INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES
     ('replication_lag',      60,         300),          -- seconds
     ('replication_slots', 1073741824, 10737418240),     -- bytes of WAL held by inactive slots
     ('cache_hit_ratio',      95,          90),          -- %: lower is worse
-    ('recent_errors',        10,         100);          -- entries in the last hour
+    ('recent_errors',        10,         100),          -- entries in the last hour
+    ('archiving',           600,        3600),          -- seconds the oldest WAL segment waits
+    ('sequences',            75,          90),          -- % of the range used
+    ('vacuum_age',       604800,     2592000),          -- seconds since a changed table's vacuum
+    ('analyze_age',      604800,     2592000),          -- seconds since a changed table's analyze
+    ('checkpoint',         1800,        3600),          -- seconds since the last checkpoint
+    ('wal_files',           150,         300),          -- % of max_wal_size + wal_keep_size
+    ('disabled_triggers',     0,          10);          -- disabled triggers
 
 -- pg_dump keeps the rows; a restored one replaces its default (schema.sql).
 CREATE TRIGGER health_thresholds_upsert BEFORE INSERT ON adr_ops.health_thresholds
@@ -103,7 +110,9 @@ INSERT INTO adr_ops.health_checks (name, position) VALUES
     ('connections', 10), ('disk', 20), ('memory', 30), ('load', 40),
     ('long_transactions', 50), ('idle_in_transaction', 60), ('blocked_sessions', 70),
     ('xid_wraparound', 80), ('replication', 90), ('cache_hit_ratio', 100),
-    ('recent_errors', 110), ('extension_version', 150);
+    ('recent_errors', 110), ('extension_version', 150),
+    ('database_size', 25), ('sequences', 85), ('vacuum_age', 86), ('analyze_age', 87),
+    ('archiving', 92), ('wal_files', 94), ('checkpoint', 96), ('disabled_triggers', 105);
 
 -- Checks that look at other sessions need pg_read_all_stats: without it
 -- pg_stat_activity hides their state and times, and the check would read 0.
@@ -116,6 +125,16 @@ AS $$
 $$;
 COMMENT ON FUNCTION adr_ops._health_stats_unknown() IS
     'API: private. Why a check of other sessions cannot be made by the caller, or NULL';
+
+-- "1 session", "2 sessions": counts in the details read as English.
+CREATE FUNCTION adr_ops._count_of(n bigint, noun text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT n || ' ' || noun || CASE WHEN n = 1 THEN '' ELSE 's' END $$;
+COMMENT ON FUNCTION adr_ops._count_of(bigint, text) IS
+    'API: private. A count and its noun, in the plural unless the count is 1';
+REVOKE ALL ON FUNCTION adr_ops._count_of(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._count_of(bigint, text) TO pg_monitor;
 
 CREATE FUNCTION adr_ops._check_connections() RETURNS SETOF adr_ops._health_reading
 LANGUAGE sql VOLATILE
@@ -187,18 +206,20 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH x AS (
-        SELECT 'pid ' || pid AS who, usename AS usr, datname AS db, state, xact_start AS since
+        SELECT 'pid ' || pid AS who, usename AS usr, datname AS db, state, xact_start AS since,
+               format(', application %s: %s', coalesce(nullif(application_name, ''), 'unnamed'),
+                      left(regexp_replace(query, '\s+', ' ', 'g'), 100)) AS what
           FROM pg_stat_activity
          WHERE backend_type = 'client backend' AND xact_start IS NOT NULL
            AND pid <> pg_backend_pid()
         UNION ALL
-        SELECT 'prepared transaction ' || quote_literal(gid), owner, database, 'prepared', prepared
+        SELECT 'prepared transaction ' || quote_literal(gid), owner, database, 'prepared', prepared, ''
           FROM pg_prepared_xacts
     )
     SELECT 'long_transactions',
            coalesce(round(extract(epoch FROM now() - min(x.since))::numeric, 0), 0), 's',
-           coalesce((SELECT format('oldest: %s (%s@%s, %s) open for %s', o.who, o.usr, o.db,
-                                   o.state, date_trunc('second', now() - o.since))
+           coalesce((SELECT format('oldest: %s (%s@%s, %s) open for %s%s', o.who, o.usr, o.db,
+                                   o.state, date_trunc('second', now() - o.since), o.what)
                        FROM x o ORDER BY o.since LIMIT 1),
                     'no open transactions'),
            adr_ops._health_stats_unknown(), NULL
@@ -217,8 +238,8 @@ AS $$
     )
     SELECT 'idle_in_transaction',
            coalesce(round(extract(epoch FROM now() - min(i.state_change))::numeric, 0), 0), 's',
-           coalesce((SELECT format('%s sessions idle in transaction; oldest: pid %s (%s@%s) idle for %s',
-                                   (SELECT count(*) FROM i), o.pid, o.usename, o.datname,
+           coalesce((SELECT format('%s idle in transaction; oldest: pid %s (%s@%s) idle for %s',
+                                   adr_ops._count_of((SELECT count(*) FROM i), 'session'), o.pid, o.usename, o.datname,
                                    date_trunc('second', now() - o.state_change))
                        FROM i o ORDER BY o.state_change LIMIT 1),
                     'no sessions idle in transaction'),
@@ -242,8 +263,8 @@ AS $$
     )
     SELECT 'blocked_sessions',
            coalesce(round(extract(epoch FROM now() - min(w.since))::numeric, 0), 0), 's',
-           coalesce((SELECT format('%s sessions waiting for a lock; longest: pid %s (%s@%s) waiting %s for a %s lock, blocked by pids %s',
-                                   (SELECT count(*) FROM w), o.pid, o.usename, o.datname,
+           coalesce((SELECT format('%s waiting for a lock; longest: pid %s (%s@%s) waiting %s for a %s lock, blocked by pids %s',
+                                   adr_ops._count_of((SELECT count(*) FROM w), 'session'), o.pid, o.usename, o.datname,
                                    date_trunc('second', now() - o.since), o.wait_event,
                                    array_to_string(o.blockers, ', '))
                        FROM w o ORDER BY o.since LIMIT 1),
@@ -308,11 +329,16 @@ AS $$
      WHERE NOT pg_is_in_recovery() AND NOT EXISTS (SELECT FROM pg_stat_replication)
     UNION ALL
     SELECT 'replication_slots', coalesce(max(s.retained), 0), 'bytes',
+           -- a slot that reserves no WAL yet (restart_lsn NULL) retains none
            CASE WHEN count(*) = 0 THEN 'no inactive replication slots'
-                ELSE format('%s inactive slots retain WAL: %s', count(*),
+                WHEN count(s.retained) = 0 THEN 'no inactive replication slots retain WAL'
+                ELSE format('%s %s WAL: %s', adr_ops._count_of(count(s.retained), 'inactive slot'),
+                            CASE count(s.retained) WHEN 1 THEN 'retains' ELSE 'retain' END,
                             string_agg(format('%s (%s, %s)', s.slot_name, pg_size_pretty(s.retained),
                                               coalesce(s.wal_status, 'n/a')),
-                                       ', ' ORDER BY s.retained DESC NULLS LAST)) END,
+                                       ', ' ORDER BY s.retained DESC) FILTER (WHERE s.retained IS NOT NULL)) END
+           || coalesce('; reserving no WAL: ' || string_agg(s.slot_name, ', ' ORDER BY s.slot_name)
+                                                   FILTER (WHERE s.retained IS NULL), ''),
            NULL, NULL
       FROM (SELECT slot_name, wal_status,
                    pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
@@ -339,6 +365,10 @@ $$;
 -- Reading the log needs pg_read_server_files (adr_log_lines checks it
 -- again); a caller without it gets the reason, not a permission error.
 -- A PANIC in the last hour is CRITICAL however few entries there are.
+-- The detail gives counts only: it goes into health_history, alerts and
+-- the webhook, which pg_monitor reads, while a message text can carry
+-- anything a client's failing statement held; the texts stay with
+-- adr_log_lines().
 CREATE FUNCTION adr_ops._check_recent_errors() RETURNS SETOF adr_ops._health_reading
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -353,16 +383,255 @@ BEGIN
 
     RETURN QUERY
     SELECT 'recent_errors', count(*)::numeric, 'entries',
-           format('%s ERROR, %s FATAL, %s PANIC in the last hour of the server log%s',
+           format('%s ERROR, %s FATAL, %s PANIC in the last hour of the server log',
                   count(*) FILTER (WHERE l.severity = 'ERROR'),
                   count(*) FILTER (WHERE l.severity = 'FATAL'),
-                  count(*) FILTER (WHERE l.severity = 'PANIC'),
-                  '; last: ' || left((array_agg(l.severity || ': ' || l.message
-                                                ORDER BY l.log_time DESC))[1], 200)),
+                  count(*) FILTER (WHERE l.severity = 'PANIC')),
            NULL::text,
            CASE WHEN bool_or(l.severity = 'PANIC') THEN 'CRITICAL' END
       FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{ERROR,FATAL,PANIC}') l;
 END
+$$;
+
+-- The checks a DBA's monitoring (check_postgres and the like) already has
+-- (added 1.1).
+
+-- WAL archiving: a failing archive_command silently ends point-in-time
+-- recovery (PostgreSQL logs the failures at LOG and WARNING only).  The
+-- value is how long the oldest WAL segment has waited to be archived;
+-- CRITICAL while the last failure is newer than the last success.  A
+-- standby archives only with archive_mode = always.
+CREATE FUNCTION adr_ops._check_archiving() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        SELECT current_setting('archive_mode') AS mode,
+               current_setting('archive_mode') = 'off'
+               OR (pg_is_in_recovery() AND current_setting('archive_mode') <> 'always') AS idle
+    ), r AS (
+        SELECT count(*) AS files, min(modification) AS oldest
+          FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'
+    )
+    SELECT 'archiving',
+           CASE WHEN NOT s.idle THEN coalesce(round(extract(epoch FROM now() - r.oldest)::numeric, 0), 0) END,
+           's',
+           CASE WHEN s.mode = 'off' THEN 'archive_mode is off: no WAL is archived'
+                WHEN s.idle THEN 'standby with archive_mode = on: the primary archives'
+                ELSE format('%s waiting to be archived%s; last archived: %s; %s failed attempts, last: %s',
+                            adr_ops._count_of(r.files, 'WAL segment'),
+                            CASE WHEN r.files > 0
+                                 THEN format(', the oldest for %s', date_trunc('second', now() - r.oldest)) ELSE '' END,
+                            coalesce(a.last_archived_wal || ' at ' || date_trunc('second', a.last_archived_time), 'never'),
+                            a.failed_count,
+                            coalesce(a.last_failed_wal || ' at ' || date_trunc('second', a.last_failed_time), 'never'))
+           END,
+           NULL,
+           CASE WHEN NOT s.idle AND a.last_failed_time > coalesce(a.last_archived_time, '-infinity')
+                THEN 'CRITICAL' END
+      FROM s, r, pg_stat_archiver a
+$$;
+
+-- Sequences near the end of their range, or of the range of the integer
+-- column they feed (an int4 column fed by a bigint sequence fails at 2^31).
+-- SECURITY DEFINER: the values need privileges on every sequence, which
+-- pg_monitor lacks; it reads only numbers and names, and calls no code that
+-- another role can define.  Cycling sequences never run out; temporary
+-- sequences of other sessions cannot be read.
+CREATE FUNCTION adr_ops._check_sequences() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '1s'
+AS $$
+    WITH q AS (
+        SELECT c.oid, q.seqincrement > 0 AS up, q.seqmin::numeric AS lo, q.seqmax::numeric AS hi,
+               coalesce(pg_sequence_last_value(c.oid), CASE WHEN q.seqincrement > 0 THEN q.seqmin ELSE q.seqmax END)::numeric AS last
+          FROM pg_sequence q JOIN pg_class c ON c.oid = q.seqrelid
+         WHERE NOT q.seqcycle AND c.relpersistence <> 't'
+           AND NOT (c.relpersistence = 'u' AND pg_is_in_recovery())
+    ), fed AS (
+        -- the integer columns a sequence feeds: its owner (serial, identity)
+        -- and the columns whose default names it
+        SELECT d.objid AS seq, a.attrelid, a.attnum, a.atttypid
+          FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+           AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+        UNION
+        SELECT d.refobjid, ad.adrelid, ad.adnum, a.atttypid
+          FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+          JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+         WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+    ), limits AS (
+        SELECT q.oid, q.up, q.last,
+               CASE WHEN q.up THEN q.lo ELSE q.hi END AS start,
+               -- the nearer end: the sequence's own, or its narrowest column's
+               CASE WHEN q.up THEN least(q.hi, min(t.hi)) ELSE greatest(q.lo, max(-t.hi - 1)) END AS stop,
+               (array_agg(format('%s.%I', f.attrelid::regclass, a.attname) ORDER BY t.hi)
+                  FILTER (WHERE t.hi <= CASE WHEN q.up THEN q.hi ELSE -q.lo - 1 END))[1] AS column_name
+          FROM q
+          LEFT JOIN fed f ON f.seq = q.oid
+          LEFT JOIN pg_attribute a ON a.attrelid = f.attrelid AND a.attnum = f.attnum
+          LEFT JOIN (VALUES ('int2'::regtype, 32767::numeric), ('int4'::regtype, 2147483647::numeric)) AS t(typ, hi)
+                 ON t.typ = f.atttypid
+         GROUP BY q.oid, q.up, q.last, q.lo, q.hi
+    ), pct AS (
+        SELECT l.*, round(100 * abs(l.last - l.start) / nullif(abs(l.stop - l.start), 0), 1) AS used
+          FROM limits l
+    )
+    SELECT 'sequences', coalesce(max(p.used), 0), '%',
+           coalesce((SELECT format('fullest: %s at %s%% of %s (%s of %s)', o.oid::regclass, o.used,
+                                   coalesce('the range of its column ' || o.column_name, 'its range'),
+                                   o.last, o.stop)
+                       FROM pct o ORDER BY o.used DESC NULLS LAST, o.oid LIMIT 1),
+                    'no sequences'),
+           NULL, NULL
+      FROM pct p
+$$;
+
+-- Tables whose last vacuum (op 'vacuum') or analyze (op 'analyze') is
+-- older than the thresholds while they changed more than autovacuum's base
+-- threshold since: what a stuck or disabled autovacuum leaves behind.
+-- Tables nobody writes are not counted.  A table never vacuumed counts from
+-- the statistics' reset, or the server's start.
+CREATE FUNCTION adr_ops._maintenance_age(op text) RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH t AS (
+        SELECT s.relid::regclass AS rel, l.changes,
+               round(extract(epoch FROM now() - coalesce(l.at, d.since))::numeric, 0) AS age,
+               coalesce('last ' || op || ' ' || date_trunc('second', l.at),
+                        'never ' || CASE op WHEN 'vacuum' THEN 'vacuumed' ELSE 'analyzed' END) AS last
+          FROM pg_stat_user_tables s
+         CROSS JOIN LATERAL (
+               SELECT CASE op WHEN 'vacuum' THEN greatest(s.last_vacuum, s.last_autovacuum)
+                              ELSE greatest(s.last_analyze, s.last_autoanalyze) END AS at,
+                      CASE op WHEN 'vacuum' THEN s.n_dead_tup + s.n_ins_since_vacuum
+                              ELSE s.n_mod_since_analyze END AS changes) l
+         CROSS JOIN (SELECT coalesce(stats_reset, pg_postmaster_start_time()) AS since
+                       FROM pg_stat_database WHERE datname = current_database()) d
+         WHERE l.changes > current_setting('autovacuum_' || op || '_threshold')::bigint
+    )
+    SELECT op || '_age', coalesce(max(t.age), 0), 's',
+           coalesce((SELECT format('%s changed more than autovacuum_%s_threshold rows since the last %s; longest ago: %s (%s, %s rows changed since)',
+                                   adr_ops._count_of(count(*) OVER (), 'table'), op, op, o.rel, o.last, o.changes)
+                       FROM t o ORDER BY o.age DESC, o.rel LIMIT 1),
+                    format('no table changed more than autovacuum_%s_threshold rows since its last %s', op, op)),
+           NULL, NULL
+      FROM t
+$$;
+COMMENT ON FUNCTION adr_ops._maintenance_age(text) IS
+    'API: private. The vacuum_age or analyze_age reading of adr_health_check()';
+REVOKE ALL ON FUNCTION adr_ops._maintenance_age(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._maintenance_age(text) TO pg_monitor;
+
+CREATE FUNCTION adr_ops._check_vacuum_age() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM adr_ops._maintenance_age('vacuum') $$;
+
+CREATE FUNCTION adr_ops._check_analyze_age() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM adr_ops._maintenance_age('analyze') $$;
+
+-- Time since the last checkpoint (a restartpoint on a standby) while WAL
+-- was written since it: an idle server skips its checkpoints, and that is
+-- no fault.  More than half of 10 or more checkpoints requested (by WAL
+-- volume rather than checkpoint_timeout) is WARNING: max_wal_size is too
+-- small for the load.
+CREATE FUNCTION adr_ops._check_checkpoint() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH c AS (
+        SELECT c.checkpoint_time,
+               pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                    ELSE pg_current_wal_insert_lsn() END, c.checkpoint_lsn) AS wal_since,
+               CASE WHEN pg_is_in_recovery() THEN 'restartpoint' ELSE 'checkpoint' END AS what
+          FROM pg_control_checkpoint() c
+    ), b AS (
+        SELECT checkpoints_req AS req, checkpoints_timed + checkpoints_req AS total, stats_reset
+          FROM pg_stat_bgwriter
+    )
+    SELECT 'checkpoint',
+           CASE WHEN c.wal_since > 0 THEN round(extract(epoch FROM now() - c.checkpoint_time)::numeric, 0) ELSE 0 END,
+           's',
+           format('last %s at %s, %s of WAL since%s; %s of %s checkpoints since %s were requested%s',
+                  c.what, date_trunc('second', c.checkpoint_time), pg_size_pretty(c.wal_since),
+                  CASE WHEN c.wal_since > 0 THEN '' ELSE ' (idle: nothing to checkpoint)' END,
+                  b.req, b.total, coalesce(date_trunc('second', b.stats_reset)::text, 'the statistics began'),
+                  CASE WHEN b.total >= 10 AND 2 * b.req > b.total
+                       THEN ': most checkpoints come from WAL volume, raise max_wal_size' ELSE '' END),
+           NULL,
+           CASE WHEN b.total >= 10 AND 2 * b.req > b.total THEN 'WARNING' END
+      FROM c, b
+$$;
+
+-- WAL kept in pg_wal beyond what max_wal_size and wal_keep_size explain, as
+-- a percentage of them: a replication slot, failing archiving or a long
+-- backup keeps it, and it fills the disk.
+CREATE FUNCTION adr_ops._check_wal_files() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes
+          FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'
+    ), e AS (
+        SELECT pg_size_bytes(current_setting('max_wal_size'))
+               + pg_size_bytes(current_setting('wal_keep_size')) AS expected
+    )
+    SELECT 'wal_files', round(100.0 * w.bytes / e.expected, 1), '%',
+           format('pg_wal holds %s in %s; max_wal_size + wal_keep_size explain %s',
+                  pg_size_pretty(w.bytes), adr_ops._count_of(w.files, 'segment'),
+                  pg_size_pretty(e.expected)),
+           NULL, NULL
+      FROM w, e
+$$;
+
+-- The largest database.  No default thresholds: a size means something only
+-- against a plan; the disk checks and the capacity forecast watch the space.
+CREATE FUNCTION adr_ops._check_database_size() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH d AS (
+        SELECT datname, pg_database_size(oid) AS bytes FROM pg_database WHERE datallowconn
+    )
+    SELECT 'database_size', max(d.bytes), 'bytes',
+           format('largest: %s; %s, %s in all',
+                  (SELECT string_agg(format('%I %s', o.datname, pg_size_pretty(o.bytes)), ', ' ORDER BY o.bytes DESC)
+                     FROM (SELECT * FROM d ORDER BY bytes DESC, datname LIMIT 3) o),
+                  adr_ops._count_of(count(*), 'database'),
+                  pg_size_pretty(sum(d.bytes))),
+           NULL, NULL
+      FROM d
+$$;
+
+-- Disabled triggers on user tables, a constraint's own triggers included
+-- (ALTER TABLE ... DISABLE TRIGGER ALL stops enforcing foreign keys).
+CREATE FUNCTION adr_ops._check_disabled_triggers() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH t AS (
+        SELECT DISTINCT format('%s on %s', coalesce('constraint ' || quote_ident(k.conname), quote_ident(t.tgname)),
+                               t.tgrelid::regclass) AS what
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          LEFT JOIN pg_constraint k ON k.oid = t.tgconstraint AND t.tgisinternal
+         WHERE t.tgenabled = 'D'
+           AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+    )
+    SELECT 'disabled_triggers', count(*), 'triggers',
+           CASE WHEN count(*) = 0 THEN 'no disabled triggers'
+                ELSE format('%s disabled: %s%s', count(*),
+                            (SELECT string_agg(o.what, ', ' ORDER BY o.what)
+                               FROM (SELECT * FROM t ORDER BY what LIMIT 10) o),
+                            CASE WHEN count(*) > 10 THEN ', ...' ELSE '' END) END,
+           NULL, NULL
+      FROM t
 $$;
 
 -- The library a server runs and the SQL objects of this database come from
@@ -500,7 +769,9 @@ BEGIN
                              '_check_idle_in_transaction', '_check_blocked_sessions',
                              '_check_xid_wraparound', '_check_replication',
                              '_check_cache_hit_ratio', '_check_recent_errors',
-                             '_check_extension_version'] LOOP
+                             '_check_extension_version', '_check_archiving', '_check_sequences',
+                             '_check_vacuum_age', '_check_analyze_age', '_check_checkpoint',
+                             '_check_wal_files', '_check_database_size', '_check_disabled_triggers'] LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION adr_ops.%I() FROM PUBLIC', f);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION adr_ops.%I() TO pg_monitor', f);
     END LOOP;

@@ -85,6 +85,25 @@ iv_add(ReturnSetInfo *rsinfo, const char *component, const char *version)
 }
 
 /*
+ * Compare two versions "major.minor": negative, zero or positive as a is
+ * older than, the same as or newer than b.
+ */
+int
+adr_version_cmp(const char *a, const char *b)
+{
+	int			amaj = 0,
+				amin = 0,
+				bmaj = 0,
+				bmin = 0;
+
+	(void) sscanf(a, "%d.%d", &amaj, &amin);
+	(void) sscanf(b, "%d.%d", &bmaj, &bmin);
+	if (amaj != bmaj)
+		return amaj < bmaj ? -1 : 1;
+	return amin < bmin ? -1 : (amin > bmin ? 1 : 0);
+}
+
+/*
  * adr_version() returns (component text, version text): adr_ops (the
  * library), adr_ops_sql (the SQL objects in this database), the PostgreSQL
  * it was built for, and the libcurl and TLS library loaded.

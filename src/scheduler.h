@@ -125,6 +125,8 @@ typedef struct AdrTask
 	const char *const *options; /* option keys besides the common ones */
 	void		(*run) (AdrTaskRun *run);
 	const char *description;
+	const char *since;			/* the version of the SQL objects it needs;
+								 * NULL: every released version */
 } AdrTask;
 
 /* shmem.c */
@@ -152,6 +154,7 @@ extern void adr_task_xact_begin(const char *what, bool need_extension);
 extern void adr_task_xact_end(MemoryContext caller);
 extern const char *adr_option_string(Jsonb *options, const char *key);
 extern char *adr_utility(const char *sql);
+extern char *adr_utility_code(const char *sql, int *sqlerrcode);
 
 /* worker.c */
 extern void adr_worker_register(void);

@@ -29,6 +29,16 @@
  * and the launcher is woken.  The next _security_stage() -- the launcher's
  * or any changing function's -- inserts the pending bans into the table;
  * once its transaction commits, the bans it wrote stop being pending.
+ * Failures are counted, and banned, per IPv4 address and per IPv6 /64.
+ * Auto-bans hold at most adr_ops.auth_ban_share of the entries and replace
+ * their own oldest when that is full, so that manual ranges always fit
+ * (sec_count_failure); the writer deletes the replaced rows.
+ *
+ * Untrusted input: the hook runs for any client that can open a
+ * connection, before it authenticated.  Its address is only compared and
+ * stored as an address; the names of its startup packet are stored and
+ * logged only cleaned to printable ASCII (sec_clean_name), valid in every
+ * database encoding that later reads shared memory or the tables.
  *
  * Locking: SecShared.lock (an LWLock of tranche "adr_ops_security")
  * protects all of SecShared.  The hook takes it LW_SHARED to look up the
@@ -87,6 +97,7 @@
 
 PG_FUNCTION_INFO_V1(adr_security_stage);
 PG_FUNCTION_INFO_V1(adr_security_state);
+PG_FUNCTION_INFO_V1(adr_security_state_1_1);
 PG_FUNCTION_INFO_V1(adr_auth_failures);
 PG_FUNCTION_INFO_V1(adr_security_blocked);
 PG_FUNCTION_INFO_V1(adr_security_stage_trigger);
@@ -95,6 +106,8 @@ PG_FUNCTION_INFO_V1(adr_maintenance_admits);
 #define SEC_FAILURE_SLOTS	512		/* addresses whose failures are counted */
 #define SEC_USERS_PER_ADDR	4		/* user names remembered per address */
 #define SEC_MESSAGE_LEN		512
+#define SEC_V6_GROUP_BITS	64		/* IPv6 failures and auto-bans: per /64 */
+#define SEC_AUTO_BAN		"adr_ops auto-ban"	/* blocklist.blocked_by of auto-bans */
 
 /* One blocked range.  family is PGSQL_AF_INET or PGSQL_AF_INET6. */
 typedef struct SecEntry
@@ -102,15 +115,24 @@ typedef struct SecEntry
 	uint8		family;
 	uint8		bits;
 	uint8		addr[16];
+	bool		autoban;		/* blocked_by is SEC_AUTO_BAN */
+	TimestampTz blocked_at;
 	TimestampTz expires;		/* 0: never */
 	uint64		pending_seq;	/* > 0: an auto-ban not yet in the table */
 	int			failures;		/* for the reason of an auto-ban */
 } SecEntry;
 
+/*
+ * Failures are counted per group: an IPv4 address, or an IPv6 /64 (one
+ * host usually holds a whole /64, so counting its addresses one by one
+ * would let it fail 2^64 times as often).  The user names are cleaned
+ * (sec_clean_name).
+ */
 typedef struct SecFailure
 {
 	uint8		family;			/* 0: free slot */
-	uint8		addr[16];
+	uint8		bits;			/* 32, or SEC_V6_GROUP_BITS */
+	uint8		addr[16];		/* the group's first address */
 	int			count;			/* failures since first_seen */
 	int64		total;			/* failures ever (while the slot lived) */
 	TimestampTz first_seen;
@@ -129,6 +151,7 @@ typedef struct SecShared
 	char		message[SEC_MESSAGE_LEN];
 	SecFailure	failures[SEC_FAILURE_SLOTS];
 	int			capacity;		/* adr_ops.max_blocked at start-up */
+	int			auto_capacity;	/* how many of them auto-bans may hold */
 	int			nentries;
 	SecEntry	entries[FLEXIBLE_ARRAY_MEMBER];
 } SecShared;
@@ -151,6 +174,7 @@ int			adr_ops_auth_failure_limit = 0;
 int			adr_ops_auth_failure_window = 600;
 int			adr_ops_auth_ban_duration = 3600;
 bool		adr_ops_auth_ban_loopback = false;
+int			adr_ops_auth_ban_share = 50;
 char	   *adr_ops_maintenance_allow_roles = NULL;
 
 static SecShared *sec = NULL;
@@ -195,10 +219,33 @@ adr_security_shmem_startup(void)
 		memset(sec, 0, sec_shmem_size());
 		sec->lock = &(GetNamedLWLockTranche("adr_ops_security"))->lock;
 		sec->capacity = adr_ops_max_blocked;
+		sec->auto_capacity = (int) ((int64) adr_ops_max_blocked * adr_ops_auth_ban_share / 100);
 	}
 }
 
 /* ---------- addresses ---------- */
+
+/*
+ * An IPv4-mapped IPv6 address or range (::ffff:0:0/96 and narrower) as the
+ * IPv4 address or range it stands for: the hook matches such clients as
+ * IPv4, so a mapped entry would never match.  adr_block_ip() stores the
+ * IPv4 form (adr_ops._ipv4_unmapped()); rows written otherwise are
+ * converted when loaded.  Returns the family; *bits is converted with it.
+ */
+static int
+sec_unmap(int family, uint8 *addr, int *bits)
+{
+	static const uint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	uint8		v4[4];
+
+	if (family != PGSQL_AF_INET6 || *bits < 96 || memcmp(addr, mapped, 12) != 0)
+		return family;
+	memcpy(v4, addr + 12, 4);
+	memset(addr, 0, 16);
+	memcpy(addr, v4, 4);
+	*bits -= 96;
+	return PGSQL_AF_INET;
+}
 
 /*
  * The client's address as (family, 16 bytes); 0 for a Unix socket or
@@ -208,6 +255,7 @@ static int
 sec_port_addr(const Port *port, uint8 *addr)
 {
 	const struct sockaddr_storage *ss = &port->raddr.addr;
+	int			bits = 128;
 
 	memset(addr, 0, 16);
 	if (ss->ss_family == AF_INET)
@@ -217,18 +265,64 @@ sec_port_addr(const Port *port, uint8 *addr)
 	}
 	if (ss->ss_family == AF_INET6)
 	{
-		const uint8 *a = (const uint8 *) &((const struct sockaddr_in6 *) ss)->sin6_addr;
-		static const uint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-		if (memcmp(a, mapped, 12) == 0)
-		{
-			memcpy(addr, a + 12, 4);
-			return PGSQL_AF_INET;
-		}
-		memcpy(addr, a, 16);
-		return PGSQL_AF_INET6;
+		memcpy(addr, &((const struct sockaddr_in6 *) ss)->sin6_addr, 16);
+		return sec_unmap(PGSQL_AF_INET6, addr, &bits);
 	}
 	return 0;
+}
+
+/*
+ * The group an address's failures and auto-ban belong to: an IPv4 address
+ * itself, an IPv6 address's /64.  Returns the prefix length; *group gets
+ * the group's first address.
+ */
+static int
+sec_group(int family, const uint8 *addr, uint8 *group)
+{
+	memset(group, 0, 16);
+	if (family == PGSQL_AF_INET)
+	{
+		memcpy(group, addr, 4);
+		return 32;
+	}
+	memcpy(group, addr, SEC_V6_GROUP_BITS / 8);
+	return SEC_V6_GROUP_BITS;
+}
+
+/*
+ * A string from the startup packet, which anyone who can open a connection
+ * writes before authenticating, made fit to be stored and shown: printable
+ * ASCII stays, every other byte (and the backslash, so that the result
+ * reads back unambiguously) becomes \xNN, and the result is cut at a whole
+ * character to fit in len bytes.  Printable ASCII is valid in every server
+ * encoding, whatever database reads it later (as core does for
+ * application_name).
+ */
+static void
+sec_clean_name(const char *in, char *out, size_t len)
+{
+	size_t		n = 0;
+
+	Assert(len > 0);
+	for (; in != NULL && *in != '\0'; in++)
+	{
+		unsigned char c = (unsigned char) *in;
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+		{
+			if (n + 1 >= len)
+				break;
+			out[n++] = (char) c;
+		}
+		else
+		{
+			if (n + 4 >= len)
+				break;
+			snprintf(out + n, 5, "\\x%02x", c);
+			n += 4;
+		}
+	}
+	out[n] = '\0';
 }
 
 static bool
@@ -270,11 +364,23 @@ sec_inet_datum(int family, const uint8 *addr, int bits)
 /* ---------- the authentication hook ---------- */
 
 /*
- * Count a failed authentication from an address; ban it if it reached the
- * limit within the window.  Returns the failure count of a new ban, else 0.
+ * Count a failed authentication from an address (user: cleaned); ban its
+ * group (sec_group) if the group reached the limit within the window.
+ * Returns the failure count of a new ban, -1 when there was no room for
+ * it, else 0.  *group and *gbits get the group; evicted->family is
+ * non-zero when the ban took the place of the oldest auto-ban.
+ *
+ * Auto-bans hold at most sec->auto_capacity entries
+ * (adr_ops.auth_ban_share of adr_ops.max_blocked), and never take the
+ * place of a manual entry: when their share is full, or the copy is full,
+ * a new ban replaces the oldest auto-ban (the launcher deletes its row,
+ * sec_persist_pending).  adr_block_ip() admits manual ranges up to the
+ * rest, so that an address that fails, or a /64 full of them, can never
+ * crowd out the operator's own blocks.
  */
 static int
-sec_count_failure(int family, const uint8 *addr, const char *user)
+sec_count_failure(int family, const uint8 *addr, const char *user,
+				  uint8 *group, int *gbits, SecEntry *evicted)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	SecFailure *f = NULL;
@@ -282,12 +388,15 @@ sec_count_failure(int family, const uint8 *addr, const char *user)
 	int			banned = 0;
 	int			i;
 
+	*gbits = sec_group(family, addr, group);
+	evicted->family = 0;
+
 	LWLockAcquire(sec->lock, LW_EXCLUSIVE);
 	for (i = 0; i < SEC_FAILURE_SLOTS; i++)
 	{
 		SecFailure *s = &sec->failures[i];
 
-		if (s->family == family && memcmp(s->addr, addr, 16) == 0)
+		if (s->family == family && memcmp(s->addr, group, 16) == 0)
 		{
 			f = s;
 			break;
@@ -298,11 +407,12 @@ sec_count_failure(int family, const uint8 *addr, const char *user)
 	}
 	if (f == NULL)
 	{
-		/* A new address takes a free slot, or the one idle the longest. */
+		/* A new group takes a free slot, or the one idle the longest. */
 		f = oldest;
 		memset(f, 0, sizeof(SecFailure));
 		f->family = family;
-		memcpy(f->addr, addr, 16);
+		f->bits = *gbits;
+		memcpy(f->addr, group, 16);
 		f->first_seen = now;
 	}
 	if (f->count == 0 ||
@@ -329,41 +439,63 @@ sec_count_failure(int family, const uint8 *addr, const char *user)
 		(adr_ops_auth_ban_loopback || !sec_is_loopback(family, addr)))
 	{
 		SecEntry   *slot = NULL;
+		SecEntry   *oldest_auto = NULL;
+		int			nauto = 0;
 		bool		blocked = false;
 
 		/*
-		 * An address blocked already (a blocked client can still fail to
+		 * A group blocked already (a blocked client can still fail to
 		 * authenticate: the hook refuses it only after authentication) gets
-		 * no second entry: duplicates would fill adr_ops.max_blocked.
+		 * no second entry.  An expired entry's slot is reused (the table
+		 * keeps its row).
 		 */
 		for (i = 0; i < sec->nentries; i++)
-			if ((sec->entries[i].expires == 0 || sec->entries[i].expires > now) &&
-				sec_match(&sec->entries[i], family, addr))
-				blocked = true;
-		/* An expired entry's slot is reused; the table keeps its row. */
-		for (i = 0; i < sec->nentries && !blocked; i++)
-			if (sec->entries[i].expires != 0 && sec->entries[i].expires <= now)
-			{
-				slot = &sec->entries[i];
-				break;
-			}
-		if (blocked)
-			slot = NULL;
-		else if (slot == NULL && sec->nentries < sec->capacity)
-			slot = &sec->entries[sec->nentries++];
-		if (slot != NULL)
 		{
-			memset(slot, 0, sizeof(SecEntry));
-			slot->family = family;
-			slot->bits = family == PGSQL_AF_INET ? 32 : 128;
-			memcpy(slot->addr, addr, 16);
-			slot->expires = now + (int64) adr_ops_auth_ban_duration * USECS_PER_SEC;
-			slot->pending_seq = ++sec->last_seq;
-			slot->failures = f->count;
-			banned = f->count;
+			SecEntry   *e = &sec->entries[i];
+
+			if (e->expires != 0 && e->expires <= now)
+			{
+				if (slot == NULL)
+					slot = e;
+				continue;
+			}
+			if (e->bits <= *gbits && sec_match(e, family, group))
+				blocked = true;
+			if (e->autoban)
+			{
+				nauto++;
+				if (oldest_auto == NULL || e->blocked_at < oldest_auto->blocked_at)
+					oldest_auto = e;
+			}
 		}
-		else if (!blocked)
-			banned = -1;
+		if (!blocked)
+		{
+			if (nauto >= sec->auto_capacity ||
+				(slot == NULL && sec->nentries >= sec->capacity))
+			{
+				/* no room of their own: the oldest auto-ban makes room */
+				slot = oldest_auto;
+				if (slot != NULL)
+					*evicted = *slot;
+			}
+			else if (slot == NULL)
+				slot = &sec->entries[sec->nentries++];
+			if (slot != NULL)
+			{
+				memset(slot, 0, sizeof(SecEntry));
+				slot->family = family;
+				slot->bits = *gbits;
+				memcpy(slot->addr, group, 16);
+				slot->autoban = true;
+				slot->blocked_at = now;
+				slot->expires = now + (int64) adr_ops_auth_ban_duration * USECS_PER_SEC;
+				slot->pending_seq = ++sec->last_seq;
+				slot->failures = f->count;
+				banned = f->count;
+			}
+			else
+				banned = -1;
+		}
 		f->count = 0;
 	}
 	LWLockRelease(sec->lock);
@@ -453,6 +585,7 @@ sec_client_auth(Port *port, int status)
 	uint8		addr[16];
 	int			family;
 	char		client[INET6_ADDRSTRLEN + 8];
+	char		user[NAMEDATALEN];
 
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
@@ -461,31 +594,50 @@ sec_client_auth(Port *port, int status)
 
 	family = sec_port_addr(port, addr);
 
+	/* The name as the client sent it, unauthenticated: never stored raw. */
+	sec_clean_name(port->user_name, user, sizeof(user));
+
 	if (status != STATUS_OK)
 	{
 		int			banned;
+		uint8		group[16];
+		int			gbits;
+		SecEntry	evicted;
+		char		range[INET6_ADDRSTRLEN + 8];
 
 		/* STATUS_EOF is a client that hung up to ask for a password. */
 		if (status != STATUS_ERROR || family == 0)
 			return;
-		banned = sec_count_failure(family, addr, port->user_name);
+		banned = sec_count_failure(family, addr, user, group, &gbits, &evicted);
 		sec_addr_string(family, addr, -1, client, sizeof(client));
 		ereport(LOG,
 				(errmsg("adr_ops counted a failed authentication from host \"%s\" for user \"%s\"",
-						client, port->user_name ? port->user_name : "")));
+						client, user)));
 		if (banned > 0)
 		{
+			sec_addr_string(family, group, gbits, range, sizeof(range));
 			ereport(LOG,
 					(errmsg("adr_ops blocked host \"%s\" after %d failed authentications",
 							client, banned),
-					 errdetail("The ban lasts %d seconds (adr_ops.auth_ban_duration).",
-							   adr_ops_auth_ban_duration)));
+					 errdetail("The ban of \"%s\" lasts %d seconds (adr_ops.auth_ban_duration).",
+							   range, adr_ops_auth_ban_duration)));
+			if (evicted.family != 0)
+			{
+				sec_addr_string(evicted.family, evicted.addr, evicted.bits, range, sizeof(range));
+				ereport(LOG,
+						(errmsg("adr_ops lifted the oldest auto-ban, of \"%s\", to make room",
+								range),
+						 errdetail("Auto-bans may hold %d of the %d entries of the blocklist (adr_ops.auth_ban_share).",
+								   sec->auto_capacity, sec->capacity)));
+			}
 			adr_wake_launcher();
 		}
 		else if (banned < 0)
 			ereport(WARNING,
-					(errmsg("adr_ops could not block host \"%s\": the blocklist is full", client),
-					 errhint("Raise \"adr_ops.max_blocked\" or unblock addresses.")));
+					(errmsg("adr_ops could not block host \"%s\": there is no room for auto-bans", client),
+					 errdetail("Auto-bans may hold %d of the %d entries of the blocklist (adr_ops.auth_ban_share).",
+							   sec->auto_capacity, sec->capacity),
+					 errhint("Raise \"adr_ops.max_blocked\" or \"adr_ops.auth_ban_share\".")));
 		return;
 	}
 
@@ -502,7 +654,7 @@ sec_client_auth(Port *port, int status)
 			sec_addr_string(hit.family, hit.addr, hit.bits, range, sizeof(range));
 			ereport(LOG,
 					(errmsg("adr_ops refused a connection from host \"%s\" for user \"%s\": blocked range \"%s\"",
-							client, port->user_name, range)));
+							client, user, range)));
 			ereport(FATAL,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 					 errmsg("connection refused by adr_ops blocklist"),
@@ -564,6 +716,36 @@ sec_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/*
+ * Drop the oldest auto-bans of a list until they fit in their share; returns
+ * the new length.  An apply merges the table as read with the bans entered
+ * since, which may have replaced entries of what was read.
+ */
+static int
+sec_trim_auto(SecEntry *entries, int n)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		int			nauto = 0;
+		int			oldest = -1;
+		int			i;
+
+		for (i = 0; i < n; i++)
+			if (entries[i].autoban && (entries[i].expires == 0 || entries[i].expires > now))
+			{
+				nauto++;
+				if (oldest < 0 || entries[i].blocked_at < entries[oldest].blocked_at)
+					oldest = i;
+			}
+		if (nauto <= sec->auto_capacity)
+			return n;
+		memmove(&entries[oldest], &entries[oldest + 1], sizeof(SecEntry) * (n - oldest - 1));
+		n--;
+	}
+}
+
 static void
 sec_xact_callback(XactEvent event, void *arg)
 {
@@ -621,7 +803,8 @@ sec_xact_callback(XactEvent event, void *arg)
 			for (i = 0; i < sec->nentries; i++)
 				if (sec->entries[i].pending_seq > st->persisted_seq)
 					st->entries[st->nentries + n++] = sec->entries[i];
-			n = Min(st->nentries + n, sec->capacity);
+			n = sec_trim_auto(st->entries, st->nentries + n);
+			n = Min(n, sec->capacity);
 			memcpy(sec->entries, st->entries, sizeof(SecEntry) * n);
 			sec->nentries = n;
 			sec->maintenance = st->maintenance;
@@ -659,11 +842,13 @@ sec_check_database(void)
 }
 
 /*
- * Write pending auto-bans newer than "after" into adr_ops.blocklist;
- * returns the sequence number up to which they are written.  "after" is
- * what this transaction wrote already: a ban written and then unblocked in
- * the same transaction is still pending in shared memory until the commit,
- * and must not be written again.  SPI must be connected.
+ * Write pending auto-bans newer than "after" into adr_ops.blocklist, then
+ * delete the active auto-bans beyond the auto-ban share, oldest first (the
+ * hook replaced them already; sec_count_failure); returns the sequence
+ * number up to which they are written.  "after" is what this transaction
+ * wrote already: a ban written and then unblocked in the same transaction
+ * is still pending in shared memory until the commit, and must not be
+ * written again.  SPI must be connected.
  */
 static uint64
 sec_persist_pending(uint64 after)
@@ -672,7 +857,9 @@ sec_persist_pending(uint64 after)
 	int			npending = 0;
 	uint64		upto;
 	TimestampTz now = GetCurrentTimestamp();
-	Oid			argtypes[3] = {CIDROID, TEXTOID, TIMESTAMPTZOID};
+	Oid			argtypes[4] = {CIDROID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Oid			limittype[1] = {INT4OID};
+	Datum		limit[1];
 	int			i;
 
 	pending = palloc(sizeof(SecEntry) * sec->capacity);
@@ -686,8 +873,8 @@ sec_persist_pending(uint64 after)
 
 	for (i = 0; i < npending; i++)
 	{
-		Datum		values[3];
-		char		nulls[3] = {' ', ' ', ' '};
+		Datum		values[4];
+		char		nulls[4] = {' ', ' ', ' ', ' '};
 
 		if (pending[i].expires <= now)
 			continue;			/* expired before it was written */
@@ -695,19 +882,52 @@ sec_persist_pending(uint64 after)
 		values[1] = CStringGetTextDatum(psprintf("auto: %d failed authentications",
 												 pending[i].failures));
 		values[2] = TimestampTzGetDatum(pending[i].expires);
+		values[3] = TimestampTzGetDatum(pending[i].blocked_at);
+
+		/*
+		 * An expired row of the same range (the table keeps them) becomes
+		 * this ban; an active one (a race with a change of the table) stays
+		 * as it is, only its expiry may grow.
+		 */
 		if (SPI_execute_with_args(
-								  "INSERT INTO adr_ops.blocklist AS b (client, reason, expires_at, blocked_by) "
-								  "VALUES ($1, $2, $3, 'adr_ops auto-ban') "
+								  "INSERT INTO adr_ops.blocklist AS b (client, reason, expires_at, blocked_at, blocked_by) "
+								  "VALUES ($1, $2, $3, $4, '" SEC_AUTO_BAN "') "
 								  "ON CONFLICT (client) DO UPDATE SET "
 								  "  reason = CASE WHEN b.expires_at IS NULL "
 								  "                  OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() "
 								  "                THEN b.reason ELSE excluded.reason END, "
+								  "  blocked_at = CASE WHEN b.expires_at IS NULL "
+								  "                      OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() "
+								  "                    THEN b.blocked_at ELSE excluded.blocked_at END, "
+								  "  blocked_by = CASE WHEN b.expires_at IS NULL "
+								  "                      OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() "
+								  "                    THEN b.blocked_by ELSE excluded.blocked_by END, "
 								  "  expires_at = CASE WHEN b.expires_at IS NULL THEN NULL "
 								  "                    ELSE GREATEST(b.expires_at, excluded.expires_at) END",
-								  3, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+								  4, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record an auto-ban");
 	}
 	pfree(pending);
+
+	limit[0] = Int32GetDatum(sec->auto_capacity);
+	if (SPI_execute_with_args(
+							  "DELETE FROM adr_ops.blocklist d USING ("
+							  "  SELECT k.client, pg_catalog.row_number() OVER "
+							  "           (ORDER BY k.blocked_at DESC, k.client DESC) AS n "
+							  "    FROM adr_ops.blocklist k "
+							  "   WHERE k.blocked_by OPERATOR(pg_catalog.=) '" SEC_AUTO_BAN "' "
+							  "     AND (k.expires_at IS NULL "
+							  "          OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())) o "
+							  " WHERE d.client OPERATOR(pg_catalog.=) o.client "
+							  "   AND o.n OPERATOR(pg_catalog.>) $1",
+							  1, limittype, limit, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not remove the oldest auto-bans");
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("adr_ops removed the %d oldest auto-bans from adr_ops.blocklist",
+						(int) SPI_processed),
+				 errdetail("Auto-bans may hold %d of the %d entries of the blocklist (adr_ops.auth_ban_share).",
+						   sec->auto_capacity, sec->capacity)));
 	return upto;
 }
 
@@ -716,11 +936,14 @@ sec_persist_pending(uint64 after)
  * With persist, pending auto-bans are written first.  SPI must be
  * connected.
  *
- * More rows than adr_ops.max_blocked: the first capacity rows are loaded
- * (manual entries first, then those that expire last) with a WARNING, so
- * that the launcher, adr_unblock_ip() and adr_maintenance_mode() still
- * work after max_blocked was lowered or a longer list restored;
- * adr_block_ip() refuses a range beyond the capacity itself.
+ * Manual entries are loaded first (those that expire last first), up to
+ * adr_ops.max_blocked; then the newest auto-bans, up to their share and
+ * what room is left.  More rows than fit (after adr_ops.max_blocked was
+ * lowered, or a longer list restored or inserted directly): the first are
+ * loaded with a WARNING, so that the launcher, adr_unblock_ip() and
+ * adr_maintenance_mode() still work; adr_block_ip() refuses a manual range
+ * beyond the manual share itself.  IPv4-mapped ranges are loaded as the
+ * IPv4 ranges they stand for (sec_unmap).
  */
 static void
 sec_stage_body(bool persist)
@@ -731,6 +954,7 @@ sec_stage_body(bool persist)
 	uint64		generation;
 	SPIPlanPtr	plan;
 	int			n;
+	int			nauto;
 	int			total;
 	int			i;
 
@@ -744,9 +968,12 @@ sec_stage_body(bool persist)
 
 	/* The latest snapshot: commits that happened while we waited for the lock. */
 	CommandCounterIncrement();
-	plan = SPI_prepare("SELECT client, expires_at FROM adr_ops.blocklist "
+	plan = SPI_prepare("SELECT client, expires_at, blocked_by OPERATOR(pg_catalog.=) '" SEC_AUTO_BAN "' AS auto, "
+					   "       blocked_at "
+					   "  FROM adr_ops.blocklist "
 					   " WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now() "
-					   " ORDER BY blocked_by OPERATOR(pg_catalog.=) 'adr_ops auto-ban', "
+					   " ORDER BY 3, CASE WHEN blocked_by OPERATOR(pg_catalog.=) '" SEC_AUTO_BAN "' "
+					   "                  THEN blocked_at END DESC, "
 					   "          expires_at DESC NULLS FIRST, client",
 					   0, NULL);
 	if (plan == NULL ||
@@ -754,39 +981,58 @@ sec_stage_body(bool persist)
 							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read adr_ops.blocklist");
 	total = (int) SPI_processed;
-	n = Min(total, sec->capacity);
-	if (total > sec->capacity)
-		ereport(WARNING,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("the adr_ops blocklist holds more ranges than \"adr_ops.max_blocked\": %d are not enforced",
-						total - sec->capacity),
-				 errdetail("%d ranges are blocked in adr_ops.blocklist; \"adr_ops.max_blocked\" is %d.  Manual entries are enforced first, then those that expire last.",
-						   total, sec->capacity),
-				 errhint("Unblock ranges with adr_unblock_ip(), block wider ranges, or raise \"adr_ops.max_blocked\" and restart the server.")));
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	st = palloc0(sizeof(SecStaged));
-	/* room for the table's rows and every entry shared memory may hold */
-	st->entries = palloc0(sizeof(SecEntry) * (n + sec->capacity));
+	/* room for the rows that fit and every entry shared memory may hold */
+	st->entries = palloc0(sizeof(SecEntry) * (Min(total, sec->capacity) + sec->capacity));
 	MemoryContextSwitchTo(old);
 	st->persisted_seq = persisted;
 	st->generation = generation;
 
-	for (i = 0; i < n; i++)
+	n = 0;
+	nauto = 0;
+	for (i = 0; i < total && n < sec->capacity; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		inet	   *ip = DatumGetInetPP(SPI_getbinval(tup, desc, 1, &isnull));
 		Datum		exp = SPI_getbinval(tup, desc, 2, &isnull);
-		SecEntry   *e = &st->entries[i];
+		bool		expnull = isnull;
+		bool		autoban = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		Datum		at = SPI_getbinval(tup, desc, 4, &isnull);
+		SecEntry   *e = &st->entries[n];
+		int			bits = ip_bits(ip);
 
-		e->family = ip_family(ip);
-		e->bits = ip_bits(ip);
+		if (autoban && nauto >= sec->auto_capacity)
+			continue;
+		memset(e, 0, sizeof(SecEntry));
 		memcpy(e->addr, ip_addr(ip), ip_family(ip) == PGSQL_AF_INET ? 4 : 16);
-		e->expires = isnull ? 0 : DatumGetTimestampTz(exp);
+		e->family = sec_unmap(ip_family(ip), e->addr, &bits);
+		e->bits = bits;
+		e->expires = expnull ? 0 : DatumGetTimestampTz(exp);
+		e->autoban = autoban;
+		e->blocked_at = isnull ? 0 : DatumGetTimestampTz(at);
+		if (autoban)
+			nauto++;
+		n++;
 	}
 	st->nentries = n;
+	if (total > sec->capacity)
+		ereport(WARNING,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the adr_ops blocklist holds more ranges than \"adr_ops.max_blocked\": %d are not enforced",
+						total - n),
+				 errdetail("%d ranges are blocked in adr_ops.blocklist; \"adr_ops.max_blocked\" is %d.  Manual entries are enforced first, then the newest auto-bans.",
+						   total, sec->capacity),
+				 errhint("Unblock ranges with adr_unblock_ip(), block wider ranges, or raise \"adr_ops.max_blocked\" and restart the server.")));
+	else if (n < total)
+		ereport(LOG,
+				(errmsg("adr_ops enforces the %d newest auto-bans of adr_ops.blocklist: %d older ones are not enforced",
+						nauto, total - n),
+				 errdetail("Auto-bans may hold %d of the %d entries of the blocklist (adr_ops.auth_ban_share).",
+						   sec->auto_capacity, sec->capacity)));
 
 	plan = SPI_prepare("SELECT enabled, message FROM adr_ops.maintenance_state", 0, NULL);
 	if (plan == NULL ||
@@ -982,28 +1228,37 @@ adr_security_launcher_sync(bool in_recovery, bool extension_ready)
 /* ---------- reports ---------- */
 
 /*
- * _security_state(): what the hook sees now.
+ * _security_state(): what the hook sees now.  adr_security_state_1_1 has
+ * two more columns (auto_bans, auto_ban_capacity); the 1.0 symbol serves
+ * the 1.0 SQL definition, whose row type has the first seven only.
  */
-Datum
-adr_security_state(PG_FUNCTION_ARGS)
+static Datum
+sec_state(FunctionCallInfo fcinfo)
 {
 	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		nulls[7] = {0};
+	Datum		values[9];
+	bool		nulls[9] = {0};
 	TimestampTz now = GetCurrentTimestamp();
 	int			active = 0;
 	int			pending = 0;
+	int			nauto = 0;
 	int			i;
 
 	adr_require_preload("The adr_ops authentication hook");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts > lengthof(values))
+		elog(ERROR, "return type has too many columns");
 
 	LWLockAcquire(sec->lock, LW_SHARED);
 	for (i = 0; i < sec->nentries; i++)
 	{
 		if (sec->entries[i].expires == 0 || sec->entries[i].expires > now)
+		{
 			active++;
+			if (sec->entries[i].autoban)
+				nauto++;
+		}
 		if (sec->entries[i].pending_seq > 0)
 			pending++;
 	}
@@ -1016,14 +1271,29 @@ adr_security_state(PG_FUNCTION_ARGS)
 	values[6] = CStringGetTextDatum(sec->message);
 	if (!sec->message[0])
 		nulls[6] = true;
+	values[7] = Int32GetDatum(nauto);
+	values[8] = Int32GetDatum(sec->auto_capacity);
 	LWLockRelease(sec->lock);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+Datum
+adr_security_state(PG_FUNCTION_ARGS)
+{
+	return sec_state(fcinfo);
+}
+
+Datum
+adr_security_state_1_1(PG_FUNCTION_ARGS)
+{
+	return sec_state(fcinfo);
+}
+
 /*
- * adr_auth_failures(): the failed authentications counted per address.
- * count is the number within the current window (reset by a ban).
+ * adr_auth_failures(): the failed authentications counted per address
+ * (IPv6: per /64).  count is the number within the current window (reset
+ * by a ban).  The user names were cleaned when counted.
  */
 Datum
 adr_auth_failures(PG_FUNCTION_ARGS)
@@ -1052,8 +1322,7 @@ adr_auth_failures(PG_FUNCTION_ARGS)
 
 		for (j = 0; j < copy[i].nusers; j++)
 			users[j] = CStringGetTextDatum(copy[i].users[j]);
-		values[0] = sec_inet_datum(copy[i].family, copy[i].addr,
-								   copy[i].family == PGSQL_AF_INET ? 32 : 128);
+		values[0] = sec_inet_datum(copy[i].family, copy[i].addr, copy[i].bits);
 		values[1] = PointerGetDatum(construct_array(users, copy[i].nusers, TEXTOID, -1, false, TYPALIGN_INT));
 		values[2] = Int64GetDatum(copy[i].total);
 		values[3] = Int32GetDatum(copy[i].count);
@@ -1074,11 +1343,15 @@ adr_security_blocked(PG_FUNCTION_ARGS)
 {
 	inet	   *ip = PG_GETARG_INET_PP(0);
 	uint8		addr[16] = {0};
+	int			bits = ip_family(ip) == PGSQL_AF_INET ? 32 : 128;
+	int			family;
 	SecEntry	hit;
 
 	adr_require_preload("The adr_ops authentication hook");
 	memcpy(addr, ip_addr(ip), ip_family(ip) == PGSQL_AF_INET ? 4 : 16);
-	if (!sec_lookup(ip_family(ip), addr, &hit))
+	/* an IPv4-mapped address is looked up as the hook sees it: IPv4 */
+	family = sec_unmap(ip_family(ip), addr, &bits);
+	if (!sec_lookup(family, addr, &hit))
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(sec_inet_datum(hit.family, hit.addr, hit.bits));
 }
@@ -1107,11 +1380,24 @@ adr_security_init(void)
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomIntVariable("adr_ops.max_blocked",
 								"Sets how many ranges the adr_ops blocklist can hold.",
-								"adr_block_ip() refuses more; auto-bans beyond it are logged and skipped.",
+								"adr_block_ip() refuses more manual ranges than the part that auto-bans may not hold (adr_ops.auth_ban_share).",
 								&adr_ops_max_blocked,
 								1024,
 								1,
 								1000000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+	/* Splits the same shared memory: fixed at start-up too. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("adr_ops.auth_ban_share",
+								"Sets the percentage of adr_ops.max_blocked that auto-bans may hold.",
+								"The rest is kept for adr_block_ip(); when their share is full, a new auto-ban replaces the oldest one.",
+								&adr_ops_auth_ban_share,
+								50,
+								0,
+								90,
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);

@@ -73,12 +73,13 @@ REVOKE ALL ON FUNCTION adr_ops._maintenance_admits(name) FROM PUBLIC;
 
 CREATE FUNCTION adr_ops._security_state(
     OUT loaded boolean, OUT generation bigint, OUT active_entries integer,
-    OUT pending_bans integer, OUT capacity integer, OUT maintenance boolean, OUT message text)
+    OUT pending_bans integer, OUT capacity integer, OUT maintenance boolean, OUT message text,
+    OUT auto_bans integer, OUT auto_ban_capacity integer)
 RETURNS record
-AS 'MODULE_PATHNAME', 'adr_security_state'
+AS 'MODULE_PATHNAME', 'adr_security_state_1_1'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION adr_ops._security_state() IS
-    'API: private. What the authentication hook sees now in shared memory';
+    'API: private. What the authentication hook sees now in shared memory (auto_ban_capacity: the share of capacity that auto-bans may hold)';
 REVOKE ALL ON FUNCTION adr_ops._security_state() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._security_state() TO pg_monitor;
 
@@ -110,6 +111,23 @@ COMMENT ON VIEW adr_ops.blocked_clients IS
     'ranges blocked now (expired rows of adr_ops.blocklist are left out)';
 GRANT SELECT ON adr_ops.blocked_clients TO pg_monitor;
 
+-- An IPv4-mapped IPv6 range (inside ::ffff:0:0/96) as the IPv4 range it
+-- stands for, with the prefix length converted: the authentication hook
+-- matches such clients as IPv4, so the mapped form would never match.
+-- Other ranges are returned as they are.
+CREATE FUNCTION adr_ops._ipv4_unmapped(client cidr) RETURNS cidr
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN _ipv4_unmapped.client <<= '::ffff:0:0/96'::cidr
+                THEN set_masklen('0.0.0.0'::inet + (_ipv4_unmapped.client - '::ffff:0.0.0.0'::inet),
+                                 masklen(_ipv4_unmapped.client) - 96)::cidr
+                ELSE _ipv4_unmapped.client END
+$$;
+COMMENT ON FUNCTION adr_ops._ipv4_unmapped(cidr) IS
+    'API: private. An IPv4-mapped IPv6 range as the IPv4 range it stands for; other ranges unchanged';
+REVOKE ALL ON FUNCTION adr_ops._ipv4_unmapped(cidr) FROM PUBLIC;
+
 -- Sessions from a range, except the caller's own.
 CREATE FUNCTION adr_ops._terminate_from(client cidr) RETURNS integer
 LANGUAGE sql VOLATILE
@@ -120,7 +138,7 @@ AS $$
     -- conditions.
     WITH victims AS MATERIALIZED (
         SELECT a.pid FROM pg_stat_activity a
-         WHERE a.client_addr <<= _terminate_from.client
+         WHERE adr_ops._ipv4_unmapped(a.client_addr::cidr) <<= _terminate_from.client
            AND a.pid <> pg_backend_pid()
            AND a.backend_type = 'client backend')
     SELECT count(*)::integer FROM victims v WHERE pg_terminate_backend(v.pid)
@@ -138,10 +156,13 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    own inet := inet_client_addr();
+    -- IPv4-mapped forms as the IPv4 ranges the hook matches
+    target cidr := adr_ops._ipv4_unmapped(adr_block_ip.client);
+    own cidr := adr_ops._ipv4_unmapped(inet_client_addr()::cidr);
     expires timestamptz;
     terminated integer := 0;
     cap integer;
+    manual_cap integer;
     would integer;
 BEGIN
     IF adr_block_ip.client IS NULL OR adr_block_ip.terminate IS NULL OR adr_block_ip.force IS NULL THEN
@@ -153,40 +174,49 @@ BEGIN
             MESSAGE = format('invalid duration "%s"', adr_block_ip.duration),
             HINT = 'Give a positive interval, or NULL to block until adr_unblock_ip().';
     END IF;
-    IF own IS NOT NULL AND adr_block_ip.client >>= own AND NOT adr_block_ip.force THEN
+    IF target <> adr_block_ip.client THEN
+        RAISE NOTICE 'blocking "%", the IPv4 range that the IPv4-mapped "%" stands for',
+            target, adr_block_ip.client;
+    END IF;
+    IF own IS NOT NULL AND target >>= own AND NOT adr_block_ip.force THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('cannot block range "%s": it contains your own address "%s"',
-                             adr_block_ip.client, host(own)),
+                             target, host(own)),
             DETAIL = 'Your session and every new connection from that address would be refused.',
             HINT = 'Pass force => true to block it anyway; connections over the Unix socket are never blocked.';
     END IF;
     -- Serializes the changers: see security.c.
     LOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;
 
-    -- Only adding a range is refused at the capacity; the other functions
-    -- and the launcher load what fits (security.c).
-    SELECT s.capacity INTO cap FROM adr_ops._security_state() s;
-    SELECT count(*) + 1 INTO would FROM adr_ops.blocked_clients b WHERE b.client <> adr_block_ip.client;
-    IF would > cap THEN
+    -- Only adding a manual range is refused, at the part of the capacity
+    -- that auto-bans may not hold: auto-bans never crowd out manual ranges
+    -- (they replace their own oldest; security.c).  The other functions
+    -- and the launcher load what fits.
+    SELECT s.capacity, s.capacity - s.auto_ban_capacity INTO cap, manual_cap
+      FROM adr_ops._security_state() s;
+    SELECT count(*) + 1 INTO would FROM adr_ops.blocked_clients b
+     WHERE b.client <> target AND b.blocked_by <> 'adr_ops auto-ban';
+    IF would > manual_cap THEN
         RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded',
             MESSAGE = 'too many blocked addresses',
-            DETAIL = format('%s ranges would be blocked; "adr_ops.max_blocked" is %s.', would, cap),
+            DETAIL = format('%s manual ranges would be blocked; %s of the %s entries of "adr_ops.max_blocked" are for them (the rest, "adr_ops.auth_ban_share", for auto-bans).',
+                            would, manual_cap, cap),
             HINT = 'Unblock ranges with adr_unblock_ip(), block wider ranges, or raise "adr_ops.max_blocked" and restart the server.';
     END IF;
 
     expires := now() + adr_block_ip.duration;
     INSERT INTO adr_ops.blocklist AS b (client, reason, expires_at, blocked_by)
-    VALUES (adr_block_ip.client, adr_block_ip.reason, expires, adr_ops._calling_role())
+    VALUES (target, adr_block_ip.reason, expires, adr_ops._calling_role())
     ON CONFLICT ON CONSTRAINT blocklist_pkey DO UPDATE
        SET reason = excluded.reason, expires_at = excluded.expires_at,
            blocked_at = excluded.blocked_at, blocked_by = excluded.blocked_by;
     PERFORM adr_ops._security_stage();
 
     IF adr_block_ip.terminate THEN
-        terminated := adr_ops._terminate_from(adr_block_ip.client);
+        terminated := adr_ops._terminate_from(target);
     END IF;
     INSERT INTO adr_ops.security_actions (actor, action, target, detail)
-    VALUES (adr_ops._calling_role(), 'block', adr_block_ip.client::text,
+    VALUES (adr_ops._calling_role(), 'block', target::text,
             concat_ws('; ', adr_block_ip.reason,
                       'until ' || expires, terminated || ' sessions terminated'));
     RETURN terminated;
@@ -201,6 +231,10 @@ RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    -- adr_block_ip() stored an IPv4-mapped range as IPv4; a row written
+    -- otherwise may still have the mapped form
+    target cidr := adr_ops._ipv4_unmapped(adr_unblock_ip.client);
 BEGIN
     IF adr_unblock_ip.client IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'client must not be null';
@@ -208,7 +242,7 @@ BEGIN
     LOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;
     -- A pending auto-ban of this address becomes a row first, so it goes too.
     PERFORM adr_ops._security_stage();
-    DELETE FROM adr_ops.blocklist b WHERE b.client = adr_unblock_ip.client;
+    DELETE FROM adr_ops.blocklist b WHERE b.client IN (adr_unblock_ip.client, target);
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = format('range "%s" is not blocked', adr_unblock_ip.client),
@@ -216,7 +250,7 @@ BEGIN
     END IF;
     PERFORM adr_ops._security_stage();
     INSERT INTO adr_ops.security_actions (actor, action, target)
-    VALUES (adr_ops._calling_role(), 'unblock', adr_unblock_ip.client::text);
+    VALUES (adr_ops._calling_role(), 'unblock', target::text);
     RETURN true;
 END
 $$;
@@ -377,7 +411,8 @@ BEGIN
                format('%s failed authentications since %s (%s within adr_ops.auth_failure_window)',
                       f.failures, f.first_seen, f.window_failures)
           FROM adr_ops.adr_auth_failures() f
-         WHERE adr_access_review.client IS NULL OR f.client <<= adr_access_review.client
+         -- f.client is an IPv6 client's /64: it contains the address asked for
+         WHERE adr_access_review.client IS NULL OR f.client && adr_access_review.client
          ORDER BY f.last_seen;
     EXCEPTION WHEN object_not_in_prerequisite_state THEN
         RETURN QUERY SELECT 'auth_failures', NULL::timestamptz, NULL::inet, NULL::text,
@@ -488,6 +523,50 @@ COMMENT ON FUNCTION adr_ops._hba_local(text, text) IS
     'API: private. Whether a pg_hba.conf address and netmask admit loopback clients only';
 REVOKE ALL ON FUNCTION adr_ops._hba_local(text, text) FROM PUBLIC;
 
+-- What a pinned search_path searches before pg_catalog that another role
+-- could fill with a function, operator or table of the same name: pg_temp
+-- (searched first when it is not listed), "$user", a schema that does not
+-- exist (whoever may create schemas can create it) and a schema in which
+-- a role other than the function's owner and the superusers may create
+-- objects.  NULL when there is none.  Names are split on commas and
+-- folded as the server folds them.
+CREATE FUNCTION adr_ops._search_path_unsafe(path text, owner oid) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH items AS (
+        SELECT t.i, CASE WHEN t.item ~ '^".*"$'
+                         THEN replace(substr(t.item, 2, length(t.item) - 2), '""', '"')
+                         ELSE lower(t.item) END AS name
+          FROM regexp_split_to_table(btrim(_search_path_unsafe.path), '\s*,\s*') WITH ORDINALITY t(item, i)
+         WHERE t.item <> ''
+    ), catalog_at AS (
+        SELECT coalesce(min(it.i) FILTER (WHERE it.name = 'pg_catalog'), 0) AS i FROM items it
+    )
+    SELECT string_agg(u.name, ', ' ORDER BY u.i)
+      FROM (SELECT 0::bigint AS i, 'pg_temp (searched first when not listed)' AS name
+             WHERE NOT EXISTS (SELECT FROM items it WHERE it.name = 'pg_temp')
+            UNION ALL
+            SELECT it.i, CASE WHEN it.name IN ('pg_temp', '$user') THEN it.name
+                              ELSE quote_ident(it.name) END
+              FROM items it, catalog_at c
+             WHERE it.i < c.i
+               AND (it.name IN ('pg_temp', '$user')
+                    OR NOT EXISTS (
+                        SELECT FROM pg_namespace n JOIN pg_roles so ON so.oid = n.nspowner
+                         WHERE n.nspname = it.name
+                           AND (n.nspowner = _search_path_unsafe.owner OR so.rolsuper)
+                           AND NOT EXISTS (
+                               SELECT FROM aclexplode(n.nspacl) a
+                                 LEFT JOIN pg_roles g ON g.oid = a.grantee
+                                WHERE a.privilege_type = 'CREATE'
+                                  AND a.grantee <> _search_path_unsafe.owner
+                                  AND NOT coalesce(g.rolsuper, false))))) u
+$$;
+COMMENT ON FUNCTION adr_ops._search_path_unsafe(text, oid) IS
+    'API: private. What a pinned search_path lets others shadow before pg_catalog, or NULL';
+REVOKE ALL ON FUNCTION adr_ops._search_path_unsafe(text, oid) FROM PUBLIC;
+
 CREATE FUNCTION adr_ops.adr_security_audit(
     OUT severity text, OUT finding text, OUT object text, OUT detail text, OUT remedy text)
 RETURNS SETOF record
@@ -545,6 +624,17 @@ AS $$
      WHERE p.prosecdef
        AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
        AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+    UNION ALL
+    SELECT 'high', 'security_definer_search_path', p.oid::regprocedure::text,
+           format('SECURITY DEFINER function owned by %s whose search_path puts %s before pg_catalog',
+                  pg_get_userbyid(p.proowner), u.unsafe),
+           'ALTER FUNCTION ... SET search_path = pg_catalog, pg_temp (and qualify the names it uses).'
+      FROM pg_proc p,
+           LATERAL (SELECT adr_ops._search_path_unsafe(substr(c, 13), p.proowner) AS unsafe
+                      FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) u
+     WHERE p.prosecdef
+       AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+       AND u.unsafe IS NOT NULL
     UNION ALL
     SELECT 'high', 'public_schema_create', n.nspname::text,
            'PUBLIC may create objects in the schema',

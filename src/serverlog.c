@@ -8,14 +8,42 @@
  * the file behind pg_current_logfile().  adr_log_lines() reads the newest
  * one, preferring jsonlog, then csvlog, then stderr, because the structured
  * formats need no guessing.  It reads at most adr_ops.log_scan_limit bytes
- * from the end of the file, streaming one record at a time, so memory stays
- * bounded whatever the log's size; older entries, and entries in files the
- * collector has rotated away, are not seen.
+ * from the end, streaming one record at a time, so memory stays bounded
+ * whatever the log's size.  Asked for the entries since a time, it also
+ * reads the files of the same directory and format that the collector has
+ * rotated away and that were written to since then, newest first within the
+ * same limit, so a rotation does not reset what it sees.
  *
- * stderr lines are recognised by their "SEVERITY:  " marker; their time is
- * the first "YYYY-MM-DD HH:MM:SS[.fff] [zone]" before that marker, as %m and
- * %t write it in log_line_prefix.  Lines without such a timestamp are
- * continuation lines of multi-line messages and are not entries.
+ * Any role that can connect controls text that lands in the log (a
+ * failing statement, its error message), and that text may hold newlines
+ * followed by something that looks like an entry.  The reader therefore
+ * never takes a continuation line for an entry, in each format:
+ *
+ * - stderr: the server writes a TAB after every newline inside an entry
+ *	 (message, DETAIL, STATEMENT...), so a line that starts with a TAB
+ *	 continues the previous entry and is never one.  Other lines are
+ *	 recognised by their first "SEVERITY:  " or "LABEL:  " marker (a
+ *	 "STATEMENT:  " line is followed by a client's text, which may hold
+ *	 "PANIC:  ": it is not an entry); an entry's time is the first
+ *	 "YYYY-MM-DD HH:MM:SS[.fff] [zone]" before that marker, as %m and %t
+ *	 write it in log_line_prefix.
+ * - csvlog: newlines occur only inside quoted fields, and a quote inside a
+ *	 field is doubled, so whether a newline ends a record depends on the
+ *	 number of quotes before it in the file.  The reader counts them from
+ *	 the start of the file: when it reads only the end of a large file, it
+ *	 counts the quotes of the part it skips (a sequential scan, no parsing)
+ *	 and starts at the first newline outside quotes.  A record is the lines
+ *	 up to the next such newline; one that does not have the shape of a
+ *	 record, or is cut off by the end of the file, is dropped whole.
+ * - jsonlog: the server escapes newlines inside strings, so every line is
+ *	 one whole record; a line that is not a JSON object is not an entry.
+ *	 Every quote inside a value is escaped, so a key is found exactly.
+ *
+ * NB: the log_line_prefix escapes %u and %d write the names a client sent
+ * in its startup packet as they are (only application_name is cleaned): a
+ * user name with a newline can still start a stderr line that looks like
+ * an entry.  csvlog and jsonlog quote those fields; prefer them where the
+ * log is read for alerts.
  *
  * Reading the server log needs the privileges of pg_read_server_files, as
  * pg_read_file() does: it holds other sessions' statements and errors.
@@ -27,6 +55,7 @@
  */
 #include "postgres.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "catalog/pg_authid_d.h"
@@ -72,6 +101,11 @@ typedef struct LogEntry
 static const char *const sl_severities[] = {
 	"DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "LOG", "INFO",
 	"NOTICE", "WARNING", "ERROR", "FATAL", "PANIC"
+};
+
+/* The labels of the lines that follow an entry in the stderr format. */
+static const char *const sl_labels[] = {
+	"DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT"
 };
 
 /*
@@ -254,14 +288,32 @@ sl_parse_time(const char *s, size_t len, TimestampTz *result)
 	return false;
 }
 
+/* Is word[0..len) one of the n strings of list? */
+static bool
+sl_word_in(const char *word, size_t len, const char *const *list, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strlen(list[i]) == len && strncmp(word, list[i], len) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Parse a stderr line.  Returns false when the line carries no
- * "SEVERITY:  " marker (a continuation line, or DETAIL/HINT/STATEMENT).
+ * Parse a stderr line.  Returns false when the line is a continuation line
+ * or carries no "SEVERITY:  " marker.  The first marker that is a severity
+ * or a label decides: after "STATEMENT:  " (or DETAIL, HINT...) comes a
+ * client's text, which may hold "PANIC:  " too.
  */
 static bool
 sl_parse_stderr(char *line, LogEntry *entry)
 {
 	char	   *p = line;
+
+	/* A continuation line of a multi-line entry: never an entry. */
+	if (line[0] == '\t')
+		return false;
 
 	while ((p = strstr(p, ":  ")) != NULL)
 	{
@@ -282,6 +334,8 @@ sl_parse_stderr(char *line, LogEntry *entry)
 				return true;
 			}
 		}
+		if (sl_word_in(word, p - word, sl_labels, lengthof(sl_labels)))
+			return false;
 		p += 3;
 	}
 	return false;
@@ -400,6 +454,60 @@ sl_json_string(const char *line, const char *key, StringInfo out)
 	return true;
 }
 
+/* The number of double quotes in s[0..len). */
+static uint64
+sl_count_quotes(const char *s, size_t len)
+{
+	uint64		n = 0;
+	const char *end = s + len;
+
+	while ((s = memchr(s, '"', end - s)) != NULL)
+	{
+		n++;
+		s++;
+	}
+	return n;
+}
+
+/*
+ * Position a csvlog file at the first record boundary at or after start:
+ * count the quotes before start, then read on to the first newline that is
+ * outside quotes.  *consumed grows by the bytes read after start.
+ */
+static void
+sl_csv_seek(FILE *f, const char *path, off_t start, off_t *consumed, StringInfo line)
+{
+	char		block[65536];
+	off_t		left = start;
+	uint64		quotes = 0;
+
+	if (fseeko(f, 0, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in server log file \"%s\": %m", path)));
+	while (left > 0)
+	{
+		size_t		want = Min((off_t) sizeof(block), left);
+		size_t		got = fread(block, 1, want, f);
+
+		CHECK_FOR_INTERRUPTS();
+		if (got == 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read server log file \"%s\": %m", path)));
+		quotes += sl_count_quotes(block, got);
+		left -= got;
+	}
+
+	/* Finish the line start falls in, and any lines still inside quotes. */
+	do
+	{
+		if (!sl_read_line(f, line, consumed))
+			break;
+		quotes += sl_count_quotes(line->data, line->len);
+	} while (quotes % 2 != 0);
+}
+
 /* Is severity among the wanted ones?  wanted == NULL means all. */
 static bool
 sl_wanted(const char *severity, char **wanted, int nwanted)
@@ -414,33 +522,261 @@ sl_wanted(const char *severity, char **wanted, int nwanted)
 	return false;
 }
 
-/*
- * adr_log_lines(since timestamptz, severities text[])
- *		returns (log_time timestamptz, severity text, message text)
- *
- * The entries of the current server log at or after since (all read entries
- * when NULL) whose severity is in severities (all when NULL), oldest first.
- */
-Datum
-adr_log_lines(PG_FUNCTION_ARGS)
+/* What one call reads: the filter, and counts across files. */
+typedef struct LogScan
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	bool		have_since = !PG_ARGISNULL(0);
-	TimestampTz since = have_since ? PG_GETARG_TIMESTAMPTZ(0) : 0;
-	char	  **wanted = NULL;
-	int			nwanted = 0;
-	LogFormat	format = LOGFMT_STDERR;
-	char	   *path;
-	FILE	   *f;
-	struct stat st;
-	off_t		limit,
-				start,
-				consumed = 0;
+	ReturnSetInfo *rsinfo;
+	bool		have_since;
+	TimestampTz since;
+	char	  **wanted;
+	int			nwanted;
+	LogFormat	format;
+	uint64		untimed;
+	uint64		timed;
 	StringInfoData line,
 				rec,
 				sev,
 				msg,
 				ts;
+} LogScan;
+
+/* A log file of the current one's directory and format. */
+typedef struct LogFile
+{
+	char	   *path;
+	time_t		mtime;
+	off_t		size;
+	off_t		budget;			/* bytes to read from its end */
+} LogFile;
+
+/*
+ * Read the last budget bytes of one log file, as it was when opened, and
+ * put the wanted entries into the result.
+ */
+static void
+sl_read_file(LogScan *scan, const char *path, off_t budget)
+{
+	FILE	   *f;
+	struct stat st;
+	off_t		start,
+				consumed = 0;
+
+	f = AllocateFile(path, "r");
+	if (f == NULL)
+	{
+		/* a rotated file removed meanwhile holds nothing any more */
+		if (errno == ENOENT)
+			return;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open server log file \"%s\": %m", path)));
+	}
+	if (fstat(fileno(f), &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat server log file \"%s\": %m", path)));
+
+	start = st.st_size > budget ? st.st_size - budget : 0;
+	if (start > 0 && fseeko(f, start, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in server log file \"%s\": %m", path)));
+
+	/* After a seek we are inside a record: skip to the start of the next. */
+	if (start > 0 && scan->format == LOGFMT_CSV)
+		sl_csv_seek(f, path, start, &consumed, &scan->line);
+	else if (start > 0)
+		(void) sl_read_line(f, &scan->line, &consumed);
+
+	while (start + consumed < st.st_size && sl_read_line(f, &scan->line, &consumed))
+	{
+		StringInfo	line = &scan->line;
+		LogEntry	entry = {0};
+		Datum		values[LOG_LINES_COLS];
+		bool		nulls[LOG_LINES_COLS] = {0};
+
+		CHECK_FOR_INTERRUPTS();
+
+		switch (scan->format)
+		{
+			case LOGFMT_STDERR:
+				if (!sl_parse_stderr(line->data, &entry))
+					continue;
+				break;
+
+			case LOGFMT_JSON:
+				if (line->data[0] != '{' ||
+					!sl_json_string(line->data, "error_severity", &scan->sev) ||
+					!sl_json_string(line->data, "message", &scan->msg))
+					continue;
+				entry.severity = scan->sev.data;
+				entry.message = scan->msg.data;
+				entry.has_time = sl_json_string(line->data, "timestamp", &scan->ts) &&
+					sl_parse_time(scan->ts.data, scan->ts.len, &entry.time);
+				break;
+
+			case LOGFMT_CSV:
+				{
+					StringInfo	rec = &scan->rec;
+					char	   *fields[CSV_FIELDS];
+					uint64		quotes;
+
+					/*
+					 * We are at a record boundary.  Quoted fields may hold
+					 * newlines: the record runs to the first newline with
+					 * the quotes balanced, whatever its lines look like.
+					 */
+					resetStringInfo(rec);
+					appendBinaryStringInfo(rec, line->data, line->len);
+					quotes = sl_count_quotes(line->data, line->len);
+					while (quotes % 2 != 0 && start + consumed < st.st_size &&
+						   sl_read_line(f, line, &consumed))
+					{
+						appendStringInfoChar(rec, '\n');
+						appendBinaryStringInfo(rec, line->data, line->len);
+						quotes += sl_count_quotes(line->data, line->len);
+					}
+					/* cut off by the end of the file, or not a record */
+					if (quotes % 2 != 0 ||
+						!sl_at_timestamp(rec->data, rec->len) ||
+						sl_split_csv(rec->data, fields) < CSV_FIELDS)
+						continue;
+					entry.severity = fields[11];
+					entry.message = fields[13];
+					entry.has_time = sl_parse_time(fields[0], strlen(fields[0]),
+												   &entry.time);
+				}
+				break;
+		}
+
+		if (!sl_wanted(entry.severity, scan->wanted, scan->nwanted))
+			continue;
+		if (entry.has_time)
+			scan->timed++;
+		else
+			scan->untimed++;
+		if (scan->have_since && (!entry.has_time || entry.time < scan->since))
+			continue;
+
+		if (entry.has_time)
+			values[0] = TimestampTzGetDatum(entry.time);
+		else
+			nulls[0] = true;
+		values[1] = CStringGetTextDatum(entry.severity);
+		values[2] = CStringGetTextDatum(entry.message);
+		tuplestore_putvalues(scan->rsinfo->setResult, scan->rsinfo->setDesc, values, nulls);
+	}
+	FreeFile(f);
+}
+
+static int
+sl_file_cmp(const void *a, const void *b)
+{
+	const LogFile *x = a;
+	const LogFile *y = b;
+
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+/*
+ * The files to read, oldest first: the current one, and with since, the
+ * files of its directory with the same extension (the same format) written
+ * to at or after since, which the collector has rotated away.  A file last
+ * written before since holds no entry after it.  The byte budget,
+ * adr_ops.log_scan_limit, goes to the newest files first.
+ */
+static LogFile *
+sl_files(const char *current, bool have_since, TimestampTz since, int *nfiles)
+{
+	char	   *dir = pstrdup(current);
+	char	   *slash = strrchr(dir, '/');
+	const char *base = last_dir_separator(current) ? last_dir_separator(current) + 1 : current;
+	const char *ext = strrchr(base, '.');
+	pg_time_t	since_t = have_since ? timestamptz_to_time_t(since) : 0;
+	off_t		left = (off_t) adr_ops_log_scan_limit * 1024;
+	LogFile    *files;
+	int			n = 0,
+				cap = 8,
+				i;
+	struct stat st;
+
+	files = palloc(sizeof(LogFile) * cap);
+	if (stat(current, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat server log file \"%s\": %m", current)));
+	files[n].path = pstrdup(current);
+	files[n].mtime = st.st_mtime;
+	files[n].size = st.st_size;
+	n++;
+
+	if (have_since)
+	{
+		DIR		   *d;
+		struct dirent *de;
+
+		if (slash)
+			*slash = '\0';
+		else
+			dir = ".";
+		d = AllocateDir(dir);
+		while ((de = ReadDir(d, dir)) != NULL)
+		{
+			const char *e = strrchr(de->d_name, '.');
+			char	   *path;
+
+			CHECK_FOR_INTERRUPTS();
+			if (strcmp(de->d_name, base) == 0 || de->d_name[0] == '.' ||
+				(ext == NULL ? e != NULL : (e == NULL || strcmp(e, ext) != 0)))
+				continue;
+			path = psprintf("%s/%s", dir, de->d_name);
+			if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < since_t)
+			{
+				pfree(path);
+				continue;
+			}
+			if (n == cap)
+			{
+				cap *= 2;
+				files = repalloc(files, sizeof(LogFile) * cap);
+			}
+			files[n].path = path;
+			files[n].mtime = st.st_mtime;
+			files[n].size = st.st_size;
+			n++;
+		}
+		FreeDir(d);
+	}
+
+	qsort(files, n, sizeof(LogFile), sl_file_cmp);
+	for (i = n - 1; i >= 0; i--)
+	{
+		files[i].budget = Min(files[i].size, left);
+		left -= files[i].budget;
+	}
+	*nfiles = n;
+	return files;
+}
+
+/*
+ * adr_log_lines(since timestamptz, severities text[])
+ *		returns (log_time timestamptz, severity text, message text)
+ *
+ * The entries of the server log at or after since (all read entries when
+ * NULL) whose severity is in severities (all when NULL), oldest first.
+ * With since, the files the collector rotated away since then are read
+ * too, newest first within adr_ops.log_scan_limit.
+ */
+Datum
+adr_log_lines(PG_FUNCTION_ARGS)
+{
+	LogScan		scan = {0};
+	char	   *path;
+	LogFile    *files;
+	int			nfiles,
+				i;
 	uint64		untimed = 0,
 				timed = 0;
 
@@ -451,128 +787,49 @@ adr_log_lines(PG_FUNCTION_ARGS)
 				 errdetail("Only roles with privileges of the \"%s\" role may read the server log.",
 						   "pg_read_server_files")));
 
+	scan.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	scan.have_since = !PG_ARGISNULL(0);
+	scan.since = scan.have_since ? PG_GETARG_TIMESTAMPTZ(0) : 0;
 	if (!PG_ARGISNULL(1))
 	{
 		Datum	   *elems;
 		bool	   *elem_nulls;
-		int			i;
 
 		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, &elem_nulls, &nwanted);
-		wanted = palloc(sizeof(char *) * Max(nwanted, 1));
-		for (i = 0; i < nwanted; i++)
-			wanted[i] = elem_nulls[i] ? "" : TextDatumGetCString(elems[i]);
+						  TYPALIGN_INT, &elems, &elem_nulls, &scan.nwanted);
+		scan.wanted = palloc(sizeof(char *) * Max(scan.nwanted, 1));
+		for (i = 0; i < scan.nwanted; i++)
+			scan.wanted[i] = elem_nulls[i] ? "" : TextDatumGetCString(elems[i]);
 	}
 
 	InitMaterializedSRF(fcinfo, 0);
+	initStringInfo(&scan.line);
+	initStringInfo(&scan.rec);
+	initStringInfo(&scan.sev);
+	initStringInfo(&scan.msg);
+	initStringInfo(&scan.ts);
 
-	path = sl_current_logfile(&format);
-	f = AllocateFile(path, "r");
-	if (f == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open server log file \"%s\": %m", path)));
-	if (fstat(fileno(f), &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat server log file \"%s\": %m", path)));
-
-	/* Read the last log_scan_limit kB, as the file was when we opened it. */
-	limit = (off_t) adr_ops_log_scan_limit * 1024;
-	start = st.st_size > limit ? st.st_size - limit : 0;
-	if (start > 0 && fseeko(f, start, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not seek in server log file \"%s\": %m", path)));
-
-	initStringInfo(&line);
-	initStringInfo(&rec);
-	initStringInfo(&sev);
-	initStringInfo(&msg);
-	initStringInfo(&ts);
-
-	/* After a seek we are inside a record: skip to the start of the next. */
-	if (start > 0)
-		(void) sl_read_line(f, &line, &consumed);
-
-	while (start + consumed < st.st_size && sl_read_line(f, &line, &consumed))
+	path = sl_current_logfile(&scan.format);
+	files = sl_files(path, scan.have_since, scan.since, &nfiles);
+	for (i = 0; i < nfiles; i++)
 	{
-		LogEntry	entry = {0};
-		Datum		values[LOG_LINES_COLS];
-		bool		nulls[LOG_LINES_COLS] = {0};
+		bool		current = strcmp(files[i].path, path) == 0;
 
-		CHECK_FOR_INTERRUPTS();
-
-		switch (format)
-		{
-			case LOGFMT_STDERR:
-				if (!sl_parse_stderr(line.data, &entry))
-					continue;
-				break;
-
-			case LOGFMT_JSON:
-				if (!sl_json_string(line.data, "error_severity", &sev) ||
-					!sl_json_string(line.data, "message", &msg))
-					continue;
-				entry.severity = sev.data;
-				entry.message = msg.data;
-				entry.has_time = sl_json_string(line.data, "timestamp", &ts) &&
-					sl_parse_time(ts.data, ts.len, &entry.time);
-				break;
-
-			case LOGFMT_CSV:
-				{
-					char	   *fields[CSV_FIELDS];
-					int			quotes = 0;
-					char	   *c;
-
-					/* A record starts with its timestamp; resync on that. */
-					if (!sl_at_timestamp(line.data, line.len))
-						continue;
-					resetStringInfo(&rec);
-					appendBinaryStringInfo(&rec, line.data, line.len);
-					for (c = rec.data; *c; c++)
-						quotes += (*c == '"');
-					/* Quoted fields may hold newlines: read on until balanced. */
-					while (quotes % 2 != 0 && start + consumed < st.st_size &&
-						   sl_read_line(f, &line, &consumed))
-					{
-						appendStringInfoChar(&rec, '\n');
-						appendBinaryStringInfo(&rec, line.data, line.len);
-						for (c = line.data; *c; c++)
-							quotes += (*c == '"');
-					}
-					if (sl_split_csv(rec.data, fields) < CSV_FIELDS)
-						continue;
-					entry.severity = fields[11];
-					entry.message = fields[13];
-					entry.has_time = sl_parse_time(fields[0], strlen(fields[0]),
-												   &entry.time);
-				}
-				break;
-		}
-
-		if (!sl_wanted(entry.severity, wanted, nwanted))
+		if (files[i].budget == 0)
 			continue;
-		if (entry.has_time)
-			timed++;
-		else
-			untimed++;
-		if (have_since && (!entry.has_time || entry.time < since))
-			continue;
-
-		if (entry.has_time)
-			values[0] = TimestampTzGetDatum(entry.time);
-		else
-			nulls[0] = true;
-		values[1] = CStringGetTextDatum(entry.severity);
-		values[2] = CStringGetTextDatum(entry.message);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if (current)
+			scan.timed = scan.untimed = 0;
+		sl_read_file(&scan, files[i].path, files[i].budget);
+		if (current)
+			untimed = scan.untimed, timed = scan.timed;
 	}
-	FreeFile(f);
 
-	/* Entries whose time cannot be read cannot be placed after "since". */
-	if (have_since && untimed > 0 && timed == 0)
+	/*
+	 * Entries whose time cannot be read cannot be placed after "since":
+	 * when the current file has only such entries, say so rather than
+	 * count nothing.
+	 */
+	if (scan.have_since && untimed > 0 && timed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("could not read timestamps from server log file \"%s\"", path),

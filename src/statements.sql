@@ -4,39 +4,38 @@
 
 -- The query that reads pg_stat_statements wherever it is installed, with
 -- the column names the installed version has (total_time before 13,
--- total_exec_time from 13), found from the view's columns.  Every reader
--- below runs it; none ever resets the counters.
+-- total_exec_time from 13), found from the function's OUT arguments.  The
+-- function is the extension's own, bound through _extension_function():
+-- its schema is often public, where others may plant overloads.  Every
+-- reader below runs it; none ever resets the counters.
 CREATE FUNCTION adr_ops._pgss_query(showtext boolean) RETURNS text
 LANGUAGE plpgsql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    nsp name;
+    fn regprocedure;
     cols text[];
 BEGIN
-    SELECT n.nspname INTO nsp
-      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-     WHERE e.extname = 'pg_stat_statements';
-    IF nsp IS NULL THEN
+    IF NOT EXISTS (SELECT FROM pg_extension e WHERE e.extname = 'pg_stat_statements') THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = 'pg_stat_statements is not installed in this database',
             DETAIL = 'adr_ops reads query statistics from pg_stat_statements.',
             HINT = 'Add pg_stat_statements to "shared_preload_libraries" and restart the server, then run CREATE EXTENSION pg_stat_statements in this database.';
     END IF;
-    SELECT array_agg(a.attname::text) INTO cols
-      FROM pg_attribute a
-     WHERE a.attrelid = format('%I.pg_stat_statements', nsp)::regclass
-       AND a.attnum > 0 AND NOT a.attisdropped;
+    fn := adr_ops._extension_function('pg_stat_statements', 'pg_stat_statements', '{boolean}');
+    SELECT array_agg(a.name) INTO cols
+      FROM pg_proc p, unnest(p.proargnames, p.proargmodes) a(name, mode)
+     WHERE p.oid = fn AND a.mode IN ('o', 't');
     RETURN format('SELECT s.userid, s.dbid, %s AS toplevel, s.queryid, %s AS query, s.calls, '
                   '       s.%I AS total_ms, s.%I AS max_ms, s.%I AS stddev_ms, s.rows, '
                   '       s.shared_blks_hit AS blks_hit, s.shared_blks_read AS blks_read '
-                  '  FROM %I.pg_stat_statements(%L) s WHERE s.queryid IS NOT NULL',
+                  '  FROM %s s WHERE s.queryid IS NOT NULL',
                   CASE WHEN 'toplevel' = ANY (cols) THEN 's.toplevel' ELSE 'true' END,
                   CASE WHEN showtext THEN 's.query' ELSE 'NULL::text' END,
                   CASE WHEN 'total_exec_time' = ANY (cols) THEN 'total_exec_time' ELSE 'total_time' END,
                   CASE WHEN 'max_exec_time' = ANY (cols) THEN 'max_exec_time' ELSE 'max_time' END,
                   CASE WHEN 'stddev_exec_time' = ANY (cols) THEN 'stddev_exec_time' ELSE 'stddev_time' END,
-                  nsp, showtext);
+                  adr_ops._extension_call(fn, ARRAY[showtext::text]));
 END
 $$;
 COMMENT ON FUNCTION adr_ops._pgss_query(boolean) IS
@@ -48,13 +47,9 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    info regclass;
+    info regclass := adr_ops._extension_relation('pg_stat_statements', 'pg_stat_statements_info');
     reset_at timestamptz;
 BEGIN
-    SELECT format('%I.pg_stat_statements_info', n.nspname)::regclass INTO info
-      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'pg_stat_statements_info'
-     WHERE e.extname = 'pg_stat_statements';
     IF info IS NOT NULL THEN
         EXECUTE format('SELECT stats_reset FROM %s', info) INTO reset_at;
     END IF;

@@ -81,6 +81,7 @@ static void tk_reindex(AdrTaskRun *run);
 static void tk_health_snapshot(AdrTaskRun *run);
 static void tk_job_reaper(AdrTaskRun *run);
 static void tk_statement_snapshot(AdrTaskRun *run);
+static void tk_capacity_snapshot(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -109,6 +110,9 @@ static const AdrTask tk_tasks[] = {
 	/* issue 5: backup verification (backup.c) */
 	{"verify_backup", true, true, false, "5s", tk_no_options, adr_backup_task,
 	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"},
+	{"capacity_snapshot", true, false, false, "5s", tk_no_options, tk_capacity_snapshot,
+	"store the sizes of file systems, databases, pg_wal, the largest relations and the XID counters in size_history (adr_capacity_snapshot())",
+	"1.1"},
 };
 
 /*
@@ -382,8 +386,21 @@ tk_lock_available(Oid relid, LOCKMODE lockmode)
 char *
 adr_utility(const char *sql)
 {
+	return adr_utility_code(sql, NULL);
+}
+
+/*
+ * adr_utility(), also setting *sqlerrcode (when not NULL) to the error's
+ * SQLSTATE, or 0 on success.
+ */
+char *
+adr_utility_code(const char *sql, int *sqlerrcode)
+{
 	MemoryContext caller = CurrentMemoryContext;
 	char	   *error = NULL;
+
+	if (sqlerrcode)
+		*sqlerrcode = 0;
 
 	if (PortalContext == NULL)
 		PortalContext = AllocSetContextCreate(TopMemoryContext, "adr_ops utility",
@@ -438,6 +455,8 @@ adr_utility(const char *sql)
 		AbortOutOfAnyTransaction();
 		RESUME_INTERRUPTS();
 		error = edata->message;
+		if (sqlerrcode)
+			*sqlerrcode = edata->sqlerrcode;
 	}
 	PG_END_TRY();
 
@@ -445,6 +464,32 @@ adr_utility(const char *sql)
 	MemoryContextReset(PortalContext);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return error;
+}
+
+/*
+ * What the detail of a run (task_runs, which pg_monitor reads) says of an
+ * object's error.  The message itself goes to the server log: a message
+ * can carry the object's data (an index expression failing on a row says
+ * "invalid input syntax for type integer: "<value>"") or any text its
+ * owner's code raised.  Only the classes whose messages the server writes
+ * about the command itself are copied: a cancel or a timeout (57), a lock
+ * not available (55), a deadlock or serialization failure (40), a lack of
+ * resources (53).
+ */
+static char *
+tk_error_detail(const char *message, int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+			return pstrdup(message);
+		default:
+			return psprintf("error %s (its message is in the server log)",
+							unpack_sql_state(sqlerrcode));
+	}
 }
 
 /*
@@ -470,6 +515,7 @@ tk_apply(AdrTaskRun *run, List *objects, const char *verb, const char *sql_fmt,
 	{
 		TkObject   *obj = lfirst(lc);
 		char	   *error;
+		int			code;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!obj->needed)
@@ -482,11 +528,12 @@ tk_apply(AdrTaskRun *run, List *objects, const char *verb, const char *sql_fmt,
 			appendStringInfo(&skipped, "%s%s", skipped.len ? ", " : "", obj->name);
 			continue;
 		}
-		error = adr_utility(psprintf(sql_fmt, obj->name));
+		error = adr_utility_code(psprintf(sql_fmt, obj->name), &code);
 		if (error)
 		{
 			run->failed = true;
-			appendStringInfo(&failed, "%s%s: %s", failed.len ? "; " : "", obj->name, error);
+			appendStringInfo(&failed, "%s%s: %s", failed.len ? "; " : "", obj->name,
+							 tk_error_detail(error, code));
 			continue;
 		}
 		run->objects++;
@@ -576,14 +623,17 @@ tk_reindex(AdrTaskRun *run)
 	foreach(lc, leftovers)
 	{
 		TkObject   *obj = lfirst(lc);
-		char	   *error = adr_utility(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", obj->name));
+		int			code;
+		char	   *error = adr_utility_code(psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", obj->name),
+											 &code);
 
 		if (run->detail.len > 0)
 			appendStringInfoString(&run->detail, "; ");
 		if (error)
 		{
 			run->failed = true;
-			appendStringInfo(&run->detail, "could not drop invalid index %s: %s", obj->name, error);
+			appendStringInfo(&run->detail, "could not drop invalid index %s: %s", obj->name,
+							 tk_error_detail(error, code));
 		}
 		else
 			appendStringInfo(&run->detail, "dropped invalid index %s (%s)", obj->name, obj->why);
@@ -666,12 +716,49 @@ tk_statement_snapshot(AdrTaskRun *run)
 }
 
 static void
+tk_capacity_snapshot(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT n, format('stored %s sizes and counters', n) "
+					  "  FROM adr_ops.adr_capacity_snapshot() n");
+}
+
+static void
 tk_job_reaper(AdrTaskRun *run)
 {
 	tk_extension_call(run, "SELECT lost + requeued, "
 					  "       format('%s running jobs lost their heartbeat; %s failed jobs re-queued', "
 					  "              lost, requeued) "
 					  "  FROM adr_ops.adr_job_reap()");
+}
+
+/*
+ * A task added after the oldest released version needs the SQL objects of
+ * its version: with older ones in the run's database (a new library before
+ * ALTER EXTENSION UPDATE), say so instead of failing on a missing function.
+ * A database without the extension is left to the task's own check.
+ */
+static void
+tk_require_version(const AdrTask *task)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *have;
+	char	   *dbname;
+
+	StartTransactionCommand();
+	have = adr_extension_version();
+	dbname = get_database_name(MyDatabaseId);
+	MemoryContextSwitchTo(caller);
+	have = have ? pstrdup(have) : NULL;
+	dbname = pstrdup(dbname);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+
+	if (have != NULL && adr_version_cmp(have, task->since) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("task \"%s\" needs version %s of extension adr_ops, but database \"%s\" has version %s",
+						task->name, task->since, dbname, have),
+				 errhint("Run ALTER EXTENSION adr_ops UPDATE in database \"%s\".", dbname)));
 }
 
 /*
@@ -690,6 +777,8 @@ adr_task_execute(const AdrTask *task, AdrTaskRun *run)
 					statement_timeout ? statement_timeout : TK_DEFAULT_STATEMENT_TIMEOUT,
 					PGC_SUSET, PGC_S_SESSION);
 
+	if (task->since)
+		tk_require_version(task);
 	task->run(run);
 }
 

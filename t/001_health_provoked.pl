@@ -64,7 +64,7 @@ like(check('long_transactions'),
 ok(wait_for_status('idle_in_transaction', 'CRITICAL'),
     'idle in transaction past crit turns CRITICAL');
 like(check('idle_in_transaction'),
-    qr/^CRITICAL\|\d+\|1 sessions idle in transaction; oldest: pid $holder_pid /,
+    qr/^CRITICAL\|\d+\|1 session idle in transaction; oldest: pid $holder_pid /,
     'the detail names the idle session');
 
 # A session that waits for the lock the open transaction holds.
@@ -76,7 +76,7 @@ $waiter->query_until(qr/waiting/, "\\echo waiting\nSELECT count(*) FROM work;\n"
 ok(wait_for_status('blocked_sessions', 'WARNING'),
     'a lock wait past warn turns blocked_sessions WARNING');
 like(check('blocked_sessions'),
-    qr/^WARNING\|\d+\|1 sessions waiting for a lock; longest: pid $waiter_pid .* blocked by pids $holder_pid$/,
+    qr/^WARNING\|\d+\|1 session waiting for a lock; longest: pid $waiter_pid .* blocked by pids $holder_pid$/,
     'the detail names the waiting and the blocking pid');
 
 $holder->query_safe('COMMIT');

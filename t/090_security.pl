@@ -28,7 +28,7 @@ shared_preload_libraries = 'adr_ops'
 adr_ops.database = 'postgres'
 listen_addresses = '127.0.0.1,127.0.0.2'
 log_connections = on
-adr_ops.max_blocked = 6
+adr_ops.max_blocked = 12
 adr_ops.auth_failure_limit = 3
 wal_level = replica
 max_wal_senders = 2
@@ -234,8 +234,8 @@ $node->safe_psql('postgres', q{
       FROM generate_series(1, 6) i});
 ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT adr_ops.adr_block_ip('10.0.7.0/24', 'one too many', terminate => false)});
-like($err, qr/ERROR:  too many blocked addresses\nDETAIL:  7 ranges would be blocked; "adr_ops.max_blocked" is 6\./,
-	'adr_ops.max_blocked refuses one more range with a clear error');
+like($err, qr/ERROR:  too many blocked addresses\nDETAIL:  7 manual ranges would be blocked; 6 of the 12 entries of "adr_ops.max_blocked" are for them \(the rest, "adr_ops.auth_ban_share", for auto-bans\)\./,
+	'the manual part of adr_ops.max_blocked (half by default) refuses one more range with a clear error');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM adr_ops.blocklist WHERE client = '10.0.7.0/24'}),
 	'0', 'the refused range is not in the table');
 # Two of them become auto-bans (direct DML reaches the hook too); the
@@ -268,7 +268,7 @@ $node->poll_query_until('postgres', 'SELECT loaded FROM adr_ops._security_state(
   or die 'the launcher did not load the blocklist';
 
 # More rows than adr_ops.max_blocked: the launcher loads what fits, manual
-# entries first, with a WARNING; unblocking and maintenance mode still
+# entries first (then the newest auto-bans, up to their share), with a WARNING; unblocking and maintenance mode still
 # work; only adding a range is refused.
 is( $node->safe_psql('postgres', q{
         SELECT format('%s %s', active_entries, capacity) FROM adr_ops._security_state()}),
@@ -292,7 +292,7 @@ is( $node->safe_psql('postgres', q{
 is($ret, 0, 'adr_maintenance_mode works over capacity') or diag $err;
 ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT adr_ops.adr_block_ip('10.0.9.0/24', 'one more', terminate => false)});
-like($err, qr/ERROR:  too many blocked addresses\nDETAIL:  6 ranges would be blocked; "adr_ops.max_blocked" is 4\./,
+like($err, qr/ERROR:  too many blocked addresses\nDETAIL:  4 manual ranges would be blocked; 2 of the 4 entries of "adr_ops.max_blocked" are for them/,
 	'adr_block_ip still refuses to add beyond the capacity');
 $node->safe_psql('postgres', q{DELETE FROM adr_ops.blocklist WHERE client <<= '10.0.0.0/16'});
 is($node->safe_psql('postgres', 'SELECT active_entries FROM adr_ops._security_state()'),

@@ -144,6 +144,30 @@ like($err, qr/range "203\.0\.113\.0\/24" is not blocked/, 'with the database\'s 
 is($ret, 0, 'unblocking exits 0');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM adr_ops.blocklist'), '0', 'the row is gone');
 
+# An IPv4-mapped address or range is blocked as the IPv4 one it stands for,
+# with the prefix length converted, as adr_block_ip() stores it: the hook
+# (and the kernel) see such clients as IPv4, so the mapped form would never
+# match.
+($ret, $out, $err) = run_script('--firewall=none', @conn, '::ffff:127.0.0.2/128');
+is($ret, 0, 'blocking an IPv4-mapped address exits 0') or diag $err;
+like($out, qr/^ADR_BLOCK_IP OK - blocked 127\.0\.0\.2\/32 \(given as the IPv4-mapped ::ffff:127\.0\.0\.2\/128; database: 0 sessions terminated\)$/,
+	'the status line names the IPv4 address blocked');
+is( $node->safe_psql('postgres',
+		q{SELECT format('%s %s', client, adr_ops._security_blocked('127.0.0.2')) FROM adr_ops.blocked_clients}),
+	'127.0.0.2/32 127.0.0.2/32', 'the database holds the IPv4 form, which the hook matches');
+($ret, $out, $err) = run_script('--firewall=none', @conn, '--unblock', '::ffff:7f00:2');
+is($ret, 0, 'unblocking it in the hexadecimal mapped form exits 0') or diag $err;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM adr_ops.blocklist'), '0', 'and removes it');
+($ret, $out, $err) = run_script('--dry-run', '--firewall=nft', '--no-database', '::ffff:192.0.2.0/120');
+like($out, qr/^ADR_BLOCK_IP OK - dry run: block 192\.0\.2\.0\/24 \(given as the IPv4-mapped ::ffff:192\.0\.2\.0\/120\)/,
+	'dry run: a mapped range becomes the IPv4 range');
+like($out, qr/^nft add element inet adr_ops blocked4 \\\{\\ 192\.0\.2\.0\/24\\ \\\}$/m,
+	'dry run: the firewall gets it in the IPv4 set');
+($ret, $out, $err) = run_script('--dry-run', '--firewall=nft', '--no-database', '::ffff:192.0.2.7/96');
+is($ret, 3, 'a mapped range whose IPv4 range has host bits set exits UNKNOWN');
+like($out, qr/invalid address '::ffff:192\.0\.2\.7\/96': the IPv4 range it stands for, 192\.0\.2\.7\/0, has bits set after the prefix/,
+	'and says why');
+
 # A database refusal leaves the firewall alone (a recording nft proves it).
 {
 	local $ENV{PATH} = "$bin:$ENV{PATH}";

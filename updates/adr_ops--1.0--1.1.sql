@@ -109,6 +109,1350 @@ $$;
 COMMENT ON FUNCTION adr_ops.adr_version() IS
     'versions of the adr_ops library and of its SQL objects in this database, the PostgreSQL it was built for, libcurl and its TLS library';
 
+-- The checks a DBA's monitoring already has: archiving, sequences,
+-- vacuum_age, analyze_age, checkpoint, wal_files, database_size,
+-- disabled_triggers; long transactions name their application and query;
+-- counts read as English; a slot reserving no WAL retains none (src/health.sql).
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES
+    ('archiving',           600,        3600),          -- seconds the oldest WAL segment waits
+    ('sequences',            75,          90),          -- % of the range used
+    ('vacuum_age',       604800,     2592000),          -- seconds since a changed table's vacuum
+    ('analyze_age',      604800,     2592000),          -- seconds since a changed table's analyze
+    ('checkpoint',         1800,        3600),          -- seconds since the last checkpoint
+    ('wal_files',           150,         300),          -- % of max_wal_size + wal_keep_size
+    ('disabled_triggers',     0,          10);          -- disabled triggers
+INSERT INTO adr_ops.health_checks (name, position) VALUES
+    ('database_size', 25), ('sequences', 85), ('vacuum_age', 86), ('analyze_age', 87),
+    ('archiving', 92), ('wal_files', 94), ('checkpoint', 96), ('disabled_triggers', 105);
+
+-- "1 session", "2 sessions": counts in the details read as English.
+CREATE FUNCTION adr_ops._count_of(n bigint, noun text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT n || ' ' || noun || CASE WHEN n = 1 THEN '' ELSE 's' END $$;
+COMMENT ON FUNCTION adr_ops._count_of(bigint, text) IS
+    'API: private. A count and its noun, in the plural unless the count is 1';
+REVOKE ALL ON FUNCTION adr_ops._count_of(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._count_of(bigint, text) TO pg_monitor;
+
+CREATE OR REPLACE FUNCTION adr_ops._check_long_transactions() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH x AS (
+        SELECT 'pid ' || pid AS who, usename AS usr, datname AS db, state, xact_start AS since,
+               format(', application %s: %s', coalesce(nullif(application_name, ''), 'unnamed'),
+                      left(regexp_replace(query, '\s+', ' ', 'g'), 100)) AS what
+          FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND xact_start IS NOT NULL
+           AND pid <> pg_backend_pid()
+        UNION ALL
+        SELECT 'prepared transaction ' || quote_literal(gid), owner, database, 'prepared', prepared, ''
+          FROM pg_prepared_xacts
+    )
+    SELECT 'long_transactions',
+           coalesce(round(extract(epoch FROM now() - min(x.since))::numeric, 0), 0), 's',
+           coalesce((SELECT format('oldest: %s (%s@%s, %s) open for %s%s', o.who, o.usr, o.db,
+                                   o.state, date_trunc('second', now() - o.since), o.what)
+                       FROM x o ORDER BY o.since LIMIT 1),
+                    'no open transactions'),
+           adr_ops._health_stats_unknown(), NULL
+      FROM x
+$$;
+
+CREATE OR REPLACE FUNCTION adr_ops._check_idle_in_transaction() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH i AS (
+        SELECT pid, usename, datname, state_change
+          FROM pg_stat_activity
+         WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
+           AND pid <> pg_backend_pid()
+    )
+    SELECT 'idle_in_transaction',
+           coalesce(round(extract(epoch FROM now() - min(i.state_change))::numeric, 0), 0), 's',
+           coalesce((SELECT format('%s idle in transaction; oldest: pid %s (%s@%s) idle for %s',
+                                   adr_ops._count_of((SELECT count(*) FROM i), 'session'), o.pid, o.usename, o.datname,
+                                   date_trunc('second', now() - o.state_change))
+                       FROM i o ORDER BY o.state_change LIMIT 1),
+                    'no sessions idle in transaction'),
+           adr_ops._health_stats_unknown(), NULL
+      FROM i
+$$;
+
+CREATE OR REPLACE FUNCTION adr_ops._check_blocked_sessions() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT a.pid, a.usename, a.datname, a.wait_event, pg_blocking_pids(a.pid) AS blockers,
+               coalesce((SELECT min((to_jsonb(l) ->> 'waitstart')::timestamptz) FROM pg_locks l
+                          WHERE l.pid = a.pid AND NOT l.granted), a.state_change) AS since
+          FROM pg_stat_activity a
+         WHERE a.wait_event_type = 'Lock'
+    )
+    SELECT 'blocked_sessions',
+           coalesce(round(extract(epoch FROM now() - min(w.since))::numeric, 0), 0), 's',
+           coalesce((SELECT format('%s waiting for a lock; longest: pid %s (%s@%s) waiting %s for a %s lock, blocked by pids %s',
+                                   adr_ops._count_of((SELECT count(*) FROM w), 'session'), o.pid, o.usename, o.datname,
+                                   date_trunc('second', now() - o.since), o.wait_event,
+                                   array_to_string(o.blockers, ', '))
+                       FROM w o ORDER BY o.since LIMIT 1),
+                    'no sessions waiting for a lock'),
+           adr_ops._health_stats_unknown(), NULL
+      FROM w
+$$;
+
+CREATE OR REPLACE FUNCTION adr_ops._check_replication() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'replication_lag',
+           CASE WHEN r.receiving AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                ELSE round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 0) END,
+           's',
+           format('standby, %s; last replayed transaction committed at %s',
+                  CASE WHEN r.receiving THEN 'streaming' ELSE 'WAL receiver not running' END,
+                  coalesce(pg_last_xact_replay_timestamp()::text, 'n/a')),
+           NULL, NULL
+      FROM (SELECT EXISTS (SELECT FROM pg_stat_wal_receiver) AS receiving) r
+     WHERE pg_is_in_recovery()
+    UNION ALL
+    SELECT 'replication_lag:' || r.name
+               || CASE WHEN count(*) OVER (PARTITION BY r.name) > 1 THEN ':' || r.pid ELSE '' END,
+           round(extract(epoch FROM coalesce(r.replay_lag, interval '0'))::numeric, 1), 's',
+           format('%s (%s), replay %s behind sent WAL', r.state, r.sync_state,
+                  coalesce(pg_size_pretty(pg_wal_lsn_diff(r.sent_lsn, r.replay_lsn)), 'n/a')),
+           adr_ops._health_stats_unknown(), NULL
+      FROM (SELECT coalesce(nullif(application_name, ''), host(client_addr), pid::text) AS name, *
+              FROM pg_stat_replication) r
+     WHERE NOT pg_is_in_recovery()
+    UNION ALL
+    SELECT 'replication_lag', NULL, 's', 'no standbys connected', NULL, NULL
+     WHERE NOT pg_is_in_recovery() AND NOT EXISTS (SELECT FROM pg_stat_replication)
+    UNION ALL
+    SELECT 'replication_slots', coalesce(max(s.retained), 0), 'bytes',
+           -- a slot that reserves no WAL yet (restart_lsn NULL) retains none
+           CASE WHEN count(*) = 0 THEN 'no inactive replication slots'
+                WHEN count(s.retained) = 0 THEN 'no inactive replication slots retain WAL'
+                ELSE format('%s %s WAL: %s', adr_ops._count_of(count(s.retained), 'inactive slot'),
+                            CASE count(s.retained) WHEN 1 THEN 'retains' ELSE 'retain' END,
+                            string_agg(format('%s (%s, %s)', s.slot_name, pg_size_pretty(s.retained),
+                                              coalesce(s.wal_status, 'n/a')),
+                                       ', ' ORDER BY s.retained DESC) FILTER (WHERE s.retained IS NOT NULL)) END
+           || coalesce('; reserving no WAL: ' || string_agg(s.slot_name, ', ' ORDER BY s.slot_name)
+                                                   FILTER (WHERE s.retained IS NULL), ''),
+           NULL, NULL
+      FROM (SELECT slot_name, wal_status,
+                   pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                        ELSE pg_current_wal_lsn() END, restart_lsn) AS retained
+              FROM pg_replication_slots WHERE NOT active) s
+$$;
+
+-- WAL archiving: a failing archive_command silently ends point-in-time
+-- recovery (PostgreSQL logs the failures at LOG and WARNING only).  The
+-- value is how long the oldest WAL segment has waited to be archived;
+-- CRITICAL while the last failure is newer than the last success.  A
+-- standby archives only with archive_mode = always.
+CREATE FUNCTION adr_ops._check_archiving() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        SELECT current_setting('archive_mode') AS mode,
+               current_setting('archive_mode') = 'off'
+               OR (pg_is_in_recovery() AND current_setting('archive_mode') <> 'always') AS idle
+    ), r AS (
+        SELECT count(*) AS files, min(modification) AS oldest
+          FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'
+    )
+    SELECT 'archiving',
+           CASE WHEN NOT s.idle THEN coalesce(round(extract(epoch FROM now() - r.oldest)::numeric, 0), 0) END,
+           's',
+           CASE WHEN s.mode = 'off' THEN 'archive_mode is off: no WAL is archived'
+                WHEN s.idle THEN 'standby with archive_mode = on: the primary archives'
+                ELSE format('%s waiting to be archived%s; last archived: %s; %s failed attempts, last: %s',
+                            adr_ops._count_of(r.files, 'WAL segment'),
+                            CASE WHEN r.files > 0
+                                 THEN format(', the oldest for %s', date_trunc('second', now() - r.oldest)) ELSE '' END,
+                            coalesce(a.last_archived_wal || ' at ' || date_trunc('second', a.last_archived_time), 'never'),
+                            a.failed_count,
+                            coalesce(a.last_failed_wal || ' at ' || date_trunc('second', a.last_failed_time), 'never'))
+           END,
+           NULL,
+           CASE WHEN NOT s.idle AND a.last_failed_time > coalesce(a.last_archived_time, '-infinity')
+                THEN 'CRITICAL' END
+      FROM s, r, pg_stat_archiver a
+$$;
+
+-- Sequences near the end of their range, or of the range of the integer
+-- column they feed (an int4 column fed by a bigint sequence fails at 2^31).
+-- SECURITY DEFINER: the values need privileges on every sequence, which
+-- pg_monitor lacks; it reads only numbers and names, and calls no code that
+-- another role can define.  Cycling sequences never run out; temporary
+-- sequences of other sessions cannot be read.
+CREATE FUNCTION adr_ops._check_sequences() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '1s'
+AS $$
+    WITH q AS (
+        SELECT c.oid, q.seqincrement > 0 AS up, q.seqmin::numeric AS lo, q.seqmax::numeric AS hi,
+               coalesce(pg_sequence_last_value(c.oid), CASE WHEN q.seqincrement > 0 THEN q.seqmin ELSE q.seqmax END)::numeric AS last
+          FROM pg_sequence q JOIN pg_class c ON c.oid = q.seqrelid
+         WHERE NOT q.seqcycle AND c.relpersistence <> 't'
+           AND NOT (c.relpersistence = 'u' AND pg_is_in_recovery())
+    ), fed AS (
+        -- the integer columns a sequence feeds: its owner (serial, identity)
+        -- and the columns whose default names it
+        SELECT d.objid AS seq, a.attrelid, a.attnum, a.atttypid
+          FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+           AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+        UNION
+        SELECT d.refobjid, ad.adrelid, ad.adnum, a.atttypid
+          FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+          JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+         WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+    ), limits AS (
+        SELECT q.oid, q.up, q.last,
+               CASE WHEN q.up THEN q.lo ELSE q.hi END AS start,
+               -- the nearer end: the sequence's own, or its narrowest column's
+               CASE WHEN q.up THEN least(q.hi, min(t.hi)) ELSE greatest(q.lo, max(-t.hi - 1)) END AS stop,
+               (array_agg(format('%s.%I', f.attrelid::regclass, a.attname) ORDER BY t.hi)
+                  FILTER (WHERE t.hi <= CASE WHEN q.up THEN q.hi ELSE -q.lo - 1 END))[1] AS column_name
+          FROM q
+          LEFT JOIN fed f ON f.seq = q.oid
+          LEFT JOIN pg_attribute a ON a.attrelid = f.attrelid AND a.attnum = f.attnum
+          LEFT JOIN (VALUES ('int2'::regtype, 32767::numeric), ('int4'::regtype, 2147483647::numeric)) AS t(typ, hi)
+                 ON t.typ = f.atttypid
+         GROUP BY q.oid, q.up, q.last, q.lo, q.hi
+    ), pct AS (
+        SELECT l.*, round(100 * abs(l.last - l.start) / nullif(abs(l.stop - l.start), 0), 1) AS used
+          FROM limits l
+    )
+    SELECT 'sequences', coalesce(max(p.used), 0), '%',
+           coalesce((SELECT format('fullest: %s at %s%% of %s (%s of %s)', o.oid::regclass, o.used,
+                                   coalesce('the range of its column ' || o.column_name, 'its range'),
+                                   o.last, o.stop)
+                       FROM pct o ORDER BY o.used DESC NULLS LAST, o.oid LIMIT 1),
+                    'no sequences'),
+           NULL, NULL
+      FROM pct p
+$$;
+
+-- Tables whose last vacuum (op 'vacuum') or analyze (op 'analyze') is
+-- older than the thresholds while they changed more than autovacuum's base
+-- threshold since: what a stuck or disabled autovacuum leaves behind.
+-- Tables nobody writes are not counted.  A table never vacuumed counts from
+-- the statistics' reset, or the server's start.
+CREATE FUNCTION adr_ops._maintenance_age(op text) RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH t AS (
+        SELECT s.relid::regclass AS rel, l.changes,
+               round(extract(epoch FROM now() - coalesce(l.at, d.since))::numeric, 0) AS age,
+               coalesce('last ' || op || ' ' || date_trunc('second', l.at),
+                        'never ' || CASE op WHEN 'vacuum' THEN 'vacuumed' ELSE 'analyzed' END) AS last
+          FROM pg_stat_user_tables s
+         CROSS JOIN LATERAL (
+               SELECT CASE op WHEN 'vacuum' THEN greatest(s.last_vacuum, s.last_autovacuum)
+                              ELSE greatest(s.last_analyze, s.last_autoanalyze) END AS at,
+                      CASE op WHEN 'vacuum' THEN s.n_dead_tup + s.n_ins_since_vacuum
+                              ELSE s.n_mod_since_analyze END AS changes) l
+         CROSS JOIN (SELECT coalesce(stats_reset, pg_postmaster_start_time()) AS since
+                       FROM pg_stat_database WHERE datname = current_database()) d
+         WHERE l.changes > current_setting('autovacuum_' || op || '_threshold')::bigint
+    )
+    SELECT op || '_age', coalesce(max(t.age), 0), 's',
+           coalesce((SELECT format('%s changed more than autovacuum_%s_threshold rows since the last %s; longest ago: %s (%s, %s rows changed since)',
+                                   adr_ops._count_of(count(*) OVER (), 'table'), op, op, o.rel, o.last, o.changes)
+                       FROM t o ORDER BY o.age DESC, o.rel LIMIT 1),
+                    format('no table changed more than autovacuum_%s_threshold rows since its last %s', op, op)),
+           NULL, NULL
+      FROM t
+$$;
+COMMENT ON FUNCTION adr_ops._maintenance_age(text) IS
+    'API: private. The vacuum_age or analyze_age reading of adr_health_check()';
+REVOKE ALL ON FUNCTION adr_ops._maintenance_age(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._maintenance_age(text) TO pg_monitor;
+
+CREATE FUNCTION adr_ops._check_vacuum_age() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM adr_ops._maintenance_age('vacuum') $$;
+
+CREATE FUNCTION adr_ops._check_analyze_age() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM adr_ops._maintenance_age('analyze') $$;
+
+-- Time since the last checkpoint (a restartpoint on a standby) while WAL
+-- was written since it: an idle server skips its checkpoints, and that is
+-- no fault.  More than half of 10 or more checkpoints requested (by WAL
+-- volume rather than checkpoint_timeout) is WARNING: max_wal_size is too
+-- small for the load.
+CREATE FUNCTION adr_ops._check_checkpoint() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH c AS (
+        SELECT c.checkpoint_time,
+               pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                    ELSE pg_current_wal_insert_lsn() END, c.checkpoint_lsn) AS wal_since,
+               CASE WHEN pg_is_in_recovery() THEN 'restartpoint' ELSE 'checkpoint' END AS what
+          FROM pg_control_checkpoint() c
+    ), b AS (
+        SELECT checkpoints_req AS req, checkpoints_timed + checkpoints_req AS total, stats_reset
+          FROM pg_stat_bgwriter
+    )
+    SELECT 'checkpoint',
+           CASE WHEN c.wal_since > 0 THEN round(extract(epoch FROM now() - c.checkpoint_time)::numeric, 0) ELSE 0 END,
+           's',
+           format('last %s at %s, %s of WAL since%s; %s of %s checkpoints since %s were requested%s',
+                  c.what, date_trunc('second', c.checkpoint_time), pg_size_pretty(c.wal_since),
+                  CASE WHEN c.wal_since > 0 THEN '' ELSE ' (idle: nothing to checkpoint)' END,
+                  b.req, b.total, coalesce(date_trunc('second', b.stats_reset)::text, 'the statistics began'),
+                  CASE WHEN b.total >= 10 AND 2 * b.req > b.total
+                       THEN ': most checkpoints come from WAL volume, raise max_wal_size' ELSE '' END),
+           NULL,
+           CASE WHEN b.total >= 10 AND 2 * b.req > b.total THEN 'WARNING' END
+      FROM c, b
+$$;
+
+-- WAL kept in pg_wal beyond what max_wal_size and wal_keep_size explain, as
+-- a percentage of them: a replication slot, failing archiving or a long
+-- backup keeps it, and it fills the disk.
+CREATE FUNCTION adr_ops._check_wal_files() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes
+          FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'
+    ), e AS (
+        SELECT pg_size_bytes(current_setting('max_wal_size'))
+               + pg_size_bytes(current_setting('wal_keep_size')) AS expected
+    )
+    SELECT 'wal_files', round(100.0 * w.bytes / e.expected, 1), '%',
+           format('pg_wal holds %s in %s; max_wal_size + wal_keep_size explain %s',
+                  pg_size_pretty(w.bytes), adr_ops._count_of(w.files, 'segment'),
+                  pg_size_pretty(e.expected)),
+           NULL, NULL
+      FROM w, e
+$$;
+
+-- The largest database.  No default thresholds: a size means something only
+-- against a plan; the disk checks and the capacity forecast watch the space.
+CREATE FUNCTION adr_ops._check_database_size() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH d AS (
+        SELECT datname, pg_database_size(oid) AS bytes FROM pg_database WHERE datallowconn
+    )
+    SELECT 'database_size', max(d.bytes), 'bytes',
+           format('largest: %s; %s, %s in all',
+                  (SELECT string_agg(format('%I %s', o.datname, pg_size_pretty(o.bytes)), ', ' ORDER BY o.bytes DESC)
+                     FROM (SELECT * FROM d ORDER BY bytes DESC, datname LIMIT 3) o),
+                  adr_ops._count_of(count(*), 'database'),
+                  pg_size_pretty(sum(d.bytes))),
+           NULL, NULL
+      FROM d
+$$;
+
+-- Disabled triggers on user tables, a constraint's own triggers included
+-- (ALTER TABLE ... DISABLE TRIGGER ALL stops enforcing foreign keys).
+CREATE FUNCTION adr_ops._check_disabled_triggers() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH t AS (
+        SELECT DISTINCT format('%s on %s', coalesce('constraint ' || quote_ident(k.conname), quote_ident(t.tgname)),
+                               t.tgrelid::regclass) AS what
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          LEFT JOIN pg_constraint k ON k.oid = t.tgconstraint AND t.tgisinternal
+         WHERE t.tgenabled = 'D'
+           AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+    )
+    SELECT 'disabled_triggers', count(*), 'triggers',
+           CASE WHEN count(*) = 0 THEN 'no disabled triggers'
+                ELSE format('%s disabled: %s%s', count(*),
+                            (SELECT string_agg(o.what, ', ' ORDER BY o.what)
+                               FROM (SELECT * FROM t ORDER BY what LIMIT 10) o),
+                            CASE WHEN count(*) > 10 THEN ', ...' ELSE '' END) END,
+           NULL, NULL
+      FROM t
+$$;
+
+REVOKE ALL ON FUNCTION adr_ops._check_archiving() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_archiving() TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._check_sequences() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_sequences() TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._check_vacuum_age() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_vacuum_age() TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._check_analyze_age() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_analyze_age() TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._check_checkpoint() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_checkpoint() TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._check_wal_files() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_wal_files() TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._check_database_size() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_database_size() TO pg_monitor;
+REVOKE ALL ON FUNCTION adr_ops._check_disabled_triggers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_disabled_triggers() TO pg_monitor;
+
+-- Capacity: size history and forecasts, recovery readiness and the weekly
+-- review (src/capacity.sql, new in 1.1).
+
+-- What the capacity_snapshot task measures, one row per series and time:
+-- kind filesystem (name data, wal or tablespace:<name>; value bytes used,
+-- capacity its size), database, wal (pg_wal), relation (the largest of the
+-- database the task runs in) in bytes, and the counters xid (transactions
+-- ever assigned), multixact (the next multixact ID at the last checkpoint)
+-- and wal_lsn (bytes of WAL ever written).
+CREATE TABLE adr_ops.size_history (
+    taken_at timestamptz NOT NULL,
+    kind text NOT NULL
+        CHECK (kind OPERATOR(pg_catalog.=) ANY ('{filesystem,database,wal,relation,xid,multixact,wal_lsn}'::text[])),
+    name text NOT NULL,
+    value numeric NOT NULL,
+    capacity numeric,
+    PRIMARY KEY (kind, name, taken_at)
+);
+CREATE INDEX size_history_taken_at ON adr_ops.size_history (taken_at);
+COMMENT ON TABLE adr_ops.size_history IS
+    'sizes and counters stored by adr_capacity_snapshot() for the capacity forecasts';
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.size_history', '');
+GRANT SELECT ON adr_ops.size_history TO pg_monitor;
+
+-- One pass over each source; the largest relations by one scan of
+-- pg_class.  Returns the rows stored.
+CREATE FUNCTION adr_ops.adr_capacity_snapshot(keep interval DEFAULT '400 days')
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH pruned AS (
+        DELETE FROM adr_ops.size_history WHERE taken_at < now() - keep
+    ), taken AS (
+        SELECT clock_timestamp() AS at
+    ), readings AS (
+        SELECT 'filesystem' AS kind,
+               CASE d.kind WHEN 'tablespace' THEN 'tablespace:' || d.name ELSE d.kind END AS name,
+               d.used_bytes::numeric AS value, d.total_bytes::numeric AS capacity
+          FROM adr_ops.adr_host_disk() d WHERE d.error IS NULL
+        UNION ALL
+        SELECT 'database', datname, pg_database_size(oid), NULL FROM pg_database WHERE datallowconn
+        UNION ALL
+        SELECT 'wal', 'pg_wal', coalesce(sum(size), 0), NULL FROM pg_ls_waldir()
+        UNION ALL
+        (SELECT 'relation', c.oid::regclass::text, pg_total_relation_size(c.oid), NULL
+           FROM pg_class c
+          WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
+          ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 20)
+        UNION ALL
+        SELECT 'xid', 'cluster', pg_current_xact_id()::text::numeric, NULL
+        UNION ALL
+        SELECT 'multixact', 'cluster', (pg_control_checkpoint()).next_multixact_id::text::numeric, NULL
+        UNION ALL
+        SELECT 'wal_lsn', 'cluster',
+               pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                    ELSE pg_current_wal_lsn() END, '0/0'), NULL
+    ), stored AS (
+        INSERT INTO adr_ops.size_history (taken_at, kind, name, value, capacity)
+        SELECT taken.at, r.kind, r.name, r.value, r.capacity FROM taken, readings r
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM stored
+$$;
+COMMENT ON FUNCTION adr_ops.adr_capacity_snapshot(interval) IS
+    'stores the sizes of file systems, databases, pg_wal and the largest relations, and the XID, multixact and WAL counters, in size_history; drops rows older than keep';
+REVOKE ALL ON FUNCTION adr_ops.adr_capacity_snapshot(interval) FROM PUBLIC;
+
+-- The forecast of each series over the last days: growth per day from a
+-- least-squares fit, its R², and the days until the warning level, the
+-- critical level and full.  File systems take their levels from the disk
+-- thresholds (% of their size); databases from database_size (bytes), and
+-- they are full when the data directory's file system is; the XID and
+-- multixact ages from xid_wraparound (% of autovacuum_freeze_max_age, or of
+-- autovacuum_multixact_freeze_max_age), full at the hard stop 3 million
+-- short of wraparound.  No forecast from fewer than
+-- 6 readings, over less than a day, or with R² under 0.7: the reason says
+-- which.
+CREATE FUNCTION adr_ops.adr_capacity_forecast(days integer DEFAULT 30,
+    OUT kind text, OUT name text, OUT samples integer, OUT span interval,
+    OUT current numeric, OUT growth_per_day numeric, OUT r2 numeric,
+    OUT days_to_warn numeric, OUT days_to_crit numeric, OUT days_to_full numeric,
+    OUT note text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH h AS (
+        SELECT s.kind, s.name, s.taken_at, s.value, s.capacity
+          FROM adr_ops.size_history s
+         WHERE s.taken_at > now() - make_interval(days => days)
+           AND s.kind IN ('filesystem', 'database', 'wal', 'relation', 'xid', 'multixact')
+    ), fit AS (
+        SELECT h.kind, h.name, count(*)::integer AS samples, max(h.taken_at) - min(h.taken_at) AS span,
+               regr_slope(h.value, extract(epoch FROM h.taken_at) / 86400)::numeric AS slope,
+               regr_r2(h.value, extract(epoch FROM h.taken_at) / 86400)::numeric AS r2,
+               (array_agg(h.value ORDER BY h.taken_at DESC))[1] AS last,
+               (array_agg(h.capacity ORDER BY h.taken_at DESC))[1] AS capacity
+          FROM h GROUP BY h.kind, h.name
+    ), xid AS (
+        SELECT max(age(datfrozenxid))::numeric AS age,
+               current_setting('autovacuum_freeze_max_age')::numeric AS freeze_max,
+               max(mxid_age(datminmxid))::numeric AS mxid_age,
+               current_setting('autovacuum_multixact_freeze_max_age')::numeric AS mxid_freeze_max
+          FROM pg_database
+    ), data_fs AS (
+        SELECT f.capacity - f.last AS free FROM fit f WHERE f.kind = 'filesystem' AND f.name = 'data'
+    ), levels AS (
+        SELECT f.*,
+               CASE f.kind WHEN 'xid' THEN x.age WHEN 'multixact' THEN x.mxid_age ELSE f.last END AS now_at,
+               CASE f.kind
+                    WHEN 'filesystem' THEN f.capacity * t.warn / 100
+                    WHEN 'database' THEN t.warn
+                    WHEN 'xid' THEN x.freeze_max * t.warn / 100
+                    WHEN 'multixact' THEN x.mxid_freeze_max * t.warn / 100 END AS warn_at,
+               CASE f.kind
+                    WHEN 'filesystem' THEN f.capacity * t.crit / 100
+                    WHEN 'database' THEN t.crit
+                    WHEN 'xid' THEN x.freeze_max * t.crit / 100
+                    WHEN 'multixact' THEN x.mxid_freeze_max * t.crit / 100 END AS crit_at,
+               CASE f.kind
+                    WHEN 'filesystem' THEN f.capacity
+                    WHEN 'database' THEN f.last + (SELECT free FROM data_fs)
+                    WHEN 'wal' THEN f.last + (SELECT free FROM data_fs)
+                    WHEN 'xid' THEN 2147483648 - 3000000
+                    WHEN 'multixact' THEN 2147483648 - 3000000 END AS full_at,
+               CASE WHEN f.samples < 6 OR f.span < interval '1 day'
+                    THEN format('history too short: %s over %s; a forecast needs 6 readings over a day',
+                                adr_ops._count_of(f.samples, 'reading'), date_trunc('minute', f.span))
+                    WHEN coalesce(f.r2, 0) < 0.7 AND f.slope <> 0
+                    THEN format('too noisy to forecast: R² %s, a forecast needs 0.7', round(f.r2::numeric, 2))
+                    WHEN f.slope <= 0 THEN 'not growing' END AS reason
+          FROM fit f CROSS JOIN xid x
+          LEFT JOIN LATERAL (
+                SELECT th.warn, th.crit FROM adr_ops.health_thresholds th
+                 WHERE th.check_name IN (CASE f.kind WHEN 'filesystem' THEN 'disk_' || f.name
+                                                     WHEN 'database' THEN 'database_size'
+                                                     WHEN 'xid' THEN 'xid_wraparound'
+                                                     WHEN 'multixact' THEN 'xid_wraparound' END,
+                                         CASE WHEN f.kind = 'filesystem' THEN 'disk_' || split_part(f.name, ':', 1) END)
+                 ORDER BY th.check_name = 'disk_' || f.name DESC LIMIT 1) t ON true
+    )
+    SELECT l.kind, l.name, l.samples, l.span, l.now_at,
+           CASE WHEN l.samples >= 6 AND l.span >= interval '1 day' THEN round(l.slope::numeric, 2) END,
+           CASE WHEN l.samples >= 6 AND l.span >= interval '1 day' THEN round(l.r2::numeric, 3) END,
+           CASE WHEN l.reason IS NULL THEN greatest(round((l.warn_at - l.now_at) / l.slope, 1), 0) END,
+           CASE WHEN l.reason IS NULL THEN greatest(round((l.crit_at - l.now_at) / l.slope, 1), 0) END,
+           CASE WHEN l.reason IS NULL THEN greatest(round((l.full_at - l.now_at) / l.slope, 1), 0) END,
+           l.reason
+      FROM levels l
+     ORDER BY l.kind, l.name
+$$;
+COMMENT ON FUNCTION adr_ops.adr_capacity_forecast(integer) IS
+    'growth per day, R² and days until the warning level, the critical level and full, per file system, database, pg_wal, large relation and the XID and multixact ages';
+REVOKE ALL ON FUNCTION adr_ops.adr_capacity_forecast(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_capacity_forecast(integer) TO pg_monitor;
+
+-- The capacity health check: the soonest day a forecast reaches a critical
+-- level (or full, where there is none), in days: lower is worse.
+CREATE FUNCTION adr_ops._check_capacity() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH f AS (
+        SELECT f.*, coalesce(f.days_to_crit, f.days_to_full) AS days
+          FROM adr_ops.adr_capacity_forecast() f
+         WHERE f.kind <> 'relation'
+    )
+    SELECT 'capacity', min(f.days), 'days',
+           coalesce((SELECT format('soonest: %s %s reaches its %s in %s days (growth %s per day, R² %s)',
+                                   o.kind, o.name,
+                                   CASE WHEN o.days_to_crit IS NOT NULL THEN 'critical level' ELSE 'limit' END,
+                                   o.days, o.growth_per_day, o.r2)
+                       FROM f o WHERE o.days IS NOT NULL ORDER BY o.days, o.kind, o.name LIMIT 1),
+                    CASE WHEN count(*) = 0
+                         THEN 'no size history: the capacity_snapshot task stores it'
+                         ELSE format('no forecast reaches a limit: %s', adr_ops._count_of(count(*), 'series'))
+                              || coalesce(format(', %s without a forecast (%s)',
+                                                 count(*) FILTER (WHERE f.note IS NOT NULL),
+                                                 min(f.note)), '') END),
+           NULL, NULL
+      FROM f
+$$;
+REVOKE ALL ON FUNCTION adr_ops._check_capacity() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_capacity() TO pg_monitor;
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES ('capacity', 30, 7);
+INSERT INTO adr_ops.health_checks (name, position) VALUES ('capacity', 160);
+
+-- The runbook's disaster recovery: the last known good backup, how long a
+-- restore of it would take today, and how much would be lost.  The restore
+-- time is the one measured when it was verified, scaled by the growth of
+-- its database since (size history), plus, with WAL archiving, the replay
+-- of the WAL written since at adr_ops.wal_replay_rate.  The recovery point
+-- is the last archived WAL segment with archiving, else the backup itself.
+CREATE FUNCTION adr_ops.adr_recovery_readiness(
+    OUT last_good_backup text, OUT verified_at timestamptz, OUT backup_taken_at timestamptz,
+    OUT restore_time interval, OUT restore_time_derivation text,
+    OUT recovery_point timestamptz, OUT data_loss interval, OUT recovery_point_derivation text,
+    OUT rto_target interval, OUT rpo_target interval)
+RETURNS record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH settings AS (
+        SELECT coalesce(current_setting('adr_ops.recovery_time_objective', true), '4h')::interval AS rto,
+               coalesce(current_setting('adr_ops.recovery_point_objective', true), '1h')::interval AS rpo,
+               pg_size_bytes(coalesce(current_setting('adr_ops.wal_replay_rate', true), '32MB')) AS replay_rate,
+               current_setting('archive_mode') <> 'off' AS archiving
+    ), good AS (
+        SELECT v.* FROM adr_ops.backup_verifications v
+         WHERE v.status = 'passed' ORDER BY v.finished_at DESC LIMIT 1
+    ), growth AS (
+        -- the data directory's used bytes now and at the verification
+        SELECT (SELECT h.value FROM adr_ops.size_history h
+                 WHERE h.kind = 'filesystem' AND h.name = 'data' ORDER BY h.taken_at DESC LIMIT 1) AS now_bytes,
+               (SELECT h.value FROM adr_ops.size_history h, good g
+                 WHERE h.kind = 'filesystem' AND h.name = 'data' AND h.taken_at <= g.finished_at
+                 ORDER BY h.taken_at DESC LIMIT 1) AS then_bytes,
+               (SELECT h.value FROM adr_ops.size_history h, good g
+                 WHERE h.kind = 'wal_lsn' AND h.taken_at <= coalesce(g.backup_mtime, g.started_at)
+                 ORDER BY h.taken_at DESC LIMIT 1) AS lsn_then,
+               pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                    ELSE pg_current_wal_lsn() END, '0/0') AS lsn_now
+    ), est AS (
+        SELECT g.*, s.*, gr.*, a.last_archived_time,
+               coalesce(gr.now_bytes / nullif(gr.then_bytes, 0), 1) AS scale,
+               CASE WHEN s.archiving AND gr.lsn_then IS NOT NULL
+                    THEN (gr.lsn_now - gr.lsn_then) / s.replay_rate END AS replay_s
+          FROM good g CROSS JOIN settings s CROSS JOIN growth gr CROSS JOIN pg_stat_archiver a
+    )
+    SELECT e.path, e.finished_at, coalesce(e.backup_mtime, e.started_at),
+           make_interval(secs => round(e.duration_ms * e.scale / 1000 + coalesce(e.replay_s, 0))),
+           format('restore measured at verification %s ms%s%s',
+                  e.duration_ms,
+                  CASE WHEN e.scale <> 1 THEN format(', scaled by %s for the data directory''s growth since', round(e.scale, 3)) ELSE '' END,
+                  CASE WHEN e.replay_s IS NOT NULL
+                       THEN format(', plus %s of WAL written since the backup replayed at %s/s', pg_size_pretty(e.lsn_now - e.lsn_then), pg_size_pretty(e.replay_rate))
+                       WHEN e.archiving THEN ', plus WAL replay not estimated: no size history from before the backup'
+                       ELSE '' END),
+           CASE WHEN e.archiving AND e.last_archived_time IS NOT NULL THEN e.last_archived_time
+                ELSE coalesce(e.backup_mtime, e.started_at) END,
+           now() - CASE WHEN e.archiving AND e.last_archived_time IS NOT NULL THEN e.last_archived_time
+                        ELSE coalesce(e.backup_mtime, e.started_at) END,
+           CASE WHEN e.archiving AND e.last_archived_time IS NOT NULL
+                THEN 'the last archived WAL segment (pg_stat_archiver)'
+                ELSE 'the backup itself: no WAL archive to replay beyond it' END,
+           e.rto, e.rpo
+      FROM est e
+$$;
+COMMENT ON FUNCTION adr_ops.adr_recovery_readiness() IS
+    'the last known good backup, the estimated restore time and data loss, how each was derived, and the targets';
+REVOKE ALL ON FUNCTION adr_ops.adr_recovery_readiness() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_recovery_readiness() TO pg_monitor;
+
+-- The recovery health check: the estimated restore time in seconds against
+-- adr_ops.recovery_time_objective; WARNING when either estimate misses its
+-- target.  Without a good backup there is nothing to estimate (the
+-- backup_verification check is CRITICAL then).
+CREATE FUNCTION adr_ops._check_recovery() RETURNS SETOF adr_ops._health_reading
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'recovery', round(extract(epoch FROM r.restore_time)::numeric, 0), 's',
+           CASE WHEN r.last_good_backup IS NULL THEN 'no verified backup: recovery time and point cannot be estimated'
+                ELSE format('restore of %s: about %s (target %s); data loss: %s (target %s)',
+                            r.last_good_backup, r.restore_time, r.rto_target,
+                            date_trunc('second', r.data_loss), r.rpo_target) END,
+           NULL,
+           CASE WHEN r.restore_time > r.rto_target OR r.data_loss > r.rpo_target THEN 'WARNING' END
+      FROM (SELECT 1) one LEFT JOIN adr_ops.adr_recovery_readiness() r ON true
+$$;
+REVOKE ALL ON FUNCTION adr_ops._check_recovery() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._check_recovery() TO pg_monitor;
+INSERT INTO adr_ops.health_checks (name, position) VALUES ('recovery', 170);
+
+-- The runbook's weekly review as rows: growth and forecasts, XID headroom,
+-- checks that were not OK during the week and for how long, maintenance
+-- runs, backups verified, the queries that got slower, and the pipelines'
+-- failure rates, for the seven days before week_ending.
+CREATE FUNCTION adr_ops.adr_weekly_review(week_ending timestamptz DEFAULT now(),
+    OUT section text, OUT item text, OUT value numeric, OUT unit text, OUT detail text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT week_ending - interval '7 days' AS w0, week_ending AS w1, week_ending - interval '14 days' AS p0
+    ), forecast AS (
+        SELECT * FROM adr_ops.adr_capacity_forecast(7)
+    ), health AS (
+        SELECT h.check_name, h.status, h.taken_at,
+               lead(h.taken_at) OVER (PARTITION BY h.check_name ORDER BY h.taken_at) AS next_at
+          FROM adr_ops.health_history h, w WHERE h.taken_at >= w.w0 AND h.taken_at < w.w1
+    ), counters AS (
+        -- each statement's cumulative counters at the three bounds
+        SELECT c.queryid, c.userid, c.dbid, c.toplevel, b.bound,
+               (array_agg(c.calls ORDER BY s.taken_at DESC))[1] AS calls,
+               (array_agg(c.total_ms ORDER BY s.taken_at DESC))[1] AS total_ms
+          FROM adr_ops.statement_counters c
+          JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
+          JOIN w ON true
+          CROSS JOIN LATERAL (VALUES (0, w.p0), (1, w.w0), (2, w.w1)) AS b(bound, at)
+         WHERE s.taken_at <= b.at
+         GROUP BY c.queryid, c.userid, c.dbid, c.toplevel, b.bound
+    ), means AS (
+        -- a statement's mean time this week and the week before (a reset
+        -- of pg_stat_statements in between gives no figure)
+        SELECT k2.queryid, k2.dbid, k2.userid,
+               (k2.total_ms - k1.total_ms) / nullif(k2.calls - k1.calls, 0) AS mean_now,
+               (k1.total_ms - k0.total_ms) / nullif(k1.calls - k0.calls, 0) AS mean_before,
+               k2.calls - k1.calls AS calls
+          FROM counters k2
+          JOIN counters k1 USING (queryid, userid, dbid, toplevel)
+          JOIN counters k0 USING (queryid, userid, dbid, toplevel)
+         WHERE k2.bound = 2 AND k1.bound = 1 AND k0.bound = 0
+           AND k2.calls >= k1.calls AND k1.calls >= k0.calls
+    )
+    SELECT 'growth', f.kind || ' ' || f.name, f.growth_per_day,
+           CASE f.kind WHEN 'xid' THEN 'transactions/day' ELSE 'bytes/day' END,
+           coalesce(format('%s days to the critical level, %s to full', f.days_to_crit, f.days_to_full), f.note)
+      FROM forecast f WHERE f.kind IN ('filesystem', 'database', 'wal')
+    UNION ALL
+    SELECT 'xid', CASE f.kind WHEN 'xid' THEN 'transaction ID age' ELSE 'multixact ID age' END,
+           f.current, CASE f.kind WHEN 'xid' THEN 'transactions' ELSE 'multixacts' END,
+           coalesce(format('%s per day; %s days to the xid_wraparound warning level, %s to the hard stop',
+                           f.growth_per_day, f.days_to_warn, f.days_to_full), f.note)
+      FROM forecast f WHERE f.kind IN ('xid', 'multixact')
+    UNION ALL
+    SELECT 'checks', h.check_name, count(*), 'snapshots not OK',
+           format('%s; about %s not OK, first %s, last %s',
+                  string_agg(DISTINCT h.status, '/'),
+                  justify_interval(sum(coalesce(h.next_at, w.w1) - h.taken_at)),
+                  date_trunc('minute', min(h.taken_at)), date_trunc('minute', max(h.taken_at)))
+      FROM health h, w WHERE h.status <> 'OK'
+     GROUP BY h.check_name
+    UNION ALL
+    SELECT 'maintenance', r.task, count(*), 'runs',
+           format('%s succeeded, %s failed, %s skipped', count(*) FILTER (WHERE r.status = 'succeeded'),
+                  count(*) FILTER (WHERE r.status = 'failed'), count(*) FILTER (WHERE r.status = 'skipped'))
+      FROM adr_ops.task_runs r, w WHERE r.started_at >= w.w0 AND r.started_at < w.w1
+     GROUP BY r.task
+    UNION ALL
+    SELECT 'backups', 'verifications', count(*), 'verifications',
+           format('%s passed, %s failed; last passed: %s',
+                  count(*) FILTER (WHERE v.status = 'passed'), count(*) FILTER (WHERE v.status = 'failed'),
+                  coalesce((SELECT l.path || ' at ' || date_trunc('minute', l.finished_at)
+                              FROM adr_ops.backup_verifications l WHERE l.status = 'passed'
+                             ORDER BY l.finished_at DESC LIMIT 1), 'never'))
+      FROM w LEFT JOIN adr_ops.backup_verifications v ON v.started_at >= w.w0 AND v.started_at < w.w1
+    UNION ALL
+    (SELECT 'queries', m.queryid::text, round((100 * (m.mean_now / m.mean_before - 1))::numeric, 1), '% slower',
+            format('mean %s ms over %s calls, was %s ms: %s', round(m.mean_now::numeric, 2), m.calls,
+                   round(m.mean_before::numeric, 2), left(regexp_replace(t.query, '\s+', ' ', 'g'), 100))
+       FROM means m
+       LEFT JOIN adr_ops.statement_texts t USING (queryid, userid, dbid)
+      WHERE m.mean_now > 1.2 * m.mean_before
+      ORDER BY m.mean_now / m.mean_before DESC LIMIT 10)
+    UNION ALL
+    SELECT 'pipelines', j.pipeline, round(100.0 * count(*) FILTER (WHERE j.status = 'failed') / count(*), 1),
+           '% failed',
+           format('%s submitted in the week: %s succeeded, %s failed, %s cancelled, %s queued or running',
+                  count(*), count(*) FILTER (WHERE j.status = 'succeeded'), count(*) FILTER (WHERE j.status = 'failed'),
+                  count(*) FILTER (WHERE j.status = 'cancelled'), count(*) FILTER (WHERE j.status IN ('queued', 'running')))
+      FROM adr_ops.processing_jobs j, w WHERE j.created_at >= w.w0 AND j.created_at < w.w1
+     GROUP BY j.pipeline
+$$;
+COMMENT ON FUNCTION adr_ops.adr_weekly_review(timestamptz) IS
+    'the runbook''s weekly review as rows: growth, XID headroom, checks not OK, maintenance, backups, slower queries, pipelines';
+REVOKE ALL ON FUNCTION adr_ops.adr_weekly_review(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_weekly_review(timestamptz) TO pg_monitor;
+
+-- The same review as Markdown, one table per section.
+CREATE FUNCTION adr_ops.adr_weekly_review_markdown(week_ending timestamptz DEFAULT now())
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format(E'# Weekly review, %s to %s\n', (week_ending - interval '7 days')::date, week_ending::date)
+           || coalesce(string_agg(s.md, '' ORDER BY s.ord), E'\nNothing recorded in the week.\n')
+      FROM (SELECT r.section, min(o.ord) AS ord,
+                   format(E'\n## %s\n\n| item | value | unit | detail |\n|---|---|---|---|\n', initcap(r.section))
+                   || string_agg(format(E'| %s | %s | %s | %s |\n',
+                                        replace(r.item, '|', '\|'), coalesce(r.value::text, ''), r.unit,
+                                        replace(coalesce(r.detail, ''), '|', '\|')),
+                                 '' ORDER BY r.item) AS md
+              FROM adr_ops.adr_weekly_review(week_ending) r
+              JOIN (VALUES ('growth', 1), ('xid', 2), ('checks', 3), ('maintenance', 4), ('backups', 5),
+                           ('queries', 6), ('pipelines', 7)) AS o(section, ord) USING (section)
+             GROUP BY r.section) s
+$$;
+COMMENT ON FUNCTION adr_ops.adr_weekly_review_markdown(timestamptz) IS
+    'the weekly review as Markdown, one table per section';
+REVOKE ALL ON FUNCTION adr_ops.adr_weekly_review_markdown(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_weekly_review_markdown(timestamptz) TO pg_monitor;
+
+-- Sizes hourly, at a minute no other default schedule uses.
+INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
+    ('capacity_snapshot', '7 * * * *', 'capacity_snapshot', pg_catalog.current_database());
+-- The blocklist's share for auto-bans, IPv4-mapped ranges (src/security.sql):
+-- _security_state() reports the auto-ban share (two more columns, a new C
+-- symbol); adr_block_ip() refuses a manual range only beyond the part of
+-- adr_ops.max_blocked that auto-bans may not hold, and stores an IPv4-mapped
+-- range as the IPv4 range it stands for, as adr_unblock_ip() and
+-- _terminate_from() match it.
+DROP FUNCTION adr_ops._security_state();
+CREATE FUNCTION adr_ops._security_state(
+    OUT loaded boolean, OUT generation bigint, OUT active_entries integer,
+    OUT pending_bans integer, OUT capacity integer, OUT maintenance boolean, OUT message text,
+    OUT auto_bans integer, OUT auto_ban_capacity integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'adr_security_state_1_1'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION adr_ops._security_state() IS
+    'API: private. What the authentication hook sees now in shared memory (auto_ban_capacity: the share of capacity that auto-bans may hold)';
+REVOKE ALL ON FUNCTION adr_ops._security_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._security_state() TO pg_monitor;
+
+CREATE FUNCTION adr_ops._ipv4_unmapped(client cidr) RETURNS cidr
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN _ipv4_unmapped.client <<= '::ffff:0:0/96'::cidr
+                THEN set_masklen('0.0.0.0'::inet + (_ipv4_unmapped.client - '::ffff:0.0.0.0'::inet),
+                                 masklen(_ipv4_unmapped.client) - 96)::cidr
+                ELSE _ipv4_unmapped.client END
+$$;
+COMMENT ON FUNCTION adr_ops._ipv4_unmapped(cidr) IS
+    'API: private. An IPv4-mapped IPv6 range as the IPv4 range it stands for; other ranges unchanged';
+REVOKE ALL ON FUNCTION adr_ops._ipv4_unmapped(cidr) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION adr_ops._terminate_from(client cidr) RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- NB: the victims are chosen first, in a materialized CTE: in one
+    -- WHERE, the planner may call pg_terminate_backend() before the other
+    -- conditions.
+    WITH victims AS MATERIALIZED (
+        SELECT a.pid FROM pg_stat_activity a
+         WHERE adr_ops._ipv4_unmapped(a.client_addr::cidr) <<= _terminate_from.client
+           AND a.pid <> pg_backend_pid()
+           AND a.backend_type = 'client backend')
+    SELECT count(*)::integer FROM victims v WHERE pg_terminate_backend(v.pid)
+$$;
+CREATE OR REPLACE FUNCTION adr_ops.adr_block_ip(client cidr, reason text DEFAULT NULL,
+                                     duration interval DEFAULT NULL,
+                                     terminate boolean DEFAULT true,
+                                     force boolean DEFAULT false)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- IPv4-mapped forms as the IPv4 ranges the hook matches
+    target cidr := adr_ops._ipv4_unmapped(adr_block_ip.client);
+    own cidr := adr_ops._ipv4_unmapped(inet_client_addr()::cidr);
+    expires timestamptz;
+    terminated integer := 0;
+    cap integer;
+    manual_cap integer;
+    would integer;
+BEGIN
+    IF adr_block_ip.client IS NULL OR adr_block_ip.terminate IS NULL OR adr_block_ip.force IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'client, terminate and force must not be null';
+    END IF;
+    IF adr_block_ip.duration IS NOT NULL AND adr_block_ip.duration <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid duration "%s"', adr_block_ip.duration),
+            HINT = 'Give a positive interval, or NULL to block until adr_unblock_ip().';
+    END IF;
+    IF target <> adr_block_ip.client THEN
+        RAISE NOTICE 'blocking "%", the IPv4 range that the IPv4-mapped "%" stands for',
+            target, adr_block_ip.client;
+    END IF;
+    IF own IS NOT NULL AND target >>= own AND NOT adr_block_ip.force THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('cannot block range "%s": it contains your own address "%s"',
+                             target, host(own)),
+            DETAIL = 'Your session and every new connection from that address would be refused.',
+            HINT = 'Pass force => true to block it anyway; connections over the Unix socket are never blocked.';
+    END IF;
+    -- Serializes the changers: see security.c.
+    LOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;
+
+    -- Only adding a manual range is refused, at the part of the capacity
+    -- that auto-bans may not hold: auto-bans never crowd out manual ranges
+    -- (they replace their own oldest; security.c).  The other functions
+    -- and the launcher load what fits.
+    SELECT s.capacity, s.capacity - s.auto_ban_capacity INTO cap, manual_cap
+      FROM adr_ops._security_state() s;
+    SELECT count(*) + 1 INTO would FROM adr_ops.blocked_clients b
+     WHERE b.client <> target AND b.blocked_by <> 'adr_ops auto-ban';
+    IF would > manual_cap THEN
+        RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded',
+            MESSAGE = 'too many blocked addresses',
+            DETAIL = format('%s manual ranges would be blocked; %s of the %s entries of "adr_ops.max_blocked" are for them (the rest, "adr_ops.auth_ban_share", for auto-bans).',
+                            would, manual_cap, cap),
+            HINT = 'Unblock ranges with adr_unblock_ip(), block wider ranges, or raise "adr_ops.max_blocked" and restart the server.';
+    END IF;
+
+    expires := now() + adr_block_ip.duration;
+    INSERT INTO adr_ops.blocklist AS b (client, reason, expires_at, blocked_by)
+    VALUES (target, adr_block_ip.reason, expires, adr_ops._calling_role())
+    ON CONFLICT ON CONSTRAINT blocklist_pkey DO UPDATE
+       SET reason = excluded.reason, expires_at = excluded.expires_at,
+           blocked_at = excluded.blocked_at, blocked_by = excluded.blocked_by;
+    PERFORM adr_ops._security_stage();
+
+    IF adr_block_ip.terminate THEN
+        terminated := adr_ops._terminate_from(target);
+    END IF;
+    INSERT INTO adr_ops.security_actions (actor, action, target, detail)
+    VALUES (adr_ops._calling_role(), 'block', target::text,
+            concat_ws('; ', adr_block_ip.reason,
+                      'until ' || expires, terminated || ' sessions terminated'));
+    RETURN terminated;
+END
+$$;
+CREATE OR REPLACE FUNCTION adr_ops.adr_unblock_ip(client cidr)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- adr_block_ip() stored an IPv4-mapped range as IPv4; a row written
+    -- otherwise may still have the mapped form
+    target cidr := adr_ops._ipv4_unmapped(adr_unblock_ip.client);
+BEGIN
+    IF adr_unblock_ip.client IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'client must not be null';
+    END IF;
+    LOCK TABLE adr_ops.blocklist IN SHARE ROW EXCLUSIVE MODE;
+    -- A pending auto-ban of this address becomes a row first, so it goes too.
+    PERFORM adr_ops._security_stage();
+    DELETE FROM adr_ops.blocklist b WHERE b.client IN (adr_unblock_ip.client, target);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('range "%s" is not blocked', adr_unblock_ip.client),
+            HINT = 'adr_ops.blocked_clients lists the blocked ranges; unblock a range as it was blocked.';
+    END IF;
+    PERFORM adr_ops._security_stage();
+    INSERT INTO adr_ops.security_actions (actor, action, target)
+    VALUES (adr_ops._calling_role(), 'unblock', target::text);
+    RETURN true;
+END
+$$;
+
+-- adr_access_review(): the counted failures of an IPv6 client are those of
+-- its /64 (src/security.sql).
+CREATE OR REPLACE FUNCTION adr_ops.adr_access_review(client inet DEFAULT NULL, since interval DEFAULT '24 hours',
+    OUT source text, OUT at timestamptz, OUT address inet, OUT user_name text, OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    msg text;
+BEGIN
+    RETURN QUERY
+    SELECT 'session', a.backend_start, a.client_addr, a.usename::text,
+           format('pid %s, database %s, application %s, state %s', a.pid, a.datname,
+                  coalesce(nullif(a.application_name, ''), '-'), coalesce(a.state, '-'))
+      FROM pg_stat_activity a
+     WHERE a.client_addr IS NOT NULL
+       AND (adr_access_review.client IS NULL OR a.client_addr <<= adr_access_review.client)
+     ORDER BY a.backend_start;
+
+    BEGIN
+        RETURN QUERY
+        SELECT 'auth_failures', f.last_seen, f.client, array_to_string(f.user_names, ','),
+               format('%s failed authentications since %s (%s within adr_ops.auth_failure_window)',
+                      f.failures, f.first_seen, f.window_failures)
+          FROM adr_ops.adr_auth_failures() f
+         -- f.client is an IPv6 client's /64: it contains the address asked for
+         WHERE adr_access_review.client IS NULL OR f.client && adr_access_review.client
+         ORDER BY f.last_seen;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        RETURN QUERY SELECT 'auth_failures', NULL::timestamptz, NULL::inet, NULL::text,
+                            'not counted: adr_ops is not in shared_preload_libraries';
+    END;
+
+    -- What the hook does now (pending auto-bans included, expiry applied).
+    IF adr_access_review.client IS NOT NULL THEN
+        BEGIN
+            RETURN QUERY
+            SELECT 'hook', clock_timestamp(), adr_access_review.client, NULL::text,
+                   coalesce('refused now by the blocked range ' ||
+                            adr_ops._security_blocked(adr_access_review.client),
+                            'not blocked now');
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            RETURN QUERY SELECT 'hook', clock_timestamp(), adr_access_review.client, NULL::text,
+                                'not blocked: adr_ops is not in shared_preload_libraries';
+        END;
+    END IF;
+
+    RETURN QUERY
+    SELECT 'blocklist', b.blocked_at, b.client::inet, b.blocked_by::text,
+           format('blocked%s: %s', ' until ' || b.expires_at, coalesce(b.reason, 'no reason given'))
+      FROM adr_ops.blocked_clients b
+     WHERE adr_access_review.client IS NULL OR b.client >>= adr_access_review.client
+        OR b.client <<= adr_access_review.client
+     ORDER BY b.blocked_at;
+
+    BEGIN
+        RETURN QUERY
+        -- Anchored to the messages' known beginnings: a user name is free
+        -- text ('x host "bad"') and must not be taken for the address.
+        -- (The address is one that the server wrote; a host name, with
+        -- log_hostname, has no address shape and stays NULL.)
+        SELECT 'log', l.log_time, m.addr, m.usr, l.message
+          FROM adr_ops.adr_log_lines(now() - adr_access_review.since, '{LOG,FATAL}') l,
+               LATERAL (SELECT h.h, CASE WHEN h.h ~ '^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F.]*:[0-9a-fA-F:.]*)$'
+                                         THEN h.h::inet END
+                          FROM (SELECT substring(l.message from
+                                 '^(?:adr_ops counted a failed authentication from host|adr_ops blocked host|adr_ops refused a connection from host|no pg_hba\.conf entry for host) "([^"]*)"')) h(h)) hh(h, addr),
+               LATERAL (SELECT hh.addr,
+                               coalesce(substring(l.message from '^adr_ops counted a failed authentication from host "[^"]*" for user "(.*)"$'),
+                                        substring(l.message from '^adr_ops refused a connection from host "[^"]*" for user "(.*)": blocked range "[^"]*"$'),
+                                        substring(l.message from '^no pg_hba\.conf entry for host "[^"]*", user "(.*)", database "'),
+                                        substring(l.message from '^[A-Za-z]+ authentication failed for user "(.*)"$'))
+                       ) m(addr, usr)
+         WHERE l.message ~ '^(adr_ops (counted a failed authentication from|blocked|refused a connection from) host "|no pg_hba\.conf entry for host "|[A-Za-z]+ authentication failed for user "|connection refused by adr_ops blocklist$)'
+           AND (adr_access_review.client IS NULL OR m.addr <<= adr_access_review.client)
+         ORDER BY l.log_time;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RETURN QUERY SELECT 'log', NULL::timestamptz, NULL::inet, NULL::text,
+                            'server log not read: ' || msg;
+    END;
+END
+$$;
+-- Trust: functions of other extensions are bound by membership (pg_stat_statements),
+-- recent_errors stores counts instead of message texts, the audit flags a pinned
+-- search_path that lets others shadow pg_catalog.
+-- Objects of other extensions (pg_stat_statements; amcheck and others
+-- later).  Their schema is often public, where others may create objects,
+-- so adr_ops never finds them by name alone: _extension_function() takes
+-- the function that pg_depend records as a member of the extension, owned
+-- by a superuser, and refuses when a function outside the extension shares
+-- its name in its schema; _extension_call() then writes the call with the
+-- schema-qualified name and every argument cast to its exact type.  With
+-- no other candidate of that name in that schema, PostgreSQL's resolution
+-- can only find the member (a function created there later, with defaults
+-- or variadic, makes the call ambiguous or loses to the exact match: an
+-- error at worst, never someone else's code).
+CREATE FUNCTION adr_ops._extension_function(extname name, proname name, argtypes regtype[])
+RETURNS regprocedure
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ext oid;
+    fn oid;
+    nsp oid;
+    other text;
+BEGIN
+    SELECT e.oid INTO ext FROM pg_extension e WHERE e.extname = _extension_function.extname;
+    SELECT p.oid, p.pronamespace INTO fn, nsp
+      FROM pg_depend d
+      JOIN pg_proc p ON p.oid = d.objid
+      JOIN pg_roles o ON o.oid = p.proowner
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext
+       AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+       AND p.proname = _extension_function.proname
+       AND p.proargtypes::text = array_to_string(_extension_function.argtypes::oid[], ' ')
+       AND o.rolsuper;
+    IF fn IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('extension %s has no function %s(%s) owned by a superuser',
+                             _extension_function.extname, _extension_function.proname,
+                             array_to_string(_extension_function.argtypes, ', ')),
+            HINT = format('Run CREATE EXTENSION %s, or ALTER EXTENSION %s UPDATE.',
+                          _extension_function.extname, _extension_function.extname);
+    END IF;
+    SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) INTO other
+      FROM pg_proc p
+     WHERE p.pronamespace = nsp AND p.proname = _extension_function.proname
+       AND NOT EXISTS (SELECT FROM pg_depend d
+                        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext
+                          AND d.deptype = 'e')
+     ORDER BY p.oid LIMIT 1;
+    IF other IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'ambiguous_function',
+            MESSAGE = format('function %s of extension %s shares its name with a function that is not part of the extension',
+                             fn::regprocedure, _extension_function.extname),
+            DETAIL = format('The other function is %s; adr_ops calls only the extension''s own function.', other),
+            HINT = 'Drop or rename the other function, or move the extension to a schema where only trusted roles may create objects.';
+    END IF;
+    RETURN fn;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._extension_function(name, name, regtype[]) IS
+    'API: private. The function of an extension, by membership: its name is shared with no function outside the extension';
+
+CREATE FUNCTION adr_ops._extension_call(fn regprocedure, args text[]) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('%I.%I(%s)', n.nspname, p.proname,
+                  (SELECT string_agg(format('%L::%I.%I', a.arg, tn.nspname, t.typname), ', ' ORDER BY a.i)
+                     FROM unnest(_extension_call.args) WITH ORDINALITY a(arg, i)
+                     JOIN pg_type t ON t.oid = p.proargtypes[a.i - 1]
+                     JOIN pg_namespace tn ON tn.oid = t.typnamespace))
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.oid = _extension_call.fn
+       AND p.pronargs = coalesce(cardinality(_extension_call.args), 0)
+$$;
+COMMENT ON FUNCTION adr_ops._extension_call(regprocedure, text[]) IS
+    'API: private. The call of a function from _extension_function(): schema-qualified, every argument cast to its exact type';
+
+CREATE FUNCTION adr_ops._extension_relation(extname name, relname name) RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.oid::regclass
+      FROM pg_extension e
+      JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
+                      AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+      JOIN pg_class c ON c.oid = d.objid
+      JOIN pg_roles o ON o.oid = c.relowner
+     WHERE e.extname = _extension_relation.extname
+       AND c.relname = _extension_relation.relname
+       AND o.rolsuper
+$$;
+COMMENT ON FUNCTION adr_ops._extension_relation(name, name) IS
+    'API: private. The table or view of an extension, by membership, or NULL';
+
+DO $grants$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['adr_ops._extension_function(name, name, regtype[])',
+                             'adr_ops._extension_call(regprocedure, text[])',
+                             'adr_ops._extension_relation(name, name)'] LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO pg_monitor', f);
+    END LOOP;
+END
+$grants$;
+
+CREATE OR REPLACE FUNCTION adr_ops._pgss_query(showtext boolean) RETURNS text
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn regprocedure;
+    cols text[];
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension e WHERE e.extname = 'pg_stat_statements') THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'pg_stat_statements is not installed in this database',
+            DETAIL = 'adr_ops reads query statistics from pg_stat_statements.',
+            HINT = 'Add pg_stat_statements to "shared_preload_libraries" and restart the server, then run CREATE EXTENSION pg_stat_statements in this database.';
+    END IF;
+    fn := adr_ops._extension_function('pg_stat_statements', 'pg_stat_statements', '{boolean}');
+    SELECT array_agg(a.name) INTO cols
+      FROM pg_proc p, unnest(p.proargnames, p.proargmodes) a(name, mode)
+     WHERE p.oid = fn AND a.mode IN ('o', 't');
+    RETURN format('SELECT s.userid, s.dbid, %s AS toplevel, s.queryid, %s AS query, s.calls, '
+                  '       s.%I AS total_ms, s.%I AS max_ms, s.%I AS stddev_ms, s.rows, '
+                  '       s.shared_blks_hit AS blks_hit, s.shared_blks_read AS blks_read '
+                  '  FROM %s s WHERE s.queryid IS NOT NULL',
+                  CASE WHEN 'toplevel' = ANY (cols) THEN 's.toplevel' ELSE 'true' END,
+                  CASE WHEN showtext THEN 's.query' ELSE 'NULL::text' END,
+                  CASE WHEN 'total_exec_time' = ANY (cols) THEN 'total_exec_time' ELSE 'total_time' END,
+                  CASE WHEN 'max_exec_time' = ANY (cols) THEN 'max_exec_time' ELSE 'max_time' END,
+                  CASE WHEN 'stddev_exec_time' = ANY (cols) THEN 'stddev_exec_time' ELSE 'stddev_time' END,
+                  adr_ops._extension_call(fn, ARRAY[showtext::text]));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION adr_ops._pgss_reset_at() RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    info regclass := adr_ops._extension_relation('pg_stat_statements', 'pg_stat_statements_info');
+    reset_at timestamptz;
+BEGIN
+    IF info IS NOT NULL THEN
+        EXECUTE format('SELECT stats_reset FROM %s', info) INTO reset_at;
+    END IF;
+    RETURN reset_at;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION adr_ops._check_recent_errors() RETURNS SETOF adr_ops._health_reading
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_has_role('pg_read_server_files', 'USAGE') THEN
+        RETURN QUERY SELECT 'recent_errors', NULL::numeric, 'entries', NULL::text,
+                            'requires the privileges of pg_read_server_files to read the server log',
+                            NULL::text;
+        RETURN;
+    END IF;
+
+    RETURN QUERY
+    SELECT 'recent_errors', count(*)::numeric, 'entries',
+           format('%s ERROR, %s FATAL, %s PANIC in the last hour of the server log',
+                  count(*) FILTER (WHERE l.severity = 'ERROR'),
+                  count(*) FILTER (WHERE l.severity = 'FATAL'),
+                  count(*) FILTER (WHERE l.severity = 'PANIC')),
+           NULL::text,
+           CASE WHEN bool_or(l.severity = 'PANIC') THEN 'CRITICAL' END
+      FROM adr_ops.adr_log_lines(now() - interval '1 hour', '{ERROR,FATAL,PANIC}') l;
+END
+$$;
+
+CREATE FUNCTION adr_ops._search_path_unsafe(path text, owner oid) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH items AS (
+        SELECT t.i, CASE WHEN t.item ~ '^".*"$'
+                         THEN replace(substr(t.item, 2, length(t.item) - 2), '""', '"')
+                         ELSE lower(t.item) END AS name
+          FROM regexp_split_to_table(btrim(_search_path_unsafe.path), '\s*,\s*') WITH ORDINALITY t(item, i)
+         WHERE t.item <> ''
+    ), catalog_at AS (
+        SELECT coalesce(min(it.i) FILTER (WHERE it.name = 'pg_catalog'), 0) AS i FROM items it
+    )
+    SELECT string_agg(u.name, ', ' ORDER BY u.i)
+      FROM (SELECT 0::bigint AS i, 'pg_temp (searched first when not listed)' AS name
+             WHERE NOT EXISTS (SELECT FROM items it WHERE it.name = 'pg_temp')
+            UNION ALL
+            SELECT it.i, CASE WHEN it.name IN ('pg_temp', '$user') THEN it.name
+                              ELSE quote_ident(it.name) END
+              FROM items it, catalog_at c
+             WHERE it.i < c.i
+               AND (it.name IN ('pg_temp', '$user')
+                    OR NOT EXISTS (
+                        SELECT FROM pg_namespace n JOIN pg_roles so ON so.oid = n.nspowner
+                         WHERE n.nspname = it.name
+                           AND (n.nspowner = _search_path_unsafe.owner OR so.rolsuper)
+                           AND NOT EXISTS (
+                               SELECT FROM aclexplode(n.nspacl) a
+                                 LEFT JOIN pg_roles g ON g.oid = a.grantee
+                                WHERE a.privilege_type = 'CREATE'
+                                  AND a.grantee <> _search_path_unsafe.owner
+                                  AND NOT coalesce(g.rolsuper, false))))) u
+$$;
+COMMENT ON FUNCTION adr_ops._search_path_unsafe(text, oid) IS
+    'API: private. What a pinned search_path lets others shadow before pg_catalog, or NULL';
+REVOKE ALL ON FUNCTION adr_ops._search_path_unsafe(text, oid) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION adr_ops.adr_security_audit(
+    OUT severity text, OUT finding text, OUT object text, OUT detail text, OUT remedy text)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT f.* FROM (
+    -- pg_hba: trust or cleartext password for connections that may come
+    -- from another host (loopback-only and local lines are not findings)
+    SELECT CASE WHEN h.auth_method = 'trust' THEN 'high' ELSE 'medium' END,
+           'hba_' || h.auth_method,
+           format('pg_hba.conf line %s', h.line_number),
+           format('%s %s %s %s %s', h.type, array_to_string(h.database, ','),
+                  array_to_string(h.user_name, ','),
+                  coalesce(h.address, ''), coalesce(h.netmask, '')),
+           CASE WHEN h.auth_method = 'trust'
+                THEN 'Require scram-sha-256 for connections from other hosts, or restrict the address to loopback.'
+                ELSE 'Use scram-sha-256: "password" sends the password in clear text.' END
+      FROM pg_hba_file_rules h
+     WHERE h.error IS NULL AND h.type <> 'local'
+       AND h.auth_method IN ('trust', 'password')
+       AND NOT adr_ops._hba_local(h.address, h.netmask)
+    UNION ALL
+    SELECT 'medium', 'md5_password', r.rolname::text,
+           'the password is stored as an MD5 hash',
+           'Set password_encryption = scram-sha-256 and have the role set its password again (\password).'
+      FROM pg_authid r
+     WHERE r.rolpassword LIKE 'md5%'
+    UNION ALL
+    SELECT 'medium', 'password_encryption', 'password_encryption',
+           format('password_encryption is %s', current_setting('password_encryption')),
+           'Set password_encryption = scram-sha-256.'
+     WHERE current_setting('password_encryption') <> 'scram-sha-256'
+    UNION ALL
+    SELECT 'high', 'extra_superuser', r.rolname::text,
+           'a superuser besides the bootstrap superuser' ||
+               CASE WHEN r.rolcanlogin THEN ', able to log in' ELSE '' END,
+           'Grant the predefined roles it needs instead and ALTER ROLE ... NOSUPERUSER.'
+      FROM pg_authid r
+     WHERE r.rolsuper AND r.oid <> 10
+    UNION ALL
+    SELECT 'medium', CASE WHEN r.rolcreaterole THEN 'createrole' ELSE 'bypassrls' END,
+           r.rolname::text,
+           concat_ws(', ', CASE WHEN r.rolcreaterole THEN 'can create roles' END,
+                     CASE WHEN r.rolbypassrls THEN 'bypasses row-level security' END),
+           'ALTER ROLE ... NOCREATEROLE NOBYPASSRLS unless it is an administration role.'
+      FROM pg_authid r
+     WHERE NOT r.rolsuper AND (r.rolcreaterole OR r.rolbypassrls)
+    UNION ALL
+    SELECT 'high', 'security_definer_search_path', p.oid::regprocedure::text,
+           format('SECURITY DEFINER function owned by %s without a pinned search_path',
+                  pg_get_userbyid(p.proowner)),
+           'ALTER FUNCTION ... SET search_path = pg_catalog, pg_temp (and qualify the names it uses).'
+      FROM pg_proc p
+     WHERE p.prosecdef
+       AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+       AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+    UNION ALL
+    SELECT 'high', 'security_definer_search_path', p.oid::regprocedure::text,
+           format('SECURITY DEFINER function owned by %s whose search_path puts %s before pg_catalog',
+                  pg_get_userbyid(p.proowner), u.unsafe),
+           'ALTER FUNCTION ... SET search_path = pg_catalog, pg_temp (and qualify the names it uses).'
+      FROM pg_proc p,
+           LATERAL (SELECT adr_ops._search_path_unsafe(substr(c, 13), p.proowner) AS unsafe
+                      FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) u
+     WHERE p.prosecdef
+       AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+       AND u.unsafe IS NOT NULL
+    UNION ALL
+    SELECT 'high', 'public_schema_create', n.nspname::text,
+           'PUBLIC may create objects in the schema',
+           format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC.', n.nspname)
+      FROM pg_namespace n, aclexplode(n.nspacl) a
+     WHERE a.grantee = 0 AND a.privilege_type = 'CREATE'
+    UNION ALL
+    SELECT 'high', 'ssl_off', 'ssl',
+           format('ssl is off while listen_addresses is "%s"', current_setting('listen_addresses')),
+           'Configure ssl_cert_file and ssl_key_file and set ssl = on, or listen on loopback only.'
+     WHERE current_setting('ssl') = 'off'
+       AND EXISTS (SELECT FROM regexp_split_to_table(current_setting('listen_addresses'), '\s*,\s*') l(a)
+                    WHERE btrim(l.a) <> '' AND NOT adr_ops._is_local_address(btrim(l.a)))
+    UNION ALL
+    SELECT 'low', 'log_connections', 'log_connections',
+           'connections are not logged: the access review has no record of who logged in',
+           'Set log_connections = on (and log_disconnections = on).'
+     WHERE current_setting('log_connections') = 'off'
+  ) f(severity, finding, object, detail, remedy)
+  ORDER BY array_position('{high,medium,low}'::text[], f.severity), f.finding, f.object
+$$;
+
+-- recent_errors details stored by 1.0 carried the last message text.
+UPDATE adr_ops.health_history
+   SET detail = pg_catalog.regexp_replace(detail, '; last: .*$', '')
+ WHERE check_name OPERATOR(pg_catalog.=) 'recent_errors';
+UPDATE adr_ops.alerts
+   SET detail = pg_catalog.regexp_replace(detail, '; last: .*$', '')
+ WHERE source OPERATOR(pg_catalog.=) 'health'
+   AND check_name OPERATOR(pg_catalog.=) 'recent_errors';
+
 -- Issue 20: the bloat estimate in one set-based pass (src/bloat.sql).
 CREATE FUNCTION adr_ops._bloat_estimate_calc(
     c_found bool, relkind "char", amname name, relpersistence "char",
