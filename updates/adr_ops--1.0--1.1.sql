@@ -2378,6 +2378,9 @@ INSERT INTO adr_ops.incident_targets (severity, ack_within, resolve_within) VALU
     ('P1', '15 minutes', '4 hours'),
     ('P2', '1 hour', '8 hours'),
     ('P3', '1 day', '7 days');
+-- pg_dump keeps the rows; a restored one replaces its default (schema.sql).
+CREATE TRIGGER incident_targets_upsert BEFORE INSERT ON adr_ops.incident_targets
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._config_upsert('severity');
 
 -- Which alerts open an incident: a check name pattern (LIKE), a status
 -- lasting at least so long, the severity, and the dedup key ({check} is
@@ -2401,6 +2404,8 @@ GRANT SELECT ON adr_ops.incident_policies TO pg_monitor;
 INSERT INTO adr_ops.incident_policies (name, check_pattern, status, severity) VALUES
     ('backup_verification', 'backup_verification', 'CRITICAL', 'P1'),
     ('probes', 'probe:%', 'CRITICAL', 'P2');
+CREATE TRIGGER incident_policies_upsert BEFORE INSERT ON adr_ops.incident_policies
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._config_upsert('name');
 
 CREATE TABLE adr_ops.incidents (
     id bigserial PRIMARY KEY,
@@ -2917,6 +2922,12 @@ DECLARE
     p adr_ops.incident_policies;
 BEGIN
     IF NEW.source = 'incident' THEN
+        RETURN NULL;
+    END IF;
+    -- A restore (pg_dump's scripts set check_function_bodies off) loads
+    -- the health history, which raises alerts: history, not news.  Opening
+    -- an incident then would also take ids the dump's own rows hold.
+    IF current_setting('check_function_bodies') = 'off' THEN
         RETURN NULL;
     END IF;
     IF NEW.to_status = 'OK' THEN
