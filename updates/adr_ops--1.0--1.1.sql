@@ -113,14 +113,19 @@ COMMENT ON FUNCTION adr_ops.adr_version() IS
 -- vacuum_age, analyze_age, checkpoint, wal_files, database_size,
 -- disabled_triggers; long transactions name their application and query;
 -- counts read as English; a slot reserving no WAL retains none (src/health.sql).
-INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES
+-- (a row a DBA already made under one of these names wins)
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit)
+SELECT v.check_name, v.warn, v.crit FROM (VALUES
     ('archiving',           600,        3600),          -- seconds the oldest WAL segment waits
     ('sequences',            75,          90),          -- % of the range used
     ('vacuum_age',       604800,     2592000),          -- seconds since a changed table's vacuum
     ('analyze_age',      604800,     2592000),          -- seconds since a changed table's analyze
     ('checkpoint',         1800,        3600),          -- seconds since the last checkpoint
     ('wal_files',           150,         300),          -- % of max_wal_size + wal_keep_size
-    ('disabled_triggers',     0,          10);          -- disabled triggers
+    ('disabled_triggers',     0,          10)           -- disabled triggers
+    ) AS v(check_name, warn, crit)
+ WHERE NOT EXISTS (SELECT FROM adr_ops.health_thresholds h
+                    WHERE h.check_name OPERATOR(pg_catalog.=) v.check_name);
 INSERT INTO adr_ops.health_checks (name, position) VALUES
     ('database_size', 25), ('sequences', 85), ('vacuum_age', 86), ('analyze_age', 87),
     ('archiving', 92), ('wal_files', 94), ('checkpoint', 96), ('disabled_triggers', 105);
@@ -697,7 +702,9 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION adr_ops._check_capacity() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._check_capacity() TO pg_monitor;
-INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES ('capacity', 30, 7);
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit)
+SELECT 'capacity', 30, 7
+ WHERE NOT EXISTS (SELECT FROM adr_ops.health_thresholds h WHERE h.check_name OPERATOR(pg_catalog.=) 'capacity');
 INSERT INTO adr_ops.health_checks (name, position) VALUES ('capacity', 160);
 
 -- The runbook's disaster recovery: the last known good backup, how long a
