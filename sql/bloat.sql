@@ -97,6 +97,19 @@ SELECT relname, method, bloat_pct > 50 AS bloated, suggestion
   FROM adr_ops.adr_bloat_report(0, 'exact', 'public')
  WHERE kind = 'index' ORDER BY relname;
 
+-- Page reads stop at adr_ops.bloat_report_timeout, largest relation first:
+-- the relations not reached are listed, with no figures.
+SHOW adr_ops.bloat_report_timeout;
+SET adr_ops.bloat_report_timeout = '1ms';
+SELECT count(*) FILTER (WHERE method = 'skipped: adr_ops.bloat_report_timeout reached') > 0 AS some_skipped,
+       bool_and(bloat_pct IS NULL AND bloat_bytes IS NULL AND total_bytes IS NOT NULL)
+           FILTER (WHERE method LIKE 'skipped%') AS skipped_without_figures,
+       count(*) = (SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'public')) AS all_listed
+  FROM adr_ops.adr_bloat_report(0, 'exact', 'public');
+RESET adr_ops.bloat_report_timeout;
+SELECT count(*) FILTER (WHERE method LIKE 'skipped%') AS skipped
+  FROM adr_ops.adr_bloat_report(0, 'exact', 'public');
+
 -- Every row rewritten since ANALYZE: the widths it measured may no longer
 -- hold.
 CREATE TABLE bloat_stale (id int, v text) WITH (autovacuum_enabled = off);

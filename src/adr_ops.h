@@ -44,6 +44,7 @@ extern char *adr_incident_payload_finish(char *payload, MemoryContext cxt);
 
 /* bloat.c */
 extern int	adr_ops_bloat_sample_pages;
+extern int	adr_ops_bloat_report_timeout;
 
 extern void adr_bloat_init(void);
 

@@ -99,6 +99,7 @@ PG_FUNCTION_INFO_V1(adr_bloat_size);
 
 /* How many pages mode "sample" reads at most (adr_ops.bloat_sample_pages). */
 int			adr_ops_bloat_sample_pages = 3000;
+int			adr_ops_bloat_report_timeout = 60000;
 
 /* Two-sided 95% quantile of the normal distribution. */
 #define BL_Z95				1.96
@@ -140,6 +141,19 @@ adr_bloat_init(void)
 							INT_MAX / 2,
 							PGC_USERSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.bloat_report_timeout",
+							"Sets how long the bloat report may read pages in sample or exact mode.",
+							"Relations not reached by then are listed with the method "
+							"\"skipped: adr_ops.bloat_report_timeout reached\" and no figures.  "
+							"0 means no limit.",
+							&adr_ops_bloat_report_timeout,
+							60000,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 

@@ -505,6 +505,8 @@ RETURNS TABLE (schemaname name, relname name, kind text, table_name name,
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    deadline timestamptz;
 BEGIN
     IF mode IS NULL OR mode NOT IN ('estimate', 'sample', 'exact') THEN
         RAISE EXCEPTION 'unrecognized bloat mode "%"', mode
@@ -563,10 +565,17 @@ BEGIN
          ORDER BY k.bloat_bytes DESC NULLS LAST, k.nspname, k.relname;
         RETURN;
     END IF;
+    -- Pages are read largest relation first, until adr_ops.bloat_report_timeout
+    -- (0: no limit); the relations not reached are listed with no figures.
+    deadline := clock_timestamp()
+                + nullif(coalesce(current_setting('adr_ops.bloat_report_timeout', true), '1min')::interval,
+                         interval '0');
     RETURN QUERY
     SELECT r.*
-      FROM (SELECT cl.oid, adr_ops._bloat_size(cl.oid) AS size
+      FROM (SELECT cl.oid, n.nspname, cl.relname, cl.relkind,
+                   coalesce(it.relname, ot.relname) AS owner, adr_ops._bloat_size(cl.oid) AS size
               FROM pg_class cl
+              JOIN pg_namespace n ON n.oid = cl.relnamespace
               LEFT JOIN pg_index i ON i.indexrelid = cl.oid
               LEFT JOIN pg_class it ON it.oid = i.indrelid
               LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
@@ -577,8 +586,21 @@ BEGIN
                AND owner.nspname NOT IN ('pg_catalog', 'information_schema')
                AND owner.nspname !~ '^pg_toast'
                AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
+             ORDER BY 6 DESC NULLS LAST, 1
             OFFSET 0) cand
-      CROSS JOIN LATERAL adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0), true) r
+      -- clock_timestamp() once per relation, before its pages are read (the
+      -- reference to cand makes the subquery run again for each)
+      CROSS JOIN LATERAL (SELECT cand.oid IS NOT NULL AND (deadline IS NULL OR clock_timestamp() < deadline)
+                                 AS in_time OFFSET 0) t
+      CROSS JOIN LATERAL (
+            SELECT b.* FROM adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0), true) b
+             WHERE t.in_time
+            UNION ALL
+            SELECT cand.nspname, cand.relname,
+                   CASE cand.relkind WHEN 't' THEN 'toast' WHEN 'i' THEN 'index' ELSE 'table' END,
+                   cand.owner, cand.size, NULL::bigint, NULL::float8, NULL::float8, NULL::float8,
+                   'skipped: adr_ops.bloat_report_timeout reached', NULL::float8, NULL::text
+             WHERE NOT t.in_time) r
      WHERE (cand.size IS NULL OR cand.size >= coalesce(min_bytes, 0))
        AND r.method IS DISTINCT FROM 'below min_bytes'
        AND r.method IS DISTINCT FROM 'relation no longer exists'

@@ -34,8 +34,11 @@ AS $$
     SELECT 'extension_version', NULL::numeric, NULL::text,
            CASE WHEN l.version = e.extversion
                 THEN format('library and SQL objects are version %s', l.version)
-                ELSE format('the library is version %s but the SQL objects of database %I are version %s: run ALTER EXTENSION adr_ops UPDATE in it',
-                            l.version, current_database(), e.extversion) END,
+                WHEN string_to_array(l.version, '.')::int[] > string_to_array(e.extversion, '.')::int[]
+                THEN format('the library is version %s but the SQL objects of database %I are version %s: run ALTER EXTENSION adr_ops UPDATE in it',
+                            l.version, current_database(), e.extversion)
+                ELSE format('the library is version %s, older than the SQL objects of database %I, version %s: install the build of version %s',
+                            l.version, current_database(), e.extversion, e.extversion) END,
            NULL::text,
            CASE WHEN l.version <> e.extversion THEN 'WARNING' END
       FROM pg_extension e,
@@ -113,14 +116,19 @@ COMMENT ON FUNCTION adr_ops.adr_version() IS
 -- vacuum_age, analyze_age, checkpoint, wal_files, database_size,
 -- disabled_triggers; long transactions name their application and query;
 -- counts read as English; a slot reserving no WAL retains none (src/health.sql).
-INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES
+-- (a row a DBA already made under one of these names wins)
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit)
+SELECT v.check_name, v.warn, v.crit FROM (VALUES
     ('archiving',           600,        3600),          -- seconds the oldest WAL segment waits
     ('sequences',            75,          90),          -- % of the range used
     ('vacuum_age',       604800,     2592000),          -- seconds since a changed table's vacuum
     ('analyze_age',      604800,     2592000),          -- seconds since a changed table's analyze
     ('checkpoint',         1800,        3600),          -- seconds since the last checkpoint
     ('wal_files',           150,         300),          -- % of max_wal_size + wal_keep_size
-    ('disabled_triggers',     0,          10);          -- disabled triggers
+    ('disabled_triggers',     0,          10)           -- disabled triggers
+    ) AS v(check_name, warn, crit)
+ WHERE NOT EXISTS (SELECT FROM adr_ops.health_thresholds h
+                    WHERE h.check_name OPERATOR(pg_catalog.=) v.check_name);
 INSERT INTO adr_ops.health_checks (name, position) VALUES
     ('database_size', 25), ('sequences', 85), ('vacuum_age', 86), ('analyze_age', 87),
     ('archiving', 92), ('wal_files', 94), ('checkpoint', 96), ('disabled_triggers', 105);
@@ -546,22 +554,25 @@ AS $$
                d.used_bytes::numeric AS value, d.total_bytes::numeric AS capacity
           FROM adr_ops.adr_host_disk() d WHERE d.error IS NULL
         UNION ALL
-        SELECT 'database', datname, pg_database_size(oid), NULL FROM pg_database WHERE datallowconn
+        -- (a database or relation dropped meanwhile has no size: left out)
+        SELECT 'database', d.datname, d.size, NULL
+          FROM (SELECT datname, pg_database_size(oid) AS size FROM pg_database WHERE datallowconn) d
+         WHERE d.size IS NOT NULL
         UNION ALL
         SELECT 'wal', 'pg_wal', coalesce(sum(size), 0), NULL FROM pg_ls_waldir()
         UNION ALL
-        (SELECT 'relation', c.oid::regclass::text, pg_total_relation_size(c.oid), NULL
-           FROM pg_class c
-          WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
-          ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 20)
+        (SELECT 'relation', r.name, r.size, NULL
+           FROM (SELECT c.oid::regclass::text AS name, pg_total_relation_size(c.oid) AS size
+                   FROM pg_class c
+                  WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't') r
+          WHERE r.size IS NOT NULL
+          ORDER BY r.size DESC LIMIT 20)
         UNION ALL
         SELECT 'xid', 'cluster', pg_current_xact_id()::text::numeric, NULL
         UNION ALL
         SELECT 'multixact', 'cluster', (pg_control_checkpoint()).next_multixact_id::text::numeric, NULL
         UNION ALL
-        SELECT 'wal_lsn', 'cluster',
-               pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                                    ELSE pg_current_wal_lsn() END, '0/0'), NULL
+        SELECT 'wal_lsn', 'cluster', pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0'), NULL
     ), stored AS (
         INSERT INTO adr_ops.size_history (taken_at, kind, name, value, capacity)
         SELECT taken.at, r.kind, r.name, r.value, r.capacity FROM taken, readings r
@@ -612,6 +623,8 @@ AS $$
           FROM pg_database
     ), data_fs AS (
         SELECT f.capacity - f.last AS free FROM fit f WHERE f.kind = 'filesystem' AND f.name = 'data'
+    ), wal_fs AS (
+        SELECT f.capacity - f.last AS free FROM fit f WHERE f.kind = 'filesystem' AND f.name = 'wal'
     ), levels AS (
         SELECT f.*,
                CASE f.kind WHEN 'xid' THEN x.age WHEN 'multixact' THEN x.mxid_age ELSE f.last END AS now_at,
@@ -628,7 +641,7 @@ AS $$
                CASE f.kind
                     WHEN 'filesystem' THEN f.capacity
                     WHEN 'database' THEN f.last + (SELECT free FROM data_fs)
-                    WHEN 'wal' THEN f.last + (SELECT free FROM data_fs)
+                    WHEN 'wal' THEN f.last + coalesce((SELECT free FROM wal_fs), (SELECT free FROM data_fs))
                     WHEN 'xid' THEN 2147483648 - 3000000
                     WHEN 'multixact' THEN 2147483648 - 3000000 END AS full_at,
                CASE WHEN f.samples < 6 OR f.span < interval '1 day'
@@ -650,9 +663,10 @@ AS $$
     SELECT l.kind, l.name, l.samples, l.span, l.now_at,
            CASE WHEN l.samples >= 6 AND l.span >= interval '1 day' THEN round(l.slope::numeric, 2) END,
            CASE WHEN l.samples >= 6 AND l.span >= interval '1 day' THEN round(l.r2::numeric, 3) END,
-           CASE WHEN l.reason IS NULL THEN greatest(round((l.warn_at - l.now_at) / l.slope, 1), 0) END,
-           CASE WHEN l.reason IS NULL THEN greatest(round((l.crit_at - l.now_at) / l.slope, 1), 0) END,
-           CASE WHEN l.reason IS NULL THEN greatest(round((l.full_at - l.now_at) / l.slope, 1), 0) END,
+           -- (greatest() ignores NULL: a series without a level has no days to it)
+           CASE WHEN l.reason IS NULL AND l.warn_at IS NOT NULL THEN greatest(round((l.warn_at - l.now_at) / l.slope, 1), 0) END,
+           CASE WHEN l.reason IS NULL AND l.crit_at IS NOT NULL THEN greatest(round((l.crit_at - l.now_at) / l.slope, 1), 0) END,
+           CASE WHEN l.reason IS NULL AND l.full_at IS NOT NULL THEN greatest(round((l.full_at - l.now_at) / l.slope, 1), 0) END,
            l.reason
       FROM levels l
      ORDER BY l.kind, l.name
@@ -682,15 +696,18 @@ AS $$
                     CASE WHEN count(*) = 0
                          THEN 'no size history: the capacity_snapshot task stores it'
                          ELSE format('no forecast reaches a limit: %s', adr_ops._count_of(count(*), 'series'))
-                              || coalesce(format(', %s without a forecast (%s)',
-                                                 count(*) FILTER (WHERE f.note IS NOT NULL),
-                                                 min(f.note)), '') END),
+                              || CASE WHEN count(f.note) > 0
+                                      THEN format(', %s without a forecast (%s)', count(f.note),
+                                                  string_agg(DISTINCT split_part(f.note, ':', 1), '; '))
+                                      ELSE '' END END),
            NULL, NULL
       FROM f
 $$;
 REVOKE ALL ON FUNCTION adr_ops._check_capacity() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._check_capacity() TO pg_monitor;
-INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES ('capacity', 30, 7);
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit)
+SELECT 'capacity', 30, 7
+ WHERE NOT EXISTS (SELECT FROM adr_ops.health_thresholds h WHERE h.check_name OPERATOR(pg_catalog.=) 'capacity');
 INSERT INTO adr_ops.health_checks (name, position) VALUES ('capacity', 160);
 
 -- The runbook's disaster recovery: the last known good backup, how long a
@@ -847,7 +864,7 @@ AS $$
       FROM adr_ops.task_runs r, w WHERE r.started_at >= w.w0 AND r.started_at < w.w1
      GROUP BY r.task
     UNION ALL
-    SELECT 'backups', 'verifications', count(*), 'verifications',
+    SELECT 'backups', 'verifications', count(v.id), 'verifications',
            format('%s passed, %s failed; last passed: %s',
                   count(*) FILTER (WHERE v.status = 'passed'), count(*) FILTER (WHERE v.status = 'failed'),
                   coalesce((SELECT l.path || ' at ' || date_trunc('minute', l.finished_at)
@@ -860,7 +877,7 @@ AS $$
                    round(m.mean_before::numeric, 2), left(regexp_replace(t.query, '\s+', ' ', 'g'), 100))
        FROM means m
        LEFT JOIN adr_ops.statement_texts t USING (queryid, userid, dbid)
-      WHERE m.mean_now > 1.2 * m.mean_before
+      WHERE m.mean_before > 0 AND m.mean_now > 1.2 * m.mean_before
       ORDER BY m.mean_now / m.mean_before DESC LIMIT 10)
     UNION ALL
     SELECT 'pipelines', j.pipeline, round(100.0 * count(*) FILTER (WHERE j.status = 'failed') / count(*), 1),
@@ -876,6 +893,16 @@ COMMENT ON FUNCTION adr_ops.adr_weekly_review(timestamptz) IS
 REVOKE ALL ON FUNCTION adr_ops.adr_weekly_review(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_weekly_review(timestamptz) TO pg_monitor;
 
+-- Text as one Markdown table cell: on one line, its bars escaped.
+CREATE FUNCTION adr_ops._markdown_cell(t text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT replace(regexp_replace(coalesce(t, ''), '\s+', ' ', 'g'), '|', '\|') $$;
+COMMENT ON FUNCTION adr_ops._markdown_cell(text) IS
+    'API: private. Text as one Markdown table cell';
+REVOKE ALL ON FUNCTION adr_ops._markdown_cell(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._markdown_cell(text) TO pg_monitor;
+
 -- The same review as Markdown, one table per section.
 CREATE FUNCTION adr_ops.adr_weekly_review_markdown(week_ending timestamptz DEFAULT now())
 RETURNS text
@@ -887,8 +914,8 @@ AS $$
       FROM (SELECT r.section, min(o.ord) AS ord,
                    format(E'\n## %s\n\n| item | value | unit | detail |\n|---|---|---|---|\n', initcap(r.section))
                    || string_agg(format(E'| %s | %s | %s | %s |\n',
-                                        replace(r.item, '|', '\|'), coalesce(r.value::text, ''), r.unit,
-                                        replace(coalesce(r.detail, ''), '|', '\|')),
+                                        adr_ops._markdown_cell(r.item), coalesce(r.value::text, ''), r.unit,
+                                        adr_ops._markdown_cell(r.detail)),
                                  '' ORDER BY r.item) AS md
               FROM adr_ops.adr_weekly_review(week_ending) r
               JOIN (VALUES ('growth', 1), ('xid', 2), ('checks', 3), ('maintenance', 4), ('backups', 5),
@@ -1827,6 +1854,8 @@ RETURNS TABLE (schemaname name, relname name, kind text, table_name name,
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    deadline timestamptz;
 BEGIN
     IF mode IS NULL OR mode NOT IN ('estimate', 'sample', 'exact') THEN
         RAISE EXCEPTION 'unrecognized bloat mode "%"', mode
@@ -1885,10 +1914,17 @@ BEGIN
          ORDER BY k.bloat_bytes DESC NULLS LAST, k.nspname, k.relname;
         RETURN;
     END IF;
+    -- Pages are read largest relation first, until adr_ops.bloat_report_timeout
+    -- (0: no limit); the relations not reached are listed with no figures.
+    deadline := clock_timestamp()
+                + nullif(coalesce(current_setting('adr_ops.bloat_report_timeout', true), '1min')::interval,
+                         interval '0');
     RETURN QUERY
     SELECT r.*
-      FROM (SELECT cl.oid, adr_ops._bloat_size(cl.oid) AS size
+      FROM (SELECT cl.oid, n.nspname, cl.relname, cl.relkind,
+                   coalesce(it.relname, ot.relname) AS owner, adr_ops._bloat_size(cl.oid) AS size
               FROM pg_class cl
+              JOIN pg_namespace n ON n.oid = cl.relnamespace
               LEFT JOIN pg_index i ON i.indexrelid = cl.oid
               LEFT JOIN pg_class it ON it.oid = i.indrelid
               LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
@@ -1899,8 +1935,21 @@ BEGIN
                AND owner.nspname NOT IN ('pg_catalog', 'information_schema')
                AND owner.nspname !~ '^pg_toast'
                AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
+             ORDER BY 6 DESC NULLS LAST, 1
             OFFSET 0) cand
-      CROSS JOIN LATERAL adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0), true) r
+      -- clock_timestamp() once per relation, before its pages are read (the
+      -- reference to cand makes the subquery run again for each)
+      CROSS JOIN LATERAL (SELECT cand.oid IS NOT NULL AND (deadline IS NULL OR clock_timestamp() < deadline)
+                                 AS in_time OFFSET 0) t
+      CROSS JOIN LATERAL (
+            SELECT b.* FROM adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0), true) b
+             WHERE t.in_time
+            UNION ALL
+            SELECT cand.nspname, cand.relname,
+                   CASE cand.relkind WHEN 't' THEN 'toast' WHEN 'i' THEN 'index' ELSE 'table' END,
+                   cand.owner, cand.size, NULL::bigint, NULL::float8, NULL::float8, NULL::float8,
+                   'skipped: adr_ops.bloat_report_timeout reached', NULL::float8, NULL::text
+             WHERE NOT t.in_time) r
      WHERE (cand.size IS NULL OR cand.size >= coalesce(min_bytes, 0))
        AND r.method IS DISTINCT FROM 'below min_bytes'
        AND r.method IS DISTINCT FROM 'relation no longer exists'
