@@ -71,6 +71,7 @@
 #include "utils/builtins.h"
 #include "pgtime.h"
 #include "utils/datetime.h"
+#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -579,6 +580,8 @@ typedef struct LogScan
 				app,
 				detail,
 				plantext;
+	/* each backend's statement logged by log_statement, until its duration */
+	HTAB	   *statements;
 	/* stderr: the duration entry waiting for its continuation lines */
 	bool		pending;
 	LogEntry	pend;
@@ -589,6 +592,13 @@ typedef struct LogScan
 				pdetail;
 } LogScan;
 
+
+/* A statement logged by log_statement, waiting for its duration entry. */
+typedef struct SlowStatement
+{
+	int			pid;
+	char	   *text;
+} SlowStatement;
 
 /* A copy of s, or NULL for NULL or an empty string. */
 static Datum
@@ -625,8 +635,37 @@ sl_slow_put(LogScan *scan, const LogEntry *entry)
 	int64		qid = entry->query_id;
 	bool		have_qid = qid != 0;
 
-	if (entry->severity == NULL || strcmp(entry->severity, "LOG") != 0 ||
-		strncmp(m, "duration: ", 10) != 0)
+	if (entry->severity == NULL || strcmp(entry->severity, "LOG") != 0)
+		return;
+
+	/*
+	 * With log_statement, the statement is logged when it starts ("statement:
+	 * TEXT", "execute NAME: TEXT") and its duration entry carries no text:
+	 * keep each backend's last one until its duration comes.
+	 */
+	if ((strncmp(m, "statement: ", 11) == 0 || strncmp(m, "execute ", 8) == 0) &&
+		entry->pid != 0 && strstr(m, ": ") != NULL)
+	{
+		SlowStatement *st;
+		bool		found;
+
+		if (scan->statements == NULL)
+		{
+			HASHCTL		ctl = {0};
+
+			ctl.keysize = sizeof(int);
+			ctl.entrysize = sizeof(SlowStatement);
+			ctl.hcxt = CurrentMemoryContext;
+			scan->statements = hash_create("adr_slow_log statements", 64, &ctl,
+										   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
+		st = hash_search(scan->statements, &entry->pid, HASH_ENTER, &found);
+		if (found)
+			pfree(st->text);
+		st->text = pstrdup(strstr(m, ": ") + 2);
+		return;
+	}
+	if (strncmp(m, "duration: ", 10) != 0)
 		return;
 	ms = strtod(m + 10, &end);
 	if (end == m + 10 || strncmp(end, " ms", 3) != 0)
@@ -664,6 +703,21 @@ sl_slow_put(LogScan *scan, const LogEntry *entry)
 
 		statement = colon ? colon + 2 : rest;
 	}
+	else if (entry->pid != 0 && scan->statements != NULL)
+	{
+		SlowStatement *st = hash_search(scan->statements, &entry->pid, HASH_FIND, NULL);
+
+		/* only log_statement's text of the same backend: it is used once */
+		if (st != NULL)
+		{
+			statement = pstrdup(st->text);
+			pfree(st->text);
+			hash_search(scan->statements, &entry->pid, HASH_REMOVE, NULL);
+		}
+	}
+
+	if (scan->have_since && (!entry->has_time || entry->time < scan->since))
+		return;
 
 	if (entry->has_time)
 		values[0] = TimestampTzGetDatum(entry->time);
@@ -717,8 +771,6 @@ sl_slow_flush(LogScan *scan)
 	scan->pend.database = scan->pdb.data;
 	scan->pend.application = scan->papp.data;
 	scan->pend.detail = scan->pdetail.data;
-	if (scan->have_since && (!scan->pend.has_time || scan->pend.time < scan->since))
-		return;
 	sl_slow_put(scan, &scan->pend);
 }
 
@@ -751,7 +803,10 @@ sl_slow_stderr(LogScan *scan, char *line, bool is_entry, const LogEntry *entry)
 	}
 
 	sl_slow_flush(scan);
-	if (strcmp(entry->severity, "LOG") == 0 && strncmp(entry->message, "duration: ", 10) == 0)
+	if (strcmp(entry->severity, "LOG") == 0 &&
+		(strncmp(entry->message, "duration: ", 10) == 0 ||
+		 strncmp(entry->message, "statement: ", 11) == 0 ||
+		 strncmp(entry->message, "execute ", 8) == 0))
 	{
 		size_t		plen = entry->message - line - strlen(entry->severity) - 3;
 		const char *br;
@@ -862,7 +917,9 @@ sl_read_file(LogScan *scan, const char *path, off_t budget)
 				{
 					int64		v;
 
-					if (strncmp(entry.message, "duration: ", 10) != 0)
+					if (strncmp(entry.message, "duration: ", 10) != 0 &&
+						strncmp(entry.message, "statement: ", 11) != 0 &&
+						strncmp(entry.message, "execute ", 8) != 0)
 					{
 						entry.has_time ? scan->timed++ : scan->untimed++;
 						continue;
@@ -935,13 +992,14 @@ sl_read_file(LogScan *scan, const char *path, off_t budget)
 			scan->timed++;
 		else
 			scan->untimed++;
-		if (scan->have_since && (!entry.has_time || entry.time < scan->since))
-			continue;
 		if (scan->slow)
 		{
+			/* it applies since itself: an earlier statement may be needed */
 			sl_slow_put(scan, &entry);
 			continue;
 		}
+		if (scan->have_since && (!entry.has_time || entry.time < scan->since))
+			continue;
 
 		if (entry.has_time)
 			values[0] = TimestampTzGetDatum(entry.time);
