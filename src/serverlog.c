@@ -45,6 +45,11 @@
  * an entry.  csvlog and jsonlog quote those fields; prefer them where the
  * log is read for alerts.
  *
+ * adr_slow_log() reads the same files for the "duration: N ms" entries
+ * (log_min_duration_statement, log_duration, auto_explain) with their
+ * user, database, application, pid, parameters and query id; see
+ * sl_slow_put() for how each field is found.
+ *
  * Reading the server log needs the privileges of pg_read_server_files, as
  * pg_read_file() does: it holds other sessions' statements and errors.
  *
