@@ -76,7 +76,7 @@ RESET ROLE;
 SET adr_ops.backup_directories = '/nonexistent/adr_ops';
 SET ROLE adr_backup_reader;
 SELECT adr_ops.adr_verify_backup('/tmp/backup.dump');
--- '..' out of an allowed directory that exists (realpath resolves it)
+-- '..' out of an allowed directory that exists (the open refuses it)
 RESET ROLE;
 SET adr_ops.backup_directories = '/tmp';
 SET ROLE adr_backup_reader;

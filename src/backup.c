@@ -6,33 +6,43 @@
  *	  cleanup.
  *
  * adr_verify_backup() runs in the caller's backend: it checks privileges
- * and confines the path to adr_ops.backup_directories, then hands the
+ * and that the path lies inside adr_ops.backup_directories, then hands the
  * request to a dynamic background worker through a DSM segment (CREATE
  * DATABASE cannot run inside the caller's transaction).  The worker
  * connects to the caller's database as the bootstrap superuser, inserts
  * and commits the row of adr_ops.backup_verifications (so that the caller
  * can return it at once with wait => false), and does the work:
- *   - the file or directory exists, is readable and recent;
- *   - its format, by content: plain SQL, gzip plain SQL, pg_dump custom,
- *     tar or directory, or a pg_basebackup directory (pg_verifybackup);
- *   - <file>.sha256 beside it, when present;
- *   - CREATE DATABASE adr_verify_<database OID>_<id> from template0
- *     (ids are per database), restore with
- *     pg_restore or psql from the server's bindir (argument vector, never a
- *     shell), count every table, run adr_ops.backup_checks, compare with
- *     adr_ops.verify_compare_to, DROP DATABASE, record the outcome.
+ *   - it opens the backup once, beneath the allowed directories without
+ *     following a symlink out of them (bv_open_confined), and from then on
+ *     works on that descriptor: the programs read it as /proc/self/fd/3,
+ *     never the name again;
+ *   - the file or directory is readable and recent; its format, by
+ *     content: plain SQL, gzip plain SQL, pg_dump custom, tar or directory,
+ *     or a pg_basebackup directory (pg_verifybackup);
+ *   - <file>.sha256 beside it, when present (opened the same way; its
+ *     content is never echoed);
+ *   - the dump is untrusted code, so it never runs as a superuser: the
+ *     worker makes a role adr_verify_<database OID>_<id> (LOGIN, no
+ *     superuser, CREATEDB, CREATEROLE, replication or membership, a random
+ *     password that only the children's environment carries) and the
+ *     scratch database of the same name, owned by it, from template0; the
+ *     extensions the dump lists (and only those the server has) are
+ *     created first as the bootstrap superuser, while the database is
+ *     still empty; then pg_restore or psql from the server's bindir
+ *     (argument vector, never a shell) restores as that role, which counts
+ *     every table; adr_ops.backup_checks and adr_ops.verify_compare_to are
+ *     compared; DROP DATABASE, DROP ROLE; the outcome is recorded.
  * A plain dump is untrusted input to psql: psql runs it under a
  * "\restrict KEY" of the worker's own, so psql refuses every backslash
- * command in it (see bv_filter for the two lines of pg_dump it removes).
+ * command in it (see bv_filter for the lines of pg_dump it removes).
  *
- * Which scratch databases adr_ops made: each gets a comment naming the
- * verification and its database, and is owned by the bootstrap superuser
- * or by the restore role (a role that cannot create databases; see
- * bv_restore_role).
+ * Which scratch databases and roles adr_ops made: each gets a comment
+ * naming the verification and its database; a scratch database is owned
+ * by its role (a role that cannot create databases).
  * While a worker lives it holds a session advisory lock (database 0,
  * ADR_VERIFY_LOCK_FIELD4) on (database OID, verification id), so a worker
- * starting up drops only the scratch databases, and fails only the
- * 'running' rows, whose worker is gone (a crash, a fast shutdown).
+ * starting up drops only the scratch databases and roles, and fails only
+ * the 'running' rows, whose worker is gone (a crash, a fast shutdown).
  *
  * Locking: the advisory lock above; nothing in shared memory.
  *
@@ -49,11 +59,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#ifdef __linux__
+#include <linux/openat2.h>
+#endif
 
 #include "access/xact.h"
 #include "catalog/pg_authid_d.h"
@@ -62,6 +76,7 @@
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "libpq/scram.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -90,6 +105,7 @@ PGDLLEXPORT void adr_verify_main(Datum main_arg) pg_attribute_noreturn();
 
 #define ADR_VERIFY_LOCK_FIELD4	0xAD05	/* advisory lock of a live worker */
 #define ADR_VERIFY_COMMENT		"adr_ops scratch database of backup verification"
+#define ADR_VERIFY_ROLE_COMMENT	"adr_ops restore role of backup verification"
 #define BV_STDERR_MAX			8192	/* kept of each program's stderr */
 #define BV_CHUNK				65536
 
@@ -109,8 +125,9 @@ typedef struct BvRequest
 	Oid			caller;
 	int64		max_age_us;		/* -1: no recency check */
 	int			jobs;
-	char		path[MAXPGPATH];	/* as given, for the row */
-	char		open_path[MAXPGPATH];	/* as checked, for the worker to open */
+	char		path[MAXPGPATH];	/* as given (glob resolved), for the row */
+	char		dirs[MAXPGPATH * 4];	/* adr_ops.backup_directories of the
+										 * call; empty: not confined */
 	char		compare_to[NAMEDATALEN];
 	/* written by the worker */
 	volatile int64 id;			/* the row, once committed */
@@ -130,11 +147,25 @@ typedef struct BvState
 	bool		counted;		/* tables and rows were counted */
 	List	   *failures;		/* of char * */
 	StringInfoData detail;
+	const char *dirs;			/* the allowed directories; "" = any */
+	int			fd;				/* the backup, opened once; -1 */
 	char	   *scratch;		/* the scratch database, once created */
-	char	   *conninfo;		/* without dbname */
-	char	   *conn_user;		/* for the pg_hba hint */
+	char	   *role;			/* its restore role, once created */
+	char	   *password;		/* the role's password (children's env) */
+	char	   *conninfo;		/* the restore role's, without dbname */
+	char	   *super_conninfo; /* the bootstrap superuser's, socket */
+	char	   *conn_user;		/* the bootstrap superuser, for hints */
+	List	   *ext_names;		/* extensions the dump creates */
+	List	   *ext_schemas;	/* ... and their schemas */
+	List	   *own_schemas;	/* schemas made for them (not public) */
+	List	   *skip_schemas;	/* and those the extensions made */
+	char	   *toc;			/* an archive's pg_restore -l */
+	List	   *ext_rels;		/* the extensions' (schema, name, relkind) */
+	bool		use_password;	/* the next program gets PGPASSWORD */
 	char		bindir[MAXPGPATH];
 } BvState;
+
+static bool bv_check_conninfo(char **newval, void **extra, GucSource source);
 
 /* The program the worker is running, killed at exit. */
 static volatile pid_t bv_child = 0;
@@ -146,7 +177,7 @@ adr_backup_init(void)
 {
 	DefineCustomStringVariable("adr_ops.backup_directories",
 							   "Sets the directories adr_verify_backup() may read backups from.",
-							   "A comma-separated list, resolved with realpath.  Empty means only "
+							   "A comma-separated list; backups are opened beneath them, never through a symlink or \"..\" out of them.  Empty means only "
 							   "superusers may verify, anywhere.",
 							   &adr_ops_backup_directories,
 							   "",
@@ -182,14 +213,15 @@ adr_backup_init(void)
 							0,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("adr_ops.verify_conninfo",
-							   "Sets the connection string the restore programs use, without dbname.",
-							   "Empty means the server's own socket directory and port as the "
-							   "bootstrap superuser.",
+							   "Sets where the restore programs connect: keyword=value pairs without dbname, user or password.",
+							   "Empty means 127.0.0.1 at the server's port when it listens on TCP, "
+							   "else its socket directory.  Superusers only: a connection "
+							   "string may hold secrets.",
 							   &adr_ops_verify_conninfo,
 							   "",
 							   PGC_SIGHUP,
-							   0,
-							   NULL, NULL, NULL);
+							   GUC_SUPERUSER_ONLY,
+							   bv_check_conninfo, NULL, NULL);
 	DefineCustomIntVariable("adr_ops.verify_min_free_space",
 							"Sets the free space below which a backup verification stops its restore.",
 							"Free space of the file system of the data directory, checked every "
@@ -229,6 +261,267 @@ bv_conn_append(StringInfo buf, const char *key, const char *value)
 	appendStringInfoChar(buf, '\'');
 }
 
+/*
+ * Parse a keyword=value connection string (values bare or single-quoted,
+ * backslash escapes) into keywords and values.  false on a syntax error or
+ * a URI, with *error set.
+ */
+static bool
+bv_conninfo_parse(const char *s, List **keys, List **values, char **error)
+{
+	const char *p = s;
+
+	*keys = *values = NIL;
+	if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
+	{
+		*error = "a URI is not accepted: use keyword=value pairs";
+		return false;
+	}
+	for (;;)
+	{
+		StringInfoData key,
+					val;
+
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p == '\0')
+			return true;
+		initStringInfo(&key);
+		initStringInfo(&val);
+		while (*p && *p != '=' && !isspace((unsigned char) *p))
+			appendStringInfoChar(&key, *p++);
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p != '=' || key.len == 0)
+		{
+			*error = "expected keyword=value";
+			return false;
+		}
+		p++;
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p == '\'')
+		{
+			p++;
+			while (*p && *p != '\'')
+			{
+				if (*p == '\\' && p[1])
+					p++;
+				appendStringInfoChar(&val, *p++);
+			}
+			if (*p != '\'')
+			{
+				*error = "unterminated quoted value";
+				return false;
+			}
+			p++;
+		}
+		else
+		{
+			while (*p && !isspace((unsigned char) *p))
+			{
+				if (*p == '\\' && p[1])
+					p++;
+				appendStringInfoChar(&val, *p++);
+			}
+		}
+		*keys = lappend(*keys, key.data);
+		*values = lappend(*values, val.data);
+	}
+}
+
+/*
+ * adr_ops.verify_conninfo holds no secret: the restore connects as a role
+ * of its own whose password only the worker knows.
+ */
+static bool
+bv_check_conninfo(char **newval, void **extra, GucSource source)
+{
+	List	   *keys,
+			   *values;
+	char	   *error = NULL;
+	ListCell   *lc;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!bv_conninfo_parse(*newval, &keys, &values, &error))
+	{
+		GUC_check_errdetail("%s.", error);
+		return false;
+	}
+	foreach(lc, keys)
+	{
+		const char *k = lfirst(lc);
+
+		if (strcmp(k, "password") == 0 || strcmp(k, "sslpassword") == 0 ||
+			strcmp(k, "passfile") == 0)
+		{
+			GUC_check_errdetail("It must not name \"%s\": each verification restores as a role of its own, with a password of its own.", k);
+			GUC_check_errhint("Remove \"%s\" from adr_ops.verify_conninfo.", k);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Open rel beneath the directory dirfd, never resolving a path component
+ * (a symlink, "..") outside it: openat2 with RESOLVE_BENEATH, or, on a
+ * kernel without it, a walk of openat with O_NOFOLLOW that follows no
+ * symlink at all.  -1 with errno set: EXDEV or ELOOP when the path leaves
+ * the directory.
+ */
+static int
+bv_openat_beneath(int dirfd, const char *rel, int flags)
+{
+	char	   *copy;
+	char	   *comp;
+	char	   *next;
+	int			cur;
+	int			fd;
+
+#if defined(SYS_openat2) && defined(RESOLVE_BENEATH)
+	{
+		struct open_how how;
+
+		memset(&how, 0, sizeof(how));
+		how.flags = flags | O_CLOEXEC;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+		fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+		if (fd >= 0 || errno != ENOSYS)
+			return fd;
+	}
+#endif
+	/* component by component; a symlink anywhere is refused */
+	if (rel[0] == '/')
+	{
+		errno = EXDEV;
+		return -1;
+	}
+	copy = pstrdup(rel);
+	cur = dup(dirfd);
+	if (cur < 0)
+		return -1;
+	for (comp = copy; comp != NULL; comp = next)
+	{
+		next = strchr(comp, '/');
+		if (next)
+		{
+			*next++ = '\0';
+			while (*next == '/')
+				next++;
+			if (*next == '\0')
+				next = NULL;
+		}
+		if (strcmp(comp, "..") == 0)
+		{
+			close(cur);
+			errno = EXDEV;
+			return -1;
+		}
+		if (next == NULL)
+			break;
+		if (comp[0] == '\0' || strcmp(comp, ".") == 0)
+			continue;
+		fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(cur);
+		if (fd < 0)
+			return -1;
+		cur = fd;
+	}
+	fd = openat(cur, (comp == NULL || comp[0] == '\0') ? "." : comp,
+				flags | O_NOFOLLOW | O_CLOEXEC);
+	close(cur);
+	return fd;
+}
+
+/*
+ * Open path (absolute) beneath one of the directories of the list dirs.
+ * Returns the descriptor, or -1 with errno set; *outside is set when the
+ * path lies under none of them or leaves it (a symlink, "..").
+ */
+static int
+bv_open_confined(const char *dirs, const char *path, int flags, bool *outside)
+{
+	char	   *rawlist = pstrdup(dirs);
+	List	   *list = NIL;
+	ListCell   *lc;
+	int			saved = ENOENT;
+
+	*outside = true;
+	if (!SplitDirectoriesString(rawlist, ',', &list))
+		return -1;
+	foreach(lc, list)
+	{
+		char	   *dir = lfirst(lc);
+		char		real[PATH_MAX];
+		const char *prefixes[2];
+		int			i;
+
+		prefixes[0] = dir;
+		prefixes[1] = realpath(dir, real) ? real : NULL;
+		for (i = 0; i < 2; i++)
+		{
+			const char *pre = prefixes[i];
+			size_t		len;
+			const char *rel;
+			int			dirfd,
+						fd;
+
+			if (pre == NULL)
+				continue;
+			len = strlen(pre);
+			while (len > 1 && pre[len - 1] == '/')
+				len--;
+			if (strncmp(path, pre, len) != 0 ||
+				!(path[len] == '/' || path[len] == '\0' || (len == 1 && pre[0] == '/')))
+				continue;
+			rel = path + len;
+			while (*rel == '/')
+				rel++;
+			dirfd = open(pre, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (dirfd < 0)
+				continue;
+			fd = bv_openat_beneath(dirfd, *rel ? rel : ".", flags);
+			saved = errno;
+			close(dirfd);
+			if (fd >= 0)
+			{
+				*outside = false;
+				return fd;
+			}
+			if (saved != EXDEV && saved != ELOOP)
+			{
+				/* inside, but missing or unreadable */
+				*outside = false;
+				errno = saved;
+				return -1;
+			}
+		}
+	}
+	errno = saved;
+	return -1;
+}
+
+/* A random alphanumeric string of len characters. */
+static char *
+bv_random_alnum(int len, const char *what)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	uint8	   *bytes = palloc(len);
+	char	   *key = palloc(len + 1);
+	int			i;
+
+	if (!pg_strong_random(bytes, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random %s", what)));
+	for (i = 0; i < len; i++)
+		key[i] = chars[bytes[i] % (sizeof(chars) - 1)];
+	key[len] = '\0';
+	return key;
+}
+
 static bool
 bv_has_glob(const char *path)
 {
@@ -236,44 +529,18 @@ bv_has_glob(const char *path)
 }
 
 /*
- * The path with symlinks and ".." resolved.  A path that does not exist is
- * resolved through its parent, so that it can still be confined (and then
- * reported missing by the worker).
+ * ERROR unless the path lies beneath adr_ops.backup_directories (or the
+ * list is empty and the caller a superuser).  This is the caller's early
+ * answer; the worker opens the path itself the same way, so a symlink
+ * swapped in afterwards is not followed out either.
  */
-static char *
-bv_resolve(const char *path)
-{
-	char		buf[PATH_MAX];
-	char	   *parent;
-	char	   *slash;
-
-	if (realpath(path, buf) != NULL)
-		return pstrdup(buf);
-	parent = pstrdup(path);
-	slash = strrchr(parent, '/');
-	if (slash == NULL || slash == parent)
-		return NULL;
-	*slash = '\0';
-	if (realpath(parent, buf) == NULL)
-		return NULL;
-	if (strcmp(slash + 1, "..") == 0 || strcmp(slash + 1, ".") == 0)
-		return NULL;
-	return psprintf("%s/%s", buf, slash + 1);
-}
-
-/*
- * ERROR unless the resolved path lies inside adr_ops.backup_directories.
- * Returns the path the worker opens: the resolved one that was checked
- * (so that a symlink swapped in afterwards is not followed out), or, with
- * the list empty (superusers only), the path as given.
- */
-static char *
+static void
 bv_confine(const char *path)
 {
 	char	   *rawlist = pstrdup(adr_ops_backup_directories);
 	List	   *dirs = NIL;
-	ListCell   *lc;
-	char	   *resolved;
+	bool		outside;
+	int			fd;
 
 	if (!SplitDirectoriesString(rawlist, ',', &dirs))
 		ereport(ERROR,
@@ -287,39 +554,24 @@ bv_confine(const char *path)
 					 errmsg("permission denied to verify backups outside adr_ops.backup_directories"),
 					 errdetail("\"adr_ops.backup_directories\" is empty, which lets only superusers verify backups."),
 					 errhint("Ask a superuser to set \"adr_ops.backup_directories\".")));
-		return pstrdup(path);
+		return;
 	}
-
-	resolved = bv_resolve(path);
-	if (resolved != NULL)
-	{
-		foreach(lc, dirs)
-		{
-			char		dbuf[PATH_MAX];
-			size_t		len;
-
-			if (realpath((char *) lfirst(lc), dbuf) == NULL)
-				continue;
-			len = strlen(dbuf);
-			if (strncmp(resolved, dbuf, len) == 0 &&
-				(resolved[len] == '/' || resolved[len] == '\0' || (len == 1 && dbuf[0] == '/')))
-			{
-				if (strlen(resolved) >= MAXPGPATH)
-					ereport(ERROR,
-							(errcode(ERRCODE_NAME_TOO_LONG),
-							 errmsg("backup path is too long"),
-							 errdetail("It resolves to %zu bytes; at most %d fit.",
-									   strlen(resolved), MAXPGPATH - 1)));
-				return resolved;
-			}
-		}
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("path \"%s\" is outside adr_ops.backup_directories", path),
-			 errdetail("It resolves to \"%s\"; the allowed directories are \"%s\".",
-					   resolved ? resolved : path, adr_ops_backup_directories),
-			 errhint("Verify a backup inside those directories, or ask a superuser to add its directory.")));
+	if (strlen(adr_ops_backup_directories) >= sizeof(((BvRequest *) NULL)->dirs))
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("\"adr_ops.backup_directories\" is too long"),
+				 errdetail("It takes %zu bytes; at most %zu fit.", strlen(adr_ops_backup_directories),
+						   sizeof(((BvRequest *) NULL)->dirs) - 1)));
+	fd = bv_open_confined(adr_ops_backup_directories, path, O_PATH, &outside);
+	if (fd >= 0)
+		close(fd);
+	if (outside)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("path \"%s\" is outside adr_ops.backup_directories", path),
+				 errdetail("It is beneath none of \"%s\", or a symlink or \"..\" in it leads out of them.",
+						   adr_ops_backup_directories),
+				 errhint("Verify a backup inside those directories, or ask a superuser to add its directory.")));
 }
 
 /* The newest match of a glob pattern, or NULL. */
@@ -368,7 +620,6 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 	dsm_segment *seg;
 	BvRequest  *req;
 	bool		wait = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
-	char	   *open_path;
 	int64		id;
 	pid_t		pid;
 	Oid			save_userid;
@@ -419,7 +670,7 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 		if (match != NULL)
 			path = match;
 	}
-	open_path = bv_confine(path);
+	bv_confine(path);
 
 	seg = dsm_create(sizeof(BvRequest), 0);
 	req = dsm_segment_address(seg);
@@ -436,7 +687,8 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 			(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	}
 	strlcpy(req->path, path, sizeof(req->path));
-	strlcpy(req->open_path, open_path, sizeof(req->open_path));
+	strlcpy(req->dirs, adr_ops_backup_directories ? adr_ops_backup_directories : "",
+			sizeof(req->dirs));
 	strlcpy(req->compare_to, adr_ops_verify_compare_to ? adr_ops_verify_compare_to : "",
 			sizeof(req->compare_to));
 
@@ -553,6 +805,7 @@ bv_cleanup_leftovers(int64 my_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	List	   *drop = NIL;
+	List	   *roles = NIL;
 	List	   *stale = NIL;
 	ListCell   *lc;
 	uint64		i;
@@ -595,16 +848,50 @@ bv_cleanup_leftovers(int64 my_id)
 
 	/*
 	 * Owned by the bootstrap superuser, or by a role that can create no
-	 * database (the restore role of adr_ops.verify_conninfo), so a
-	 * superuser made it.
+	 * database, so a superuser made it; marked by its comment, or (the
+	 * database's owner can change that comment) owned by the restore role
+	 * of the same name, whose comment only a superuser can set.
 	 */
-	if (SPI_execute("SELECT d.datname::text, shobj_description(d.oid, 'pg_database') "
+	if (SPI_execute("SELECT d.datname::text, shobj_description(d.oid, 'pg_database'), "
+					"       CASE WHEN r.rolname OPERATOR(pg_catalog.=) d.datname "
+					"            THEN shobj_description(r.oid, 'pg_authid') END "
 					"  FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
 					" WHERE d.datname LIKE 'adr\\_verify\\_%' "
-					"   AND (d.datdba = 10 OR NOT (r.rolsuper OR r.rolcreatedb)) "
-					"   AND shobj_description(d.oid, 'pg_database') LIKE '" ADR_VERIFY_COMMENT " %'",
+					"   AND (d.datdba = 10 OR NOT (r.rolsuper OR r.rolcreatedb))",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list scratch databases");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *comment = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		char	   *rcomment = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		long long	id;
+		unsigned int dboid;
+
+		if (!(comment != NULL &&
+			  sscanf(comment, ADR_VERIFY_COMMENT " %lld of database %u", &id, &dboid) == 2 &&
+			  strcmp(name, psprintf("adr_verify_%u_%lld", dboid, id)) == 0) &&
+			!(rcomment != NULL &&
+			  sscanf(rcomment, ADR_VERIFY_ROLE_COMMENT " %lld of database %u", &id, &dboid) == 2 &&
+			  strcmp(name, psprintf("adr_verify_%u_%lld", dboid, id)) == 0))
+			continue;
+		if (bv_worker_gone((Oid) dboid, (int64) id))
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			drop = lappend(drop, pstrdup(name));
+			MemoryContextSwitchTo(old);
+		}
+	}
+
+	/* the restore roles, made by a superuser: no role can comment on itself */
+	if (SPI_execute("SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid') "
+					"  FROM pg_roles r "
+					" WHERE r.rolname LIKE 'adr\\_verify\\_%' "
+					"   AND NOT (r.rolsuper OR r.rolcreatedb OR r.rolcreaterole) "
+					"   AND shobj_description(r.oid, 'pg_authid') LIKE '" ADR_VERIFY_ROLE_COMMENT " %'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list restore roles");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
@@ -613,14 +900,14 @@ bv_cleanup_leftovers(int64 my_id)
 		unsigned int dboid;
 
 		if (comment == NULL ||
-			sscanf(comment, ADR_VERIFY_COMMENT " %lld of database %u", &id, &dboid) != 2 ||
+			sscanf(comment, ADR_VERIFY_ROLE_COMMENT " %lld of database %u", &id, &dboid) != 2 ||
 			strcmp(name, psprintf("adr_verify_%u_%lld", dboid, id)) != 0)
 			continue;
 		if (bv_worker_gone((Oid) dboid, (int64) id))
 		{
 			MemoryContext old = MemoryContextSwitchTo(caller);
 
-			drop = lappend(drop, pstrdup(name));
+			roles = lappend(roles, pstrdup(name));
 			MemoryContextSwitchTo(old);
 		}
 	}
@@ -637,6 +924,18 @@ bv_cleanup_leftovers(int64 my_id)
 		else
 			ereport(LOG,
 					(errmsg("adr_ops dropped leftover scratch database \"%s\"", name)));
+	}
+	foreach(lc, roles)
+	{
+		char	   *name = lfirst(lc);
+		char	   *error = adr_utility(psprintf("DROP ROLE IF EXISTS %s", quote_identifier(name)));
+
+		if (error)
+			ereport(WARNING,
+					(errmsg("could not drop leftover restore role \"%s\": %s", name, error)));
+		else
+			ereport(LOG,
+					(errmsg("adr_ops dropped leftover restore role \"%s\"", name)));
 	}
 }
 
@@ -702,15 +1001,30 @@ bv_fail(BvState *st, const char *fmt,...)
  *     blank nor a "--" comment (no statement, so no COPY data, precedes it);
  *   - the "\unrestrict KEY" line with that same KEY when it is the last
  *     line that is not blank (held back until the end of the stream).
+ * The restore runs as a role that owns what it creates and is a member of
+ * no other role, so outside COPY data the filter also removes, like
+ * pg_restore --no-owner, the lines of pg_dump that only a superuser could
+ * run: "ALTER ... OWNER TO role;" and "COMMENT ON EXTENSION ...;" (the
+ * worker created the extensions), and "CREATE SCHEMA s;" for a schema the
+ * worker made for an extension (drop_lines).  COPY data starts after a line
+ * "COPY ... FROM stdin;" and ends at "\.".  (A function body with such a
+ * line at the start of a line would lose it: pg_dump cannot tell.)
  * A line that starts with \connect or \c is rejected before psql sees it,
  * for a clear reason (pg_dump --create writes one); psql would refuse it
  * anyway.  Only the first BV_HEAD_MAX bytes of a line are ever buffered.
  */
 #define BV_HEAD_MAX		256
 
+#define BV_LINE_MAX		65536	/* buffered of a COPY, ALTER or COMMENT line */
+
 typedef struct BvFilter
 {
 	bool		in_header;		/* no statement seen yet */
+	bool		in_copy;		/* in the data of a COPY ... FROM stdin */
+	bool		skip_copy;		/* ... which is removed */
+	List	   *drop_lines;		/* lines removed outside COPY data */
+	List	   *drop_prefixes;	/* ... and lines that start so */
+	List	   *skip_copies;	/* COPY lines whose data goes too */
 	bool		at_bol;			/* collecting the start of a line */
 	char		key[BV_HEAD_MAX];	/* pg_dump's \restrict key, once removed */
 	StringInfoData head;		/* the start of the current line */
@@ -779,7 +1093,99 @@ bv_reject_connect(BvFilter *f)
 	return false;
 }
 
-/* A complete line of at most BV_HEAD_MAX bytes (or the last one). */
+
+/* The line without its line end. */
+static size_t
+bv_line_len(const char *line, size_t len)
+{
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	return len;
+}
+
+/* Is the line (length len, no line end) an owner change of pg_dump? */
+static bool
+bv_is_owner_line(const char *line, size_t len)
+{
+	const char *to = NULL;
+	const char *p;
+	size_t		i;
+
+	if (len < 16 || strncmp(line, "ALTER ", 6) != 0 || line[len - 1] != ';')
+		return false;
+	for (p = line; p + 10 <= line + len; p++)
+		if (strncmp(p, " OWNER TO ", 10) == 0)
+			to = p + 10;
+	if (to == NULL)
+		return false;
+	/* one role name: bare, or double-quoted */
+	i = to - line;
+	if (line[i] == '"')
+	{
+		for (i++; i < len - 1; i++)
+		{
+			if (line[i] == '"')
+			{
+				if (line[i + 1] == '"')
+					i++;
+				else
+					break;
+			}
+		}
+		return i == len - 2;
+	}
+	for (; i < len - 1; i++)
+		if (!(isalnum((unsigned char) line[i]) || line[i] == '_' || line[i] == '$' ||
+			  IS_HIGHBIT_SET(line[i])))
+			return false;
+	return (size_t) (to - line) < len - 1;
+}
+
+/* Does the line (with its end) go, outside COPY data? */
+static bool
+bv_drop_line(BvFilter *f, const char *line, size_t len)
+{
+	size_t		n = bv_line_len(line, len);
+	ListCell   *lc;
+
+	if (bv_is_owner_line(line, n))
+		return true;
+	if (n > 22 && strncmp(line, "COMMENT ON EXTENSION ", 21) == 0 && line[n - 1] == ';')
+		return true;
+	foreach(lc, f->drop_lines)
+	{
+		const char *d = lfirst(lc);
+
+		if (strlen(d) == n && strncmp(line, d, n) == 0)
+			return true;
+	}
+	foreach(lc, f->drop_prefixes)
+	{
+		const char *d = lfirst(lc);
+
+		if (strncmp(line, d, Min(strlen(d), n)) == 0 && n >= strlen(d))
+			return true;
+	}
+	return false;
+}
+
+/* How much of the start of a line the filter buffers. */
+static size_t
+bv_head_limit(BvFilter *f)
+{
+	const char *h = f->head.data;
+
+	if (f->in_copy || f->head.len < 6)
+		return BV_HEAD_MAX;
+	if (strncmp(h, "ALTER ", 6) == 0 || strncmp(h, "COPY ", 5) == 0 ||
+		strncmp(h, "COMMENT ON EXTENSION", Min(f->head.len, 20)) == 0)
+		return BV_LINE_MAX;
+	return BV_HEAD_MAX;
+}
+
+/* A complete line of at most bv_head_limit() bytes (or the last one). */
 static bool
 bv_filter_line(BvFilter *f, const char *line, size_t len, StringInfo out)
 {
@@ -817,6 +1223,35 @@ bv_filter_line(BvFilter *f, const char *line, size_t len, StringInfo out)
 		appendBinaryStringInfo(&f->held, line, len);
 		return true;
 	}
+	if (f->in_copy)
+	{
+		size_t		n = bv_line_len(line, len);
+		bool		skip = f->skip_copy;
+
+		if (n == 2 && line[0] == '\\' && line[1] == '.')
+			f->in_copy = f->skip_copy = false;
+		if (skip)
+			return true;		/* removed */
+	}
+	else
+	{
+		size_t		n = bv_line_len(line, len);
+
+		if (bv_drop_line(f, line, len))
+			return true;		/* removed */
+		if (n > 17 && strncmp(line, "COPY ", 5) == 0 &&
+			strncmp(line + n - 12, " FROM stdin;", 12) == 0)
+		{
+			ListCell   *lc;
+
+			f->in_copy = true;
+			foreach(lc, f->skip_copies)
+				if (strncmp(line, lfirst(lc), strlen(lfirst(lc))) == 0)
+					f->skip_copy = true;
+			if (f->skip_copy)
+				return true;	/* removed, with its data */
+		}
+	}
 	appendBinaryStringInfo(out, line, len);
 	return true;
 }
@@ -834,11 +1269,12 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 	{
 		if (!f->at_bol)
 		{
-			/* the rest of a long line passes unchanged */
+			/* the rest of a long line passes unchanged (or goes with it) */
 			const char *nl = memchr(buf + i, '\n', n - i);
 			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : n - i;
 
-			appendBinaryStringInfo(out, buf + i, take);
+			if (!f->skip_copy)
+				appendBinaryStringInfo(out, buf + i, take);
 			i += take;
 			if (nl)
 				f->at_bol = true;
@@ -846,7 +1282,8 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 		}
 		else
 		{
-			size_t		avail = Min((size_t) (BV_HEAD_MAX - f->head.len), n - i);
+			size_t		limit = bv_head_limit(f);
+			size_t		avail = Min((size_t) (limit - f->head.len), n - i);
 			const char *nl = memchr(buf + i, '\n', avail);
 			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : avail;
 
@@ -859,7 +1296,7 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 					return false;
 				resetStringInfo(&f->head);
 			}
-			else if (f->head.len >= BV_HEAD_MAX)
+			else if (f->head.len >= bv_head_limit(f))
 			{
 				/* a long line: neither a \restrict nor an \unrestrict line */
 				f->lineno++;
@@ -868,7 +1305,8 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 				f->in_header = false;
 				appendBinaryStringInfo(out, f->held.data, f->held.len);
 				resetStringInfo(&f->held);
-				appendBinaryStringInfo(out, f->head.data, f->head.len);
+				if (!f->skip_copy)
+					appendBinaryStringInfo(out, f->head.data, f->head.len);
 				resetStringInfo(&f->head);
 				f->at_bol = false;
 			}
@@ -893,19 +1331,7 @@ bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
 static char *
 bv_restrict_key(void)
 {
-	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	uint8		bytes[32];
-	char	   *key = palloc(sizeof(bytes) + 1);
-	int			i;
-
-	if (!pg_strong_random(bytes, sizeof(bytes)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random key for psql's \\restrict")));
-	for (i = 0; i < (int) sizeof(bytes); i++)
-		key[i] = chars[bytes[i] % (sizeof(chars) - 1)];
-	key[sizeof(bytes)] = '\0';
-	return key;
+	return bv_random_alnum(32, "key for psql's \\restrict");
 }
 
 /*
@@ -921,7 +1347,7 @@ bv_restrict_key(void)
  */
 static int
 bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key,
-	   StringInfo out, StringInfo err, char **rejected, bool watch_space)
+	   const char *input, StringInfo out, StringInfo err, char **rejected, bool watch_space)
 {
 	int			inpipe[2] = {-1, -1};
 	int			outpipe[2];
@@ -932,6 +1358,8 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	StringInfoData pending;
 	size_t		pending_off = 0;
 	bool		src_eof = (gz == NULL);
+	bool		feed = (gz != NULL || input != NULL);
+	bool		with_password = st->use_password;
 	char	   *chunk = palloc(BV_CHUNK);
 	bool		out_open = true,
 				err_open = true;
@@ -945,12 +1373,32 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	initStringInfo(&filter.held);
 	filter.in_header = true;
 	filter.at_bol = true;
+	{
+		ListCell   *lc;
+
+		foreach(lc, st->skip_schemas)
+			filter.drop_lines = lappend(filter.drop_lines,
+										psprintf("CREATE SCHEMA %s;", quote_identifier(lfirst(lc))));
+		foreach(lc, st->ext_rels)
+		{
+			List	   *r = lfirst(lc);
+			char	   *qname = psprintf("%s.%s", quote_identifier(linitial(r)),
+										 quote_identifier(lsecond(r)));
+
+			filter.skip_copies = lappend(filter.skip_copies, psprintf("COPY %s ", qname));
+			filter.drop_prefixes = lappend(filter.drop_prefixes,
+										   psprintf("SELECT pg_catalog.setval(%s, ", quote_literal_cstr(qname)));
+		}
+	}
 	if (gz)
 		appendStringInfo(&pending, "\\restrict %s\n", restrict_key);
+	else if (input)
+		appendStringInfoString(&pending, input);
+	st->use_password = false;
 	if (rejected)
 		*rejected = NULL;
 
-	if ((gz && pipe(inpipe) != 0) || pipe(outpipe) != 0 || pipe(errpipe) != 0)
+	if ((feed && pipe(inpipe) != 0) || pipe(outpipe) != 0 || pipe(errpipe) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create a pipe: %m")));
@@ -969,6 +1417,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 		/* child: its own process group, default signals, then exec */
 		sigset_t	none;
 		int			devnull = open("/dev/null", O_RDWR);
+		int			backup = st->fd >= 0 ? fcntl(st->fd, F_DUPFD, 10) : -1;
 		int			sig;
 
 		setpgid(0, 0);
@@ -977,10 +1426,21 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 				signal(sig, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(gz ? inpipe[0] : devnull, 0);
+		dup2(feed ? inpipe[0] : devnull, 0);
 		dup2(outpipe[1], 1);
 		dup2(errpipe[1], 2);
-		closefrom(3);
+		/* the backup the worker opened, as /proc/self/fd/3 */
+		if (backup >= 0)
+		{
+			dup2(backup, 3);
+			closefrom(4);
+		}
+		else
+			closefrom(3);
+		/* the restore role's password: in the environment, never in argv */
+		unsetenv("PGPASSWORD");
+		if (with_password)
+			setenv("PGPASSWORD", st->password, 1);
 		execv(argv[0], (char *const *) argv);
 		_exit(127);
 	}
@@ -998,7 +1458,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	setpgid(pid, pid);			/* either side may win the race */
 	close(outpipe[1]);
 	close(errpipe[1]);
-	if (gz)
+	if (feed)
 	{
 		close(inpipe[0]);
 		fcntl(inpipe[1], F_SETFL, O_NONBLOCK);
@@ -1006,7 +1466,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	fcntl(outpipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
 
-	while (out_open || err_open || (gz && inpipe[1] >= 0))
+	while (out_open || err_open || (feed && inpipe[1] >= 0))
 	{
 		struct pollfd fds[3];
 		int			nfds = 0;
@@ -1015,7 +1475,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 					err_idx = -1;
 
 		/* refill what goes to the program */
-		if (gz && inpipe[1] >= 0 && pending_off >= (size_t) pending.len)
+		if (feed && inpipe[1] >= 0 && pending_off >= (size_t) pending.len)
 		{
 			resetStringInfo(&pending);
 			pending_off = 0;
@@ -1059,7 +1519,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 				inpipe[1] = -1;
 			}
 		}
-		if (gz && inpipe[1] >= 0)
+		if (feed && inpipe[1] >= 0)
 		{
 			fds[nfds].fd = inpipe[1];
 			fds[nfds].events = POLLOUT;
@@ -1192,41 +1652,76 @@ bv_conn(BvState *st, const char *dbname)
 	return buf.data;
 }
 
-/* A program's failure, with a pg_hba hint when the connection was refused. */
+static char *
+bv_super_conn(BvState *st, const char *dbname)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, st->super_conninfo);
+	bv_conn_append(&buf, "dbname", dbname);
+	bv_conn_append(&buf, "application_name", psprintf("adr_ops verification " INT64_FORMAT, st->id));
+	return buf.data;
+}
+
+/*
+ * A program's failure.  Its messages can carry what the dump holds (a
+ * failing row is in the DETAIL of a constraint's error), and failures is
+ * readable by pg_monitor: failures gets the program, its exit status and
+ * the SQLSTATE when psql printed one; the messages go to the server log.
+ */
 static void
 bv_program_failed(BvState *st, const char *what, int rc, const char *err)
+{
+	const char *e = err && *err ? err : "(no message)";
+	const char *p;
+	char		sqlstate[6] = "";
+
+	for (p = strstr(e, "ERROR:  "); p != NULL; p = strstr(p + 1, "ERROR:  "))
+	{
+		const char *c = p + 8;
+		int			i;
+
+		for (i = 0; i < 5; i++)
+			if (!(isdigit((unsigned char) c[i]) || (c[i] >= 'A' && c[i] <= 'Z')))
+				break;
+		if (i == 5 && c[5] == ':')
+		{
+			memcpy(sqlstate, c, 5);
+			break;
+		}
+	}
+	ereport(LOG,
+			(errmsg("adr_ops backup verification " INT64_FORMAT ": %s failed (exit status %d)",
+					st->id, what, rc),
+			 errdetail_internal("%s", e)));
+	bv_fail(st, "%s failed (exit status %d%s%s); its messages are in the server log",
+			what, rc, sqlstate[0] ? ", SQLSTATE " : "", sqlstate);
+}
+
+/*
+ * A connection that could not be made (before any of the dump ran: libpq's
+ * and the server's messages are no dump content).
+ */
+static void
+bv_connect_failed(BvState *st, const char *who, const char *err)
 {
 	char	   *e = pstrdup(err && *err ? err : "(no message)");
 	size_t		len = strlen(e);
 
 	while (len > 0 && (e[len - 1] == '\n' || e[len - 1] == ' '))
 		e[--len] = '\0';
-
-	if (strstr(e, "no pg_hba.conf entry") || strstr(e, "authentication failed") ||
-		strstr(e, "Connection refused") || strstr(e, "could not connect") ||
-		strstr(e, "connection to server"))
-	{
-		if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
-			bv_fail(st, "could not connect to the scratch database with adr_ops.verify_conninfo: %s"
-					"; the server's pg_hba.conf needs a line that accepts that connection "
-					"(for a socket, such as \"local all <role> peer\"), and the server must listen where it points",
-					e);
-		else
-			bv_fail(st, "could not connect to the scratch database as \"%s\": %s"
-					"; the server's pg_hba.conf needs a line such as \"local all %s peer\" "
-					"near its top, or set adr_ops.verify_conninfo",
-					st->conn_user, e, st->conn_user);
-	}
-	else
-		bv_fail(st, "%s failed (exit status %d): %s", what, rc, e);
+	bv_fail(st, "could not connect to the scratch database %s: %s", who, e);
 }
 
 /* ---------- the worker: the steps ---------- */
 
+/* The bytes of the regular files beneath a directory, symlinks not followed. */
 static int64
-bv_dir_bytes(const char *path, int depth)
+bv_dir_bytes(int dfd, int depth)
 {
-	DIR		   *d = opendir(path);
+	int			fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR		   *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	int64		total = 0;
 
@@ -1234,77 +1729,82 @@ bv_dir_bytes(const char *path, int depth)
 	{
 		if (d)
 			closedir(d);
+		else if (fd >= 0)
+			close(fd);
 		return 0;
 	}
 	while ((de = readdir(d)) != NULL)
 	{
-		char	   *p;
-		struct stat st;
+		struct stat sb;
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		p = psprintf("%s/%s", path, de->d_name);
-		if (lstat(p, &st) == 0)
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (S_ISDIR(sb.st_mode))
 		{
-			if (S_ISDIR(st.st_mode))
-				total += bv_dir_bytes(p, depth + 1);
-			else if (S_ISREG(st.st_mode))
-				total += st.st_size;
+			int			sub = openat(dirfd(d), de->d_name,
+									 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0)
+			{
+				total += bv_dir_bytes(sub, depth + 1);
+				close(sub);
+			}
 		}
-		pfree(p);
+		else if (S_ISREG(sb.st_mode))
+			total += sb.st_size;
 	}
 	closedir(d);
 	return total;
 }
 
 /*
- * The hex SHA-256 of a file, or NULL with *error set.  NB: the hash context
- * belongs to a resource owner, so this runs inside a transaction.
+ * The hex SHA-256 of the open file, or NULL with *error set.  NB: the hash
+ * context belongs to a resource owner, so this runs inside a transaction.
  */
-static char *bv_sha256_inner(const char *path, char **error);
+static char *bv_sha256_inner(int fd, char **error);
 
 static char *
-bv_sha256(const char *path, char **error)
+bv_sha256(int fd, char **error)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	char	   *hex;
 
 	StartTransactionCommand();
 	MemoryContextSwitchTo(caller);
-	hex = bv_sha256_inner(path, error);
+	hex = bv_sha256_inner(fd, error);
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(caller);
 	return hex;
 }
 
 static char *
-bv_sha256_inner(const char *path, char **error)
+bv_sha256_inner(int fd, char **error)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
 	char	   *buf = palloc(BV_CHUNK);
-	int			fd = open(path, O_RDONLY);
+	off_t		off = 0;
 	ssize_t		r;
 	int			i;
 
-	if (fd < 0 || ctx == NULL || pg_cryptohash_init(ctx) < 0)
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
 	{
-		*error = psprintf("could not read \"%s\": %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		*error = psprintf("could not start a SHA-256 digest: %s", strerror(errno));
 		pg_cryptohash_free(ctx);
 		return NULL;
 	}
-	while ((r = read(fd, buf, BV_CHUNK)) > 0)
+	while ((r = pread(fd, buf, BV_CHUNK, off)) > 0)
 	{
 		pg_cryptohash_update(ctx, (uint8 *) buf, r);
+		off += r;
 		CHECK_FOR_INTERRUPTS();
 	}
-	close(fd);
 	if (r < 0 || pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 	{
-		*error = psprintf("could not read \"%s\": %s", path, strerror(errno));
+		*error = psprintf("could not read the backup: %s", strerror(errno));
 		pg_cryptohash_free(ctx);
 		return NULL;
 	}
@@ -1314,43 +1814,129 @@ bv_sha256_inner(const char *path, char **error)
 	return hex;
 }
 
-/* Step 1 and 2: exists, readable, recent; format by content. */
+/* The open backup from its start, through zlib (plain or gzip). */
+static gzFile
+bv_gzopen(BvState *st)
+{
+	int			fd = dup(st->fd);
+	gzFile		gz;
+
+	if (fd < 0)
+		return NULL;
+	if (lseek(fd, 0, SEEK_SET) != 0 || (gz = gzdopen(fd, "rb")) == NULL)
+	{
+		close(fd);
+		return NULL;
+	}
+	return gz;
+}
+
+/*
+ * Open a path of the request: beneath the allowed directories when there
+ * are any, else as given (superusers only).  O_NONBLOCK: a FIFO does not
+ * block the open.
+ */
+static int
+bv_open(BvState *st, const char *path, bool *outside)
+{
+	*outside = false;
+	if (st->dirs[0] != '\0')
+		return bv_open_confined(st->dirs, path, O_RDONLY | O_NONBLOCK, outside);
+	return open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* <file>.sha256, when present: opened like the backup, never echoed. */
+static void
+bv_check_sidecar(BvState *st)
+{
+	char	   *sumfile = psprintf("%s.sha256", st->path);
+	bool		outside;
+	int			fd = bv_open(st, sumfile, &outside);
+	char		head[80];
+	ssize_t		n;
+	struct stat sb;
+	char	   *error = NULL;
+	char	   *have;
+	int			i;
+
+	if (fd < 0)
+	{
+		if (outside)
+			bv_fail(st, "checksum: \"%s\" leads out of adr_ops.backup_directories (a symlink or \"..\"); it was not read",
+					sumfile);
+		else if (errno != ENOENT)
+			bv_fail(st, "checksum: could not open \"%s\": %s", sumfile, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+	{
+		close(fd);
+		bv_fail(st, "checksum: \"%s\" is not a regular file", sumfile);
+		return;
+	}
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	for (i = 0; i < 64 && i < n; i++)
+		if (!isxdigit((unsigned char) head[i]))
+			break;
+	if (i < 64 || (n > 64 && !isspace((unsigned char) head[64])))
+	{
+		bv_fail(st, "checksum: \"%s\" does not start with a SHA-256 digest (64 hexadecimal digits)", sumfile);
+		return;
+	}
+	head[64] = '\0';
+	if ((have = bv_sha256(st->fd, &error)) == NULL)
+		bv_fail(st, "checksum: %s", error);
+	else if (pg_strcasecmp(have, head) != 0)
+		bv_fail(st, "checksum mismatch: \"%s\" has SHA-256 %s, which \"%s\" does not hold",
+				st->path, have, sumfile);
+	else
+		appendStringInfo(&st->detail, "SHA-256 matches %s; ", sumfile);
+}
+
+/*
+ * Step 1 and 2: opened once (st->fd), readable, recent; format by
+ * content.
+ */
 static bool
 bv_inspect(BvState *st, int64 max_age_us)
 {
 	struct stat sb;
-	char	   *stamp_file = st->path;
+	const char *stamp_file = st->path;
+	bool		outside;
 
-	if (stat(st->path, &sb) != 0)
+	st->fd = bv_open(st, st->path, &outside);
+	if (st->fd < 0)
 	{
-		if (errno == ENOENT || errno == ENOTDIR)
+		if (outside)
+			bv_fail(st, "outside: \"%s\" leads out of adr_ops.backup_directories (a symlink or \"..\"); it was not opened",
+					st->path);
+		else if (errno == ENOENT || errno == ENOTDIR)
 			bv_fail(st, "missing: \"%s\" does not exist", st->path);
 		else
-			bv_fail(st, "unreadable: could not stat \"%s\": %s", st->path, strerror(errno));
+			bv_fail(st, "unreadable: could not open \"%s\": %s", st->path, strerror(errno));
+		return false;
+	}
+	if (fstat(st->fd, &sb) != 0)
+	{
+		bv_fail(st, "unreadable: could not stat \"%s\": %s", st->path, strerror(errno));
 		return false;
 	}
 
 	if (S_ISDIR(sb.st_mode))
 	{
-		char	   *toc = psprintf("%s/toc.dat", st->path);
-		char	   *manifest = psprintf("%s/backup_manifest", st->path);
-		DIR		   *d = opendir(st->path);
+		/* the names inside, beneath the directory opened above */
+		int			stamp = bv_openat_beneath(st->fd, "toc.dat", O_RDONLY | O_NONBLOCK);
 
-		if (d == NULL)
-		{
-			bv_fail(st, "unreadable: could not open directory \"%s\": %s", st->path, strerror(errno));
-			return false;
-		}
-		closedir(d);
-		if (access(toc, F_OK) == 0)
+		if (stamp >= 0)
 		{
 			st->format = "directory";
-			stamp_file = toc;
+			stamp_file = psprintf("%s/toc.dat", st->path);
 		}
-		else if (access(manifest, F_OK) == 0)
+		else if ((stamp = bv_openat_beneath(st->fd, "backup_manifest", O_RDONLY | O_NONBLOCK)) >= 0)
 		{
 			st->format = "basebackup";
-			stamp_file = manifest;
+			stamp_file = psprintf("%s/backup_manifest", st->path);
 		}
 		else
 		{
@@ -1358,28 +1944,22 @@ bv_inspect(BvState *st, int64 max_age_us)
 					st->path);
 			return false;
 		}
-		if (stat(stamp_file, &sb) != 0 || access(stamp_file, R_OK) != 0)
+		if (fstat(stamp, &sb) != 0 || !S_ISREG(sb.st_mode))
 		{
-			bv_fail(st, "unreadable: could not read \"%s\": %s", stamp_file, strerror(errno));
+			close(stamp);
+			bv_fail(st, "unreadable: \"%s\" is not a readable file", stamp_file);
 			return false;
 		}
-		st->bytes = bv_dir_bytes(st->path, 0);
+		close(stamp);
+		st->bytes = bv_dir_bytes(st->fd, 0);
 	}
 	else if (S_ISREG(sb.st_mode))
 	{
 		unsigned char head[1024];
-		int			fd = open(st->path, O_RDONLY);
 		ssize_t		n;
 
 		st->bytes = sb.st_size;
-		if (fd < 0)
-		{
-			bv_fail(st, "unreadable: could not open \"%s\": %s", st->path, strerror(errno));
-			st->mtime = time_t_to_timestamptz(sb.st_mtime);
-			return false;
-		}
-		n = read(fd, head, sizeof(head));
-		close(fd);
+		n = pread(st->fd, head, sizeof(head), 0);
 		if (n < 0)
 		{
 			bv_fail(st, "unreadable: could not read \"%s\": %s", st->path, strerror(errno));
@@ -1397,7 +1977,7 @@ bv_inspect(BvState *st, int64 max_age_us)
 			st->format = "tar";
 		else if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b)
 		{
-			gzFile		gz = gzopen(st->path, "rb");
+			gzFile		gz = bv_gzopen(st);
 			char		plain[4096];
 			int			got = gz ? gzread(gz, plain, sizeof(plain) - 1) : -1;
 
@@ -1447,30 +2027,8 @@ bv_inspect(BvState *st, int64 max_age_us)
 		return false;
 	}
 
-	/* <file>.sha256, when present */
 	if (strcmp(st->format, "directory") != 0 && strcmp(st->format, "basebackup") != 0)
-	{
-		char	   *sumfile = psprintf("%s.sha256", st->path);
-		FILE	   *f = fopen(sumfile, "r");
-
-		if (f != NULL)
-		{
-			char		want[65] = {0};
-			char	   *error = NULL;
-			char	   *have;
-
-			if (fscanf(f, "%64s", want) != 1 || strlen(want) != 64)
-				bv_fail(st, "checksum: \"%s\" does not hold a SHA-256 digest", sumfile);
-			else if ((have = bv_sha256(st->path, &error)) == NULL)
-				bv_fail(st, "checksum: %s", error);
-			else if (pg_strcasecmp(have, want) != 0)
-				bv_fail(st, "checksum mismatch: \"%s\" has SHA-256 %s, \"%s\" says %s",
-						st->path, have, sumfile, want);
-			else
-				appendStringInfo(&st->detail, "SHA-256 matches %s; ", sumfile);
-			fclose(f);
-		}
-	}
+		bv_check_sidecar(st);
 	return st->failures == NIL;
 }
 
@@ -1484,18 +2042,24 @@ bv_count(BvState *st, const char *dbname, bool counts)
 	/*
 	 * The same list on both sides of compare_to: tables and partitioned
 	 * tables, not partitions (a partitioned table counts the rows of all
-	 * its partitions; any other table only its own, not its inheritors').
+	 * its partitions; any other table only its own, not its inheritors'),
+	 * and not the tables of extensions (the worker created those; the
+	 * restore role may not read them).
 	 */
 	const char *query = counts ?
 		"SELECT n.nspname, c.relname, pg_temp.adr_count(c.oid, c.relkind) "
 		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		" WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
 		"   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+		"   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+		"                      AND d.objid = c.oid AND d.deptype = 'e') "
 		" ORDER BY 1, 2" :
 		"SELECT n.nspname, c.relname, NULL "
 		"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		" WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
 		"   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+		"   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+		"                      AND d.objid = c.oid AND d.deptype = 'e') "
 		" ORDER BY 1, 2";
 	const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-A", "-t", "-z", "-0",
 		"-v", "ON_ERROR_STOP=1", "-d", bv_conn(st, dbname),
@@ -1512,7 +2076,8 @@ bv_count(BvState *st, const char *dbname, bool counts)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL, false);
+	st->use_password = true;
+	rc = bv_run(st, argv, NULL, NULL, NULL, &out, &err, NULL, false);
 	if (rc != 0)
 	{
 		bv_program_failed(st, psprintf("psql (listing the tables of \"%s\")", dbname), rc, err.data);
@@ -1661,7 +2226,7 @@ bv_psql_restrict_missing(BvState *st)
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	if (bv_run(st, argv, NULL, NULL, &out, &err, NULL, false) != 0 ||
+	if (bv_run(st, argv, NULL, NULL, NULL, &out, &err, NULL, false) != 0 ||
 		(v = strstr(out.data, "(PostgreSQL) ")) == NULL ||
 		sscanf(v + 13, "%d.%d", &major, &minor) < 1)
 		return psprintf("could not tell the version of %s: %s%s", argv[0], out.data, err.data);
@@ -1677,52 +2242,458 @@ bv_psql_restrict_missing(BvState *st)
 					argv[0], out.data);
 }
 
+/* One quoted or bare identifier of pg_dump's output at *p; NULL if none. */
+static char *
+bv_parse_ident(const char **p)
+{
+	StringInfoData buf;
+	const char *q = *p;
+
+	initStringInfo(&buf);
+	if (*q == '"')
+	{
+		for (q++; *q; q++)
+		{
+			if (*q == '"')
+			{
+				if (q[1] != '"')
+					break;
+				q++;
+			}
+			appendStringInfoChar(&buf, *q);
+		}
+		if (*q != '"' || buf.len == 0)
+			return NULL;
+		q++;
+	}
+	else
+	{
+		while (isalnum((unsigned char) *q) || *q == '_' || *q == '$' || IS_HIGHBIT_SET(*q))
+			appendStringInfoChar(&buf, *q++);
+		if (buf.len == 0)
+			return NULL;
+	}
+	*p = q;
+	return buf.data;
+}
+
 /*
- * When adr_ops.verify_conninfo connects as a role that is not a superuser,
- * hand the scratch database to it: the restore then runs as that role and
- * owns what it creates, and the dump's SQL has only that role's rights.
+ * pg_dump's "CREATE EXTENSION IF NOT EXISTS name WITH SCHEMA schema;":
+ * adds the extension to the list of st.
  */
 static void
-bv_restore_role(BvState *st)
+bv_note_extension(BvState *st, const char *line)
+{
+	const char *p = line;
+	char	   *name;
+	char	   *schema;
+	ListCell   *lc;
+
+	if (strncmp(p, "CREATE EXTENSION IF NOT EXISTS ", 31) != 0)
+		return;
+	p += 31;
+	if ((name = bv_parse_ident(&p)) == NULL || strncmp(p, " WITH SCHEMA ", 13) != 0)
+		return;
+	p += 13;
+	if ((schema = bv_parse_ident(&p)) == NULL || *p != ';')
+		return;
+	foreach(lc, st->ext_names)
+		if (strcmp(lfirst(lc), name) == 0)
+			return;
+	st->ext_names = lappend(st->ext_names, name);
+	st->ext_schemas = lappend(st->ext_schemas, schema);
+}
+
+/*
+ * The extensions a plain dump creates: pg_dump writes them before any
+ * type, function or table, so the scan stops at the first COPY or
+ * CREATE TABLE / FUNCTION / TYPE line.  (A dump that hides one further
+ * down gets it created as the restore role, which may create only
+ * trusted extensions.)
+ */
+static void
+bv_plain_extensions(BvState *st)
+{
+	gzFile		gz = bv_gzopen(st);
+	char	   *line = palloc(BV_HEAD_MAX + 1);
+	bool		at_bol = true;
+
+	if (gz == NULL)
+		return;
+	while (gzgets(gz, line, BV_HEAD_MAX + 1) != NULL)
+	{
+		size_t		len = strlen(line);
+		bool		bol = at_bol;
+
+		at_bol = len > 0 && line[len - 1] == '\n';
+		if (!bol)
+			continue;
+		if (strncmp(line, "COPY ", 5) == 0 || strncmp(line, "CREATE TABLE ", 13) == 0 ||
+			strncmp(line, "CREATE FUNCTION ", 16) == 0 || strncmp(line, "CREATE TYPE ", 12) == 0)
+			break;
+		if (at_bol)
+			line[--len] = '\0';
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		bv_note_extension(st, line);
+		CHECK_FOR_INTERRUPTS();
+	}
+	gzclose(gz);
+}
+
+/*
+ * The table of contents of an archive (pg_restore -l, kept in st->toc) and
+ * the extensions it creates (their entries, printed as SQL by
+ * pg_restore -L).  false when pg_restore failed.
+ */
+static bool
+bv_archive_toc(BvState *st)
 {
 	StringInfoData out,
-				err;
-	const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-A", "-t", "-z", "-0",
-		"-v", "ON_ERROR_STOP=1", "-d", bv_conn(st, st->scratch), "-c",
-		"SELECT current_user, r.rolsuper FROM pg_catalog.pg_roles r "
-		" WHERE r.rolname OPERATOR(pg_catalog.=) current_user", NULL};
+				err,
+				ext;
+	const char *argv[] = {bv_bin(st, "pg_restore"), "-l", "/proc/self/fd/3", NULL};
+	const char *argv2[] = {bv_bin(st, "pg_restore"), "-L", "/dev/stdin", "-f", "-",
+	"/proc/self/fd/3", NULL};
+	char	   *line;
+	char	   *next;
 	int			rc;
-	char	   *role;
-	char	   *super;
-	char	   *error;
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL, false);
+	rc = bv_run(st, argv, NULL, NULL, NULL, &out, &err, NULL, false);
 	if (rc != 0)
 	{
-		bv_program_failed(st, "psql (finding the role of adr_ops.verify_conninfo)", rc, err.data);
-		return;
+		bv_program_failed(st, "pg_restore -l (reading the table of contents)", rc, err.data);
+		return false;
 	}
-	role = out.data;
-	if (out.len == 0 || (int) strlen(role) + 1 >= out.len)
+	initStringInfo(&ext);
+	for (line = out.data; line && *line; line = next)
 	{
-		bv_fail(st, "could not find the role of adr_ops.verify_conninfo: psql printed \"%s\"", out.data);
-		return;
+		char	   *one;
+
+		next = strchr(line, '\n');
+		if (next)
+			next++;
+		one = pnstrdup(line, next ? next - line : strlen(line));
+		if (one[0] != ';' && strstr(one, " EXTENSION - ") != NULL &&
+			strstr(one, " COMMENT - EXTENSION ") == NULL)
+			appendStringInfoString(&ext, one);
+		pfree(one);
 	}
-	super = role + strlen(role) + 1;
-	if (strcmp(super, "t") == 0)
-		return;
-	error = adr_utility(psprintf("ALTER DATABASE %s OWNER TO %s",
-								quote_identifier(st->scratch), quote_identifier(role)));
-	if (error)
-		bv_fail(st, "could not hand the scratch database \"%s\" to role \"%s\": %s",
-				st->scratch, role, error);
-	else
-		appendStringInfo(&st->detail, "restored as role %s; ", role);
+	if (ext.len > 0)
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		resetStringInfo(&err);
+		rc = bv_run(st, argv2, NULL, NULL, ext.data, &sql, &err, NULL, false);
+		if (rc != 0)
+		{
+			bv_program_failed(st, "pg_restore -L (reading the extensions)", rc, err.data);
+			return false;
+		}
+		for (line = sql.data; line && *line; line = next)
+		{
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = '\0';
+			bv_note_extension(st, line);
+		}
+	}
+
+	st->toc = out.data;
+	return true;
 }
 
-/* Step 3: restore into the scratch database. */
+/*
+ * The list for the restore: the table of contents with the entries
+ * commented out that only a superuser could restore (the extensions, which
+ * the worker created, and their comments; the schemas made for them; event
+ * triggers).
+ */
+static char *
+bv_restore_list(BvState *st)
+{
+	StringInfoData list;
+	char	   *line;
+	char	   *next;
+	int			skipped = 0;
+
+	initStringInfo(&list);
+	for (line = st->toc; line && *line; line = next)
+	{
+		bool		drop = false;
+		ListCell   *lc;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (line[0] != ';')
+		{
+			if (strstr(line, " EXTENSION - ") != NULL || strstr(line, " COMMENT - EXTENSION ") != NULL)
+				drop = true;
+			if (strstr(line, " EVENT TRIGGER - ") != NULL)
+			{
+				drop = true;
+				skipped++;
+			}
+			foreach(lc, st->skip_schemas)
+				if (strstr(line, psprintf(" SCHEMA - %s ", (char *) lfirst(lc))) != NULL)
+					drop = true;
+			foreach(lc, st->ext_rels)
+			{
+				List	   *r = lfirst(lc);
+
+				if (strstr(line, psprintf(" TABLE DATA %s %s ", (char *) linitial(r), (char *) lsecond(r))) ||
+					strstr(line, psprintf(" SEQUENCE SET %s %s ", (char *) linitial(r), (char *) lsecond(r))))
+					drop = true;
+			}
+		}
+		appendStringInfo(&list, "%s%s\n", drop ? ";" : "", line);
+	}
+	if (skipped)
+		appendStringInfo(&st->detail, "skipped %d event triggers (only a superuser creates them); ", skipped);
+	return list.data;
+}
+
+/*
+ * The extensions the dump creates, checked against pg_available_extensions.
+ * Those in a schema other than public and pg_catalog that their control
+ * file does not fix (such an extension creates its schema) get that
+ * schema, owned by the restore role (the dump's CREATE SCHEMA is then
+ * skipped).
+ */
+static void
+bv_extensions(BvState *st)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ListCell   *lc,
+			   *lc2;
+	List	   *missing = NIL;
+
+	if (strcmp(st->format, "plain") == 0 || strcmp(st->format, "plain.gz") == 0)
+		bv_plain_extensions(st);
+	else if (!bv_archive_toc(st))
+		return;
+	if (st->ext_names == NIL)
+		return;
+	adr_task_xact_begin("adr_ops: checking the extensions of a backup", false);
+	forboth(lc, st->ext_names, lc2, st->ext_schemas)
+	{
+		Datum		values[1] = {CStringGetTextDatum((char *) lfirst(lc))};
+
+		/* and the schema its control file fixes, which it creates itself */
+		if (SPI_execute_with_args("SELECT v.schema::text FROM pg_catalog.pg_available_extensions e "
+								  "  JOIN pg_catalog.pg_available_extension_versions v "
+								  "    ON v.name OPERATOR(pg_catalog.=) e.name "
+								  "   AND v.version OPERATOR(pg_catalog.=) e.default_version "
+								  " WHERE e.name OPERATOR(pg_catalog.=) $1",
+								  1, (Oid[]) {TEXTOID}, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_available_extensions");
+		if (SPI_processed == 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			missing = lappend(missing, pstrdup(quote_identifier(lfirst(lc))));
+			MemoryContextSwitchTo(old);
+		}
+		else if (SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			/* CREATE EXTENSION makes that schema only when none is named */
+			st->skip_schemas = lappend(st->skip_schemas,
+									   pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)));
+			lfirst(lc2) = NULL;
+			MemoryContextSwitchTo(old);
+		}
+	}
+	adr_task_xact_end(caller);
+	if (missing != NIL)
+	{
+		StringInfoData names;
+
+		initStringInfo(&names);
+		foreach(lc, missing)
+			appendStringInfo(&names, "%s%s", names.len ? ", " : "", (char *) lfirst(lc));
+		bv_fail(st, "unsupported: the dump needs the extensions %s, which this server does not have "
+				"(pg_available_extensions); it was not restored", names.data);
+		return;
+	}
+	forboth(lc, st->ext_names, lc2, st->ext_schemas)
+	{
+		char	   *schema = lfirst(lc2);
+		ListCell   *lc3;
+		bool		known = false;
+
+		if (schema == NULL || strcmp(schema, "public") == 0 || strcmp(schema, "pg_catalog") == 0)
+			continue;
+		foreach(lc3, st->own_schemas)
+			if (strcmp(lfirst(lc3), schema) == 0)
+				known = true;
+		if (!known)
+		{
+			st->own_schemas = lappend(st->own_schemas, schema);
+			st->skip_schemas = lappend(st->skip_schemas, schema);
+		}
+	}
+}
+
+/*
+ * Create the extensions of the dump in the scratch database, as the
+ * bootstrap superuser over the server's socket, while the database is
+ * still empty: nothing of the dump has run there yet.
+ */
+static void
+bv_create_extensions(BvState *st)
+{
+	StringInfoData sql,
+				out,
+				err,
+				names;
+	ListCell   *lc,
+			   *lc2;
+	int			rc;
+	const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+		"-d", NULL, "-f", "-", NULL};
+
+	if (st->ext_names == NIL)
+		return;
+	initStringInfo(&sql);
+	initStringInfo(&names);
+	appendStringInfoString(&sql, "SET search_path = pg_catalog, pg_temp;\n");
+	foreach(lc, st->own_schemas)
+		appendStringInfo(&sql, "CREATE SCHEMA %s AUTHORIZATION %s;\n",
+						 quote_identifier(lfirst(lc)), quote_identifier(st->role));
+	forboth(lc, st->ext_names, lc2, st->ext_schemas)
+	{
+		if (lfirst(lc2) == NULL)
+			appendStringInfo(&sql, "CREATE EXTENSION IF NOT EXISTS %s CASCADE;\n",
+							 quote_identifier(lfirst(lc)));
+		else
+			appendStringInfo(&sql, "CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s CASCADE;\n",
+							 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc2)));
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "", quote_identifier(lfirst(lc)));
+	}
+
+	/*
+	 * The dump holds the rows of the extensions' configuration tables
+	 * (pg_extension_config_dump) and the values of their sequences, which
+	 * only a superuser could write: they are not restored (bv_restore_list,
+	 * bv_filter).  The extensions' tables and sequences, as name triples.
+	 */
+	appendStringInfoString(&sql,
+						   "\\pset format unaligned\n\\pset tuples_only on\n"
+						   "\\pset fieldsep_zero on\n\\pset recordsep_zero on\n"
+						   "SELECT n.nspname, c.relname, c.relkind\n"
+						   "  FROM pg_extension e\n"
+						   "  JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass\n"
+						   "                  AND d.refobjid = e.oid AND d.deptype = 'e'\n"
+						   "                  AND d.classid = 'pg_class'::regclass\n"
+						   "  JOIN pg_class c ON c.oid = d.objid AND c.relkind IN ('r', 'p', 'S')\n"
+						   "  JOIN pg_namespace n ON n.oid = c.relnamespace;\n");
+	argv[6] = bv_super_conn(st, st->scratch);
+	initStringInfo(&out);
+	initStringInfo(&err);
+	rc = bv_run(st, argv, NULL, NULL, sql.data, &out, &err, NULL, false);
+	if (rc != 0)
+	{
+		if (strstr(err.data, "connection to server") != NULL)
+			bv_connect_failed(st, psprintf("as \"%s\" to create the extensions of the dump "
+										   "(the server's pg_hba.conf needs a line such as "
+										   "\"local all %s peer\" near its top)",
+										   st->conn_user, st->conn_user), err.data);
+		else
+			bv_program_failed(st, "psql (creating the extensions of the dump)", rc, err.data);
+		return;
+	}
+	appendStringInfo(&st->detail, "created extensions %s; ", names.data);
+	{
+		char	   *p = out.data;
+		char	   *end = out.data + out.len;
+
+		while (p < end)
+		{
+			char	   *f[3];
+			int			k;
+
+			for (k = 0; k < 3 && p < end; k++)
+			{
+				f[k] = p;
+				p += strlen(p) + 1;
+			}
+			if (k < 3)
+				break;
+			st->ext_rels = lappend(st->ext_rels, list_make3(f[0], f[1], f[2]));
+		}
+	}
+}
+
+/*
+ * Find where the restore role can connect, and check that its session is
+ * what it must be: that role, with no superuser, CREATEDB, CREATEROLE,
+ * replication or BYPASSRLS, and a member of no role.  Tries each
+ * candidate connection in turn (bv_make_conninfo).
+ */
+static void
+bv_probe(BvState *st, List *candidates)
+{
+	const char *query =
+		"SELECT session_user, current_user, "
+		"       r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls "
+		"       OR EXISTS (SELECT FROM pg_catalog.pg_auth_members m "
+		"                   WHERE m.member OPERATOR(pg_catalog.=) r.oid) "
+		"  FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) session_user";
+	StringInfoData errors;
+	ListCell   *lc;
+
+	initStringInfo(&errors);
+	foreach(lc, candidates)
+	{
+		StringInfoData out,
+					err;
+		const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-A", "-t", "-z", "-0",
+			"-v", "ON_ERROR_STOP=1", "-d", NULL, "-c", query, NULL};
+		int			rc;
+		char	   *f[3];
+		int			k;
+		char	   *p;
+
+		st->conninfo = lfirst(lc);
+		argv[10] = bv_conn(st, st->scratch);
+		initStringInfo(&out);
+		initStringInfo(&err);
+		st->use_password = true;
+		rc = bv_run(st, argv, NULL, NULL, NULL, &out, &err, NULL, false);
+		if (rc != 0)
+		{
+			while (err.len > 0 && isspace((unsigned char) err.data[err.len - 1]))
+				err.data[--err.len] = '\0';
+			appendStringInfo(&errors, "%s%s", errors.len ? "; " : "", err.data);
+			continue;
+		}
+		for (k = 0, p = out.data; k < 3 && p < out.data + out.len; k++)
+		{
+			f[k] = p;
+			p += strlen(p) + 1;
+		}
+		if (k < 3 || strcmp(f[0], st->role) != 0 || strcmp(f[1], st->role) != 0 ||
+			strcmp(f[2], "f") != 0)
+		{
+			bv_fail(st, "refused: the restore's session is not the role \"%s\" with no privileges beyond its database; it was not restored",
+					st->role);
+			return;
+		}
+		appendStringInfo(&st->detail, "restored as role %s; ", st->role);
+		return;
+	}
+	bv_connect_failed(st, psprintf("as its restore role \"%s\" (with a password; pg_hba.conf must accept "
+								   "scram-sha-256 or md5 from 127.0.0.1, or the socket; or set "
+								   "adr_ops.verify_conninfo)", st->role), errors.data);
+}
+
+/* Step 3: restore into the scratch database, as the restore role. */
 static void
 bv_restore(BvState *st, int jobs)
 {
@@ -1735,7 +2706,7 @@ bv_restore(BvState *st, int jobs)
 	if (strcmp(f, "plain") == 0 || strcmp(f, "plain.gz") == 0)
 	{
 		const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-		"-d", bv_conn(st, st->scratch), "-f", "-", NULL};
+			"-v", "VERBOSITY=verbose", "-d", bv_conn(st, st->scratch), "-f", "-", NULL};
 		gzFile		gz;
 		char	   *missing = bv_psql_restrict_missing(st);
 
@@ -1744,16 +2715,17 @@ bv_restore(BvState *st, int jobs)
 			bv_fail(st, "unsupported: %s", missing);
 			return;
 		}
-		gz = gzopen(st->path, "rb");
+		gz = bv_gzopen(st);
 		if (gz == NULL)
 		{
-			bv_fail(st, "unreadable: could not open \"%s\": %s", st->path, strerror(errno));
+			bv_fail(st, "unreadable: could not read \"%s\": %s", st->path, strerror(errno));
 			return;
 		}
 		gzbuffer(gz, BV_CHUNK);
 		PG_TRY();
 		{
-			rc = bv_run(st, argv, gz, bv_restrict_key(), NULL, &err, &rejected, true);
+			st->use_password = true;
+			rc = bv_run(st, argv, gz, bv_restrict_key(), NULL, NULL, &err, &rejected, true);
 		}
 		PG_FINALLY();
 		{
@@ -1764,29 +2736,36 @@ bv_restore(BvState *st, int jobs)
 			bv_fail(st, "rejected: %s; the dump was not run further", rejected);
 		else if (rc != 0 && strstr(err.data, "backslash commands are restricted") != NULL)
 		{
-			while (err.len > 0 && isspace((unsigned char) err.data[err.len - 1]))
-				err.data[--err.len] = '\0';
-			bv_fail(st, "rejected: the dump contains a psql meta-command, which psql refused "
-					"(the restore runs under \\restrict): %s",
-					err.data);
+			const char *p = strstr(err.data, "psql:<stdin>:");
+			long		line = p ? strtol(p + 13, NULL, 10) - 1 : 0;
+
+			bv_fail(st, "rejected: the dump contains a psql meta-command (line %ld), which psql refused "
+					"(the restore runs under \\restrict)", line);
 		}
 	}
 	else
 	{
-		const char *argv[16];
+		const char *argv[20];
 		int			n = 0;
+		char	   *list = bv_restore_list(st);
 
 		argv[n++] = bv_bin(st, "pg_restore");
 		argv[n++] = "--exit-on-error";
 		argv[n++] = "--no-owner";
 		argv[n++] = "--no-privileges";
+		argv[n++] = "--no-tablespaces";
+		argv[n++] = "--no-publications";
+		argv[n++] = "--no-subscriptions";
+		argv[n++] = "-L";
+		argv[n++] = "/dev/stdin";
 		if (strcmp(f, "tar") != 0 && jobs > 1)
 			argv[n++] = psprintf("--jobs=%d", jobs);
 		argv[n++] = "-d";
 		argv[n++] = bv_conn(st, st->scratch);
-		argv[n++] = st->path;
+		argv[n++] = "/proc/self/fd/3";
 		argv[n++] = NULL;
-		rc = bv_run(st, argv, NULL, NULL, NULL, &err, NULL, true);
+		st->use_password = true;
+		rc = bv_run(st, argv, NULL, NULL, list, NULL, &err, NULL, true);
 	}
 	if (st->failures != NIL)
 		return;
@@ -1800,12 +2779,12 @@ bv_verifybackup(BvState *st)
 {
 	StringInfoData out,
 				err;
-	const char *argv[] = {bv_bin(st, "pg_verifybackup"), "--quiet", st->path, NULL};
+	const char *argv[] = {bv_bin(st, "pg_verifybackup"), "--quiet", "/proc/self/fd/3", NULL};
 	int			rc;
 
 	initStringInfo(&out);
 	initStringInfo(&err);
-	rc = bv_run(st, argv, NULL, NULL, &out, &err, NULL, false);
+	rc = bv_run(st, argv, NULL, NULL, NULL, &out, &err, NULL, false);
 	if (rc != 0)
 		bv_program_failed(st, "pg_verifybackup", rc, err.len ? err.data : out.data);
 	else
@@ -1856,30 +2835,160 @@ bv_record(BvState *st)
 	adr_task_xact_end(caller);
 }
 
-/* The connection string the programs use, without dbname. */
-static void
+/*
+ * The connections the restore role may use, each without dbname: the one
+ * adr_ops.verify_conninfo describes, or loopback TCP at the server's port
+ * when it listens on TCP (Debian's pg_hba.conf accepts a password there)
+ * and then the server's socket.  Also the bootstrap superuser's, over the
+ * socket (it creates the extensions).
+ */
+static List *
 bv_make_conninfo(BvState *st)
 {
 	StringInfoData buf;
+	char	   *dirs = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
+	List	   *list = NIL;
+	char	   *socket = NULL;
+	List	   *candidates = NIL;
+	char	   *port = psprintf("%d", PostPortNumber);
 
+	if (SplitDirectoriesString(dirs, ',', &list) && list != NIL)
+		socket = linitial(list);
 	initStringInfo(&buf);
+	bv_conn_append(&buf, "host", socket ? socket : "localhost");
+	bv_conn_append(&buf, "port", port);
+	bv_conn_append(&buf, "user", st->conn_user);
+	st->super_conninfo = buf.data;
+
 	if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
 	{
-		appendStringInfoString(&buf, adr_ops_verify_conninfo);
-	}
-	else
-	{
-		char	   *dirs = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
-		List	   *list = NIL;
-		char	   *host = "localhost";
+		List	   *keys,
+				   *values;
+		ListCell   *lk,
+				   *lv;
+		char	   *error = NULL;
 
-		if (SplitDirectoriesString(dirs, ',', &list) && list != NIL)
-			host = linitial(list);
-		bv_conn_append(&buf, "host", host);
-		bv_conn_append(&buf, "port", psprintf("%d", PostPortNumber));
-		bv_conn_append(&buf, "user", st->conn_user);
+		if (!bv_conninfo_parse(adr_ops_verify_conninfo, &keys, &values, &error))
+		{
+			bv_fail(st, "invalid adr_ops.verify_conninfo: %s", error);
+			return NIL;
+		}
+		initStringInfo(&buf);
+		forboth(lk, keys, lv, values)
+		{
+			const char *k = lfirst(lk);
+
+			if (strcmp(k, "user") == 0 || strcmp(k, "dbname") == 0 ||
+				strcmp(k, "password") == 0 || strcmp(k, "sslpassword") == 0 ||
+				strcmp(k, "passfile") == 0)
+			{
+				appendStringInfo(&st->detail, "adr_ops.verify_conninfo's %s is ignored; ", k);
+				continue;
+			}
+			bv_conn_append(&buf, k, lfirst(lv));
+		}
+		bv_conn_append(&buf, "user", st->role);
+		return list_make1(buf.data);
 	}
-	st->conninfo = buf.data;
+	{
+		const char *listen = GetConfigOption("listen_addresses", false, false);
+
+		if (listen && listen[0] != '\0')
+		{
+			bool		v4 = strstr(listen, "127.0.0.1") || strstr(listen, "localhost") ||
+				strchr(listen, '*') || strstr(listen, "0.0.0.0") || !strstr(listen, "::1");
+
+			initStringInfo(&buf);
+			bv_conn_append(&buf, "host", v4 ? "127.0.0.1" : "::1");
+			bv_conn_append(&buf, "port", port);
+			bv_conn_append(&buf, "user", st->role);
+			candidates = lappend(candidates, buf.data);
+		}
+	}
+	if (socket)
+	{
+		initStringInfo(&buf);
+		bv_conn_append(&buf, "host", socket);
+		bv_conn_append(&buf, "port", port);
+		bv_conn_append(&buf, "user", st->role);
+		candidates = lappend(candidates, buf.data);
+	}
+	return candidates;
+}
+
+/*
+ * The restore role and the scratch database it owns, both named
+ * adr_verify_<database OID>_<id>, each with a comment that says adr_ops
+ * made it.  The role's password is random and set as a SCRAM secret, so
+ * the password itself is in no statement; only the children's environment
+ * carries it.  INHERIT: the role is a member of no role; owning the
+ * database makes it pg_database_owner there, which owns schema public.
+ */
+static bool
+bv_create_scratch(BvState *st)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *name = psprintf("adr_verify_%u_" INT64_FORMAT, MyDatabaseId, st->id);
+	char	   *secret;
+	char	   *error;
+
+	st->password = bv_random_alnum(32, "password for the restore role");
+	adr_task_xact_begin("adr_ops: creating the restore role of a backup verification", false);
+	/* NB: the HMAC context belongs to the transaction's resource owner */
+	secret = pg_be_scram_build_secret(st->password);
+	if (SPI_execute(psprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
+							 "NOREPLICATION NOBYPASSRLS PASSWORD %s",
+							 quote_identifier(name), quote_literal_cstr(secret)),
+					false, 0) != SPI_OK_UTILITY ||
+		SPI_execute(psprintf("COMMENT ON ROLE %s IS %s", quote_identifier(name),
+							 quote_literal_cstr(psprintf(ADR_VERIFY_ROLE_COMMENT " " INT64_FORMAT " of database %u",
+														 st->id, MyDatabaseId))),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create the restore role \"%s\"", name);
+	adr_task_xact_end(caller);
+	st->role = name;
+
+	error = adr_utility(psprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0",
+								quote_identifier(name), quote_identifier(name)));
+	if (error)
+	{
+		bv_fail(st, "could not create the scratch database \"%s\": %s", name, error);
+		return false;
+	}
+	st->scratch = name;
+	error = adr_utility(psprintf("COMMENT ON DATABASE %s IS %s",
+								quote_identifier(name),
+								quote_literal_cstr(psprintf(ADR_VERIFY_COMMENT " " INT64_FORMAT " of database %u",
+															st->id, MyDatabaseId))));
+	if (error)
+	{
+		bv_fail(st, "could not mark the scratch database: %s", error);
+		return false;
+	}
+	return true;
+}
+
+/* Drop the scratch database and then its role. */
+static void
+bv_drop_scratch(BvState *st)
+{
+	char	   *error;
+
+	if (st->scratch)
+	{
+		error = adr_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+									quote_identifier(st->scratch)));
+		if (error)
+			bv_fail(st, "could not drop the scratch database \"%s\": %s", st->scratch, error);
+		st->scratch = NULL;
+	}
+	if (st->role)
+	{
+		error = adr_utility(psprintf("DROP ROLE IF EXISTS %s", quote_identifier(st->role)));
+		if (error)
+			bv_fail(st, "could not drop the restore role \"%s\": %s", st->role, error);
+		st->role = NULL;
+	}
 }
 
 void
@@ -1909,7 +3018,9 @@ adr_verify_main(Datum main_arg)
 	cxt = AllocSetContextCreate(TopMemoryContext, "adr_ops backup verification",
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
-	st.path = pstrdup(req.open_path);
+	st.path = pstrdup(req.path);
+	st.dirs = pstrdup(req.dirs);
+	st.fd = -1;
 	initStringInfo(&st.detail);
 	strlcpy(st.bindir, my_exec_path, sizeof(st.bindir));
 	get_parent_directory(st.bindir);
@@ -1954,42 +3065,25 @@ adr_verify_main(Datum main_arg)
 	PG_TRY();
 	{
 		bv_cleanup_leftovers(st.id);
-		bv_make_conninfo(&st);
 
 		if (bv_inspect(&st, req.max_age_us))
 		{
 			if (strcmp(st.format, "basebackup") == 0)
 				bv_verifybackup(&st);
-			else
+			else if (bv_create_scratch(&st))
 			{
-				char	   *error;
+				List	   *candidates = bv_make_conninfo(&st);
 
-				st.scratch = psprintf("adr_verify_%u_" INT64_FORMAT, MyDatabaseId, st.id);
-				error = adr_utility(psprintf("CREATE DATABASE %s TEMPLATE template0",
-											quote_identifier(st.scratch)));
-				if (error)
-				{
-					bv_fail(&st, "could not create the scratch database \"%s\": %s", st.scratch, error);
-					st.scratch = NULL;
-				}
-				else
-				{
-					error = adr_utility(psprintf("COMMENT ON DATABASE %s IS %s",
-												quote_identifier(st.scratch),
-												quote_literal_cstr(psprintf(ADR_VERIFY_COMMENT " " INT64_FORMAT " of database %u",
-																			st.id, MyDatabaseId))));
-					if (error)
-						bv_fail(&st, "could not mark the scratch database: %s", error);
-					else
-					{
-						if (adr_ops_verify_conninfo && adr_ops_verify_conninfo[0] != '\0')
-							bv_restore_role(&st);
-						if (st.failures == NIL)
-							bv_restore(&st, req.jobs);
-						if (st.failures == NIL)
-							bv_checks(&st, req.compare_to);
-					}
-				}
+				if (st.failures == NIL)
+					bv_extensions(&st);
+				if (st.failures == NIL)
+					bv_create_extensions(&st);
+				if (st.failures == NIL)
+					bv_probe(&st, candidates);
+				if (st.failures == NIL)
+					bv_restore(&st, req.jobs);
+				if (st.failures == NIL)
+					bv_checks(&st, req.compare_to);
 			}
 		}
 	}
@@ -2008,14 +3102,9 @@ adr_verify_main(Datum main_arg)
 	}
 	PG_END_TRY();
 
-	if (st.scratch)
-	{
-		char	   *error = adr_utility(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
-												quote_identifier(st.scratch)));
-
-		if (error)
-			bv_fail(&st, "could not drop the scratch database \"%s\": %s", st.scratch, error);
-	}
+	if (st.fd >= 0)
+		close(st.fd);
+	bv_drop_scratch(&st);
 	bv_record(&st);
 	LockRelease(&tag, ExclusiveLock, true);
 	proc_exit(0);

@@ -7,7 +7,8 @@
  *
  *	- five cron fields, "minute hour day-of-month month day-of-week", each a
  *	  comma list of "*", "n" or "a-b", any of which may end in "/s" to take
- *	  every s-th value ("a/s" runs from a to the field's end), with month
+ *	  every s-th value ("a/s" runs from a to the field's end: 7, Sunday,
+ *	  for day of week, so "6/1" is Saturday and Sunday), with month
  *	  names JAN-DEC and day names SUN-SAT in any case, and day of week 7
  *	  meaning Sunday;
  *	- a macro: @hourly, @daily, @midnight, @weekly, @monthly, @yearly,
@@ -60,8 +61,6 @@ typedef struct CronField
 	const char *label;			/* for messages: "day of month" */
 	int			min;			/* smallest value accepted */
 	int			max;			/* largest value accepted */
-	int			open_max;		/* where "*" and "a/s" end; < max only for
-								 * day of week, where 7 is an alias */
 	int			max_step;		/* number of distinct values */
 	const char *const *names;	/* three-letter names, or NULL */
 	int			name_base;		/* value of names[0] */
@@ -88,11 +87,11 @@ enum
 };
 
 static const CronField cron_fields[CRON_NFIELDS] = {
-	{"minute", 0, 59, 59, 60, NULL, 0, NULL},
-	{"hour", 0, 23, 23, 24, NULL, 0, NULL},
-	{"day of month", 1, 31, 31, 31, NULL, 0, NULL},
-	{"month", 1, 12, 12, 12, cron_month_names, 1, "month"},
-	{"day of week", 0, 7, 6, 7, cron_day_names, 0, "day"},
+	{"minute", 0, 59, 60, NULL, 0, NULL},
+	{"hour", 0, 23, 24, NULL, 0, NULL},
+	{"day of month", 1, 31, 31, NULL, 0, NULL},
+	{"month", 1, 12, 12, cron_month_names, 1, "month"},
+	{"day of week", 0, 7, 7, cron_day_names, 0, "day"},
 };
 
 /* The macros and the five fields each stands for. */
@@ -154,7 +153,6 @@ static bool cron_parse_value(CronParseState *ps, const CronField *f,
 static bool cron_parse_step(CronParseState *ps, const CronField *f,
 							const char **pp, const char *e, int *step);
 static bool cron_is_leap(int year);
-static int64_t cron_days_from_civil(int64_t y, int64_t m, int64_t d);
 static int	cron_next_bit(uint64_t bits, int from, int to);
 static bool cron_day_matches(const AdrCronSchedule *s, const AdrCivilTime *t);
 static void cron_next_day(AdrCivilTime *t);
@@ -547,7 +545,7 @@ cron_parse_field(CronParseState *ps, int field,
 		{
 			star = true;
 			lo = f->min;
-			hi = f->open_max;
+			hi = f->max;
 			p++;
 		}
 		else
@@ -585,9 +583,9 @@ cron_parse_field(CronParseState *ps, int field,
 			p++;
 			if (!cron_parse_step(ps, f, &p, e, &step))
 				return false;
-			/* "a/s" runs from a to the end of the field */
+			/* "a/s" runs from a to the end of the field (day of week: 7) */
 			if (!star && !ranged)
-				hi = (lo > f->open_max) ? f->max : f->open_max;
+				hi = f->max;
 		}
 
 		if (p < e && *p != ',')
@@ -746,8 +744,8 @@ adr_cron_days_in_month(int year, int month)
  * Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
  * days_from_civil).  64-bit throughout, so no int argument can overflow.
  */
-static int64_t
-cron_days_from_civil(int64_t y, int64_t m, int64_t d)
+int64_t
+adr_cron_days_from_civil(int64_t y, int64_t m, int64_t d)
 {
 	int64_t		era;
 	int64_t		yoe;
@@ -774,7 +772,7 @@ adr_cron_weekday(int year, int month, int day)
 	if (month < 1 || month > 12)
 		return -1;
 	/* 1970-01-01 was a Thursday */
-	w = (cron_days_from_civil(year, month, day) + 4) % 7;
+	w = (adr_cron_days_from_civil(year, month, day) + 4) % 7;
 	return (int) (w < 0 ? w + 7 : w);
 }
 

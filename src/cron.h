@@ -6,8 +6,8 @@
  *
  * The parser and the evaluator use only the C library: no palloc, no
  * ereport.  They report failure through a return value and a message
- * buffer, and the glue in the extension turns that into an ereport
- * (STYLE B4).  Times are wall-clock civil times without a zone; the caller
+ * buffer, and the glue in the extension turns that into an ereport.
+ * Times are wall-clock civil times without a zone; the caller
  * converts to and from timestamptz in the zone it schedules in.
  *
  * IDENTIFICATION
@@ -92,5 +92,8 @@ extern int	adr_cron_weekday(int year, int month, int day);
 
 /* Days in a month of a year; 0 if month is not 1-12. */
 extern int	adr_cron_days_in_month(int year, int month);
+
+/* Days from 1970-01-01 to a proleptic Gregorian date. */
+extern int64_t adr_cron_days_from_civil(int64_t y, int64_t m, int64_t d);
 
 #endif							/* ADR_OPS_CRON_H */

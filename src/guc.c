@@ -1,11 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * guc.c
- *	  The adr_ops.* settings.
+ *	  The settings of the scheduler, the server log reader, the pipeline
+ *	  jobs and the statement history, and the reservation of the prefix.
  *
- * Every setting of the extension is defined here, so that the namespace can
- * be reserved once all of them exist.  Settings are named adr_ops.<snake>
- * and live in C variables adr_ops_<snake>.
+ * The other concerns define their own settings in their own files
+ * (bloat.c, probe.c, security.c, backup.c, capacity.c).  Settings are named
+ * adr_ops.<snake> and live in C variables adr_ops_<snake>.
+ * adr_guc_reserve() reserves the "adr_ops" prefix and must run after every
+ * module has defined its settings: a setting defined after it loses the
+ * value postgresql.conf gave it.
  *
  * IDENTIFICATION
  *	  src/guc.c

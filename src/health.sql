@@ -332,7 +332,8 @@ AS $$
            -- a slot that reserves no WAL yet (restart_lsn NULL) retains none
            CASE WHEN count(*) = 0 THEN 'no inactive replication slots'
                 WHEN count(s.retained) = 0 THEN 'no inactive replication slots retain WAL'
-                ELSE format('%s retain WAL: %s', adr_ops._count_of(count(s.retained), 'inactive slot'),
+                ELSE format('%s %s WAL: %s', adr_ops._count_of(count(s.retained), 'inactive slot'),
+                            CASE count(s.retained) WHEN 1 THEN 'retains' ELSE 'retain' END,
                             string_agg(format('%s (%s, %s)', s.slot_name, pg_size_pretty(s.retained),
                                               coalesce(s.wal_status, 'n/a')),
                                        ', ' ORDER BY s.retained DESC) FILTER (WHERE s.retained IS NOT NULL)) END

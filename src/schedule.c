@@ -41,23 +41,6 @@ PG_FUNCTION_INFO_V1(adr_schedule_valid);
 
 #define SECS_PER_DAY_T ((pg_time_t) 86400)
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64
-sc_days_from_civil(int y, int m, int d)
-{
-	int64		era;
-	int			yoe,
-				doy,
-				doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (int) (y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* The civil time of an instant in tz. */
 static void
 sc_to_civil(pg_time_t t, pg_tz *tz, AdrCivilTime *c, long *gmtoff)
@@ -90,7 +73,7 @@ static bool
 sc_from_civil(const AdrCivilTime *c, pg_tz *tz, pg_time_t after,
 			  pg_time_t *result, pg_time_t *jump)
 {
-	pg_time_t	base = (pg_time_t) sc_days_from_civil(c->year, c->month, c->day) * SECS_PER_DAY_T +
+	pg_time_t	base = (pg_time_t) adr_cron_days_from_civil(c->year, c->month, c->day) * SECS_PER_DAY_T +
 		c->hour * 3600 + c->minute * 60 + c->second;
 	long		off_before,
 				off_after;

@@ -55,7 +55,7 @@ $primary->safe_psql('postgres', q{
 like( $primary->safe_psql('postgres', q{
         SELECT status || '|' || value || '|' || detail FROM adr_ops.adr_health_check()
          WHERE check_name = 'replication_slots'}),
-    qr/^WARNING\|\d+\|1 inactive slots retain WAL: forgotten \(\d+ [kM]B, reserved\)$/,
+    qr/^WARNING\|\d+\|1 inactive slot retains WAL: forgotten \(\d+ [kM]B, reserved\)$/,
     'an inactive slot holding WAL past warn is WARNING');
 
 $standby->stop;

@@ -155,7 +155,7 @@ for my $i (1 .. 8)
 $node->safe_psql('postgres', 'CHECKPOINT');
 like(check('wal_files'), qr/^CRITICAL\|\d+\.\d\|pg_wal holds \d+ MB in \d+ segments; max_wal_size \+ wal_keep_size explain 32 MB$/,
 	'WAL kept by a slot beyond max_wal_size: CRITICAL');
-like(check('replication_slots'), qr/1 inactive slot retain WAL: lagging /, 'the slot that keeps it is named');
+like(check('replication_slots'), qr/1 inactive slot retains WAL: lagging /, 'the slot that keeps it is named');
 $node->safe_psql('postgres', q{SELECT pg_drop_replication_slot('lagging'); SELECT pg_drop_replication_slot('unreserved')});
 $node->safe_psql('postgres', 'CHECKPOINT');
 like(check('wal_files'), qr/^OK\|/, 'the slot dropped and a checkpoint: OK');

@@ -21,6 +21,16 @@ adr_ops.timezone = 'UTC'
 max_worker_processes = 16
 });
 $node->start;
+
+# A reload reaches new sessions once the postmaster has processed it, which
+# is not at once: wait until a new session sees the new configuration.
+sub reload_settled
+{
+	my $before = $node->safe_psql('postgres', 'SELECT pg_conf_load_time()');
+	$node->reload;
+	$node->poll_query_until('postgres', "SELECT pg_conf_load_time() > '$before'")
+	  or die 'the reload did not reach new sessions';
+}
 $node->safe_psql('postgres', q{
     CREATE EXTENSION adr_ops;
     UPDATE adr_ops.schedules SET enabled = false;});
@@ -96,11 +106,11 @@ $node->safe_psql('postgres', q{DELETE FROM adr_ops.backup_checks WHERE table_nam
 # compare_to: a table of the live database missing from the backup.
 $node->safe_psql('source', 'CREATE TABLE added_later (a int)');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_compare_to = 'source'});
-$node->reload;
+reload_settled();
 like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*missing table: public.added_later is in database "source" but not in the backup/,
     'compare_to: a table of the live database missing from the backup fails');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_compare_to});
-$node->reload;
+reload_settled();
 
 # compare_to and backup_checks with a partitioned table: it is one table,
 # counted with the rows of its partitions, on both sides.
@@ -120,7 +130,7 @@ $node->command_ok([ 'pg_dump', '-d', $node->connstr('parted'), '-f', "$dir/parte
 like(slurp_file("$dir/parted.sql"), qr/^\\restrict abc$/m, 'the plain dump has a COPY row that looks like \\restrict');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_compare_to = 'parted'});
 $node->safe_psql('postgres', q{INSERT INTO adr_ops.backup_checks VALUES ('measures', 400, true)});
-$node->reload;
+reload_settled();
 is(verify("$dir/parted.dump"), 'passed|custom|3|403|',
     'compare_to and backup_checks treat a partitioned table as one table with its partitions\' rows');
 is(verify("$dir/parted.sql"), 'passed|plain|3|403|',
@@ -130,7 +140,7 @@ like($node->safe_psql('postgres', q{SELECT detail FROM adr_ops.backup_verificati
     '... the check and the comparison held');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_compare_to});
 $node->safe_psql('postgres', q{DELETE FROM adr_ops.backup_checks WHERE table_name = 'measures'});
-$node->reload;
+reload_settled();
 
 # A .sha256 beside the file is verified.
 my $sum = `sha256sum "$dir/custom.dump"`;
@@ -214,8 +224,11 @@ like(verify("$dir/empty.sql"), qr/^failed\|\|\|\|empty: /, 'empty file');
 like(verify("$dir/truncated.sql.gz"), qr/^failed\|plain.gz\|\|\|truncated: the compressed backup ends early/,
     'truncated gzip');
 like(verify("$dir/notes.txt"), qr/^failed\|\|\|\|not a dump: /, 'a text file that is not a dump');
-like(verify("$dir/halfway.sql"), qr/^failed\|plain\|\|\|the restore with psql failed .*extra data after last expected column/s,
-    'a dump whose restore fails halfway');
+my $log_offset = -s $node->logfile;
+like(verify("$dir/halfway.sql"), qr/^failed\|plain\|\|\|the restore with psql failed \(exit status 3, SQLSTATE 22P04\); its messages are in the server log$/,
+    'a dump whose restore fails halfway: the SQLSTATE, not the message');
+like(slurp_file($node->logfile, $log_offset), qr/the restore with psql failed \(exit status 3\)\n.*DETAIL: .*extra data after last expected column/,
+    '... which is in the server log');
 like(verify("$dir/stale.sql"), qr/^failed\|plain\|\|\|stale: /, 'a stale file');
 like(verify("$dir/stale.sql", q{, max_age => '7 days'}), qr/^passed\|plain\|/, 'the same file within max_age passes');
 SKIP:
@@ -227,22 +240,25 @@ SKIP:
 is(verify($odd), 'passed|plain|2|2500|', 'a path with spaces, quotes and semicolons');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname = 'source'}), '1',
     '... and nothing in it was run');
-like(verify("$dir/base_bad"), qr/^failed\|basebackup\|\|\|pg_verifybackup failed .*PG_VERSION/s,
+$log_offset = -s $node->logfile;
+like(verify("$dir/base_bad"), qr/^failed\|basebackup\|\|\|pg_verifybackup failed \(exit status 1\); its messages are in the server log$/,
     'a backup_manifest that does not match the files');
-like(verify("$dir/evil.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command, which psql refused .*backslash commands are restricted/,
+like(slurp_file($node->logfile, $log_offset), qr/pg_verifybackup failed \(exit status 1\)\n.*DETAIL: .*PG_VERSION/,
+    '... whose file pg_verifybackup names in the server log');
+like(verify("$dir/evil.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command \(line \d+\), which psql refused \(the restore runs under \\restrict\)$/,
     'a plain dump with \\! is rejected');
-like(verify("$dir/evil2.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command/,
+like(verify("$dir/evil2.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command \(line \d+\), which psql refused/,
     'a plain dump with \\g |program is rejected');
 like(verify("$dir/evil3.sql"), qr/^failed\|plain\|\|\|rejected: /,
     'a \\restrict line with a backquoted argument is rejected');
-like(verify("$dir/evil4.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command/,
+like(verify("$dir/evil4.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command \(line \d+\), which psql refused/,
     'a meta-command after an E\'\' string with an escaped quote and a dollar-quoted backslash is rejected');
 is(verify("$dir/benign.sql"), 'passed|plain|2|2500|',
     'backslashes inside strings, dollar quotes and comments are not meta-commands');
 ok(!-e "$dir/pwned", 'no shell command of a dump ran');
 for my $case (qw(paren copyopt numdollar numestr scs sjis))
 {
-    like(verify("$dir/bypass_$case.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command/,
+    like(verify("$dir/bypass_$case.sql"), qr/^failed\|plain\|\|\|rejected: the dump contains a psql meta-command \(line \d+\), which psql refused/,
         "filter bypass $case: the verification fails");
     ok(!-e "$dir/pwned_$case", "filter bypass $case: its shell command did not run");
 }
@@ -253,56 +269,60 @@ is(scratch_databases(), '0', 'no scratch database is left after the failures');
 
 # The connection the programs use: when refused, the failure names pg_hba.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_conninfo = 'host=127.0.0.1 port=1 connect_timeout=5'});
-$node->reload;
-like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*could not connect to the scratch database with adr_ops.verify_conninfo: .*pg_hba.conf needs a line that accepts that connection/s,
+reload_settled();
+like(verify("$dir/custom.dump"), qr/^failed\|custom\|.*could not connect to the scratch database as its restore role "adr_verify_\d+_\d+" \(with a password; pg_hba.conf must accept .*or set adr_ops.verify_conninfo\): .*connection to server/s,
     'a refused connection names the pg_hba line it needs');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
-$node->reload;
+reload_settled();
 is(scratch_databases(), '0', 'the scratch database is dropped after a refused connection');
 
 # Free space: a restore stops when the data directory's file system has
 # less than adr_ops.verify_min_free_space free.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET adr_ops.verify_min_free_space = '2000TB'});
-$node->reload;
+reload_settled();
 like(verify("$dir/custom.dump"), qr/^failed\|custom\|\|\|disk space: \d+ MB are free on the file system of the data directory, less than adr_ops.verify_min_free_space \(2097152000 MB\); the restore was stopped$/,
     'a restore stops below adr_ops.verify_min_free_space');
 like(verify("$dir/plain.sql.gz"), qr/^failed\|plain.gz\|\|\|disk space: /, '... also a plain one');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_min_free_space});
-$node->reload;
+reload_settled();
 is(scratch_databases(), '0', 'the scratch database is dropped after the disk check stopped it');
 
-# A restore role that is neither superuser nor CREATEDB: the scratch
-# database is handed to it, and the dump's SQL has only its rights.
-$node->safe_psql('postgres', q{CREATE ROLE restorer LOGIN NOSUPERUSER NOCREATEDB});
+# The restore runs as a role of its own that is neither superuser nor
+# CREATEDB nor a member of anything: the dump's SQL has only its rights.
+# adr_ops.verify_conninfo says where to connect; a user in it is ignored.
 $node->command_ok([ 'pg_dump', '--no-owner', '--no-privileges', '-d', $connstr, '-f', "$dir/noowner.sql" ],
     'pg_dump --no-owner');
 {
-    my $sql = slurp_file("$dir/noowner.sql");
+    my $sql = slurp_file("$dir/plain.sql");
     $sql =~ s/^(SET client_encoding[^\n]*\n)/$1COPY (SELECT 1) TO PROGRAM 'touch $dir\/pwned_program';\n/m or die;
     PostgreSQL::Test::Utils::append_to_file("$dir/program.sql", $sql);
-    $sql = slurp_file("$dir/noowner.sql");
+    $sql = slurp_file("$dir/plain.sql");
     $sql =~ s/^(SET client_encoding[^\n]*\n)/$1DROP DATABASE source;\n/m or die;
     PostgreSQL::Test::Utils::append_to_file("$dir/dropdb.sql", $sql);
 }
 {
     my ($host, $port) = ($node->host, $node->port);
     $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.verify_conninfo = 'host=$host port=$port user=restorer'});
-    $node->reload;
+    reload_settled();
 }
-is(verify("$dir/custom.dump"), 'passed|custom|2|2500|', 'a custom dump restores through a non-superuser role');
+is(verify("$dir/custom.dump"), 'passed|custom|2|2500|', 'a custom dump restores through adr_ops.verify_conninfo');
 like($node->safe_psql('postgres', q{SELECT detail FROM adr_ops.backup_verifications ORDER BY id DESC LIMIT 1}),
-    qr/restored as role restorer/, '... which owned the scratch database');
-is(verify("$dir/noowner.sql"), 'passed|plain|3|2500|', 'a plain dump without owners restores through it');
-like(verify("$dir/program.sql"), qr/^failed\|plain\|\|\|the restore with psql failed .*must be superuser or have privileges of the pg_execute_server_program role to COPY/s,
+    qr/adr_ops.verify_conninfo's user is ignored; restored as role adr_verify_\d+_\d+;/,
+    '... as the role of the verification, not the user it names');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
+reload_settled();
+is(verify("$dir/noowner.sql"), 'passed|plain|3|2500|', 'a plain dump without owners restores');
+is(verify("$dir/plain.sql"), 'passed|plain|2|2500|', 'a plain dump with owners restores: its owner changes are skipped');
+like(verify("$dir/program.sql"), qr/^failed\|plain\|\|\|the restore with psql failed \(exit status 3, SQLSTATE 42501\)/,
     'the restore role cannot COPY TO PROGRAM');
 ok(!-e "$dir/pwned_program", '... and the program did not run');
-like(verify("$dir/dropdb.sql"), qr/^failed\|plain\|\|\|the restore with psql failed .*must be owner of database source/s,
+like(verify("$dir/dropdb.sql"), qr/^failed\|plain\|\|\|the restore with psql failed \(exit status 3, SQLSTATE 42501\)/,
     'the restore role cannot drop a live database');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname = 'source'}), '1',
     '... which still exists');
-$node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.verify_conninfo});
-$node->reload;
-is(scratch_databases(), '0', 'the scratch databases of the restore role are dropped');
+is(scratch_databases(), '0', 'the scratch databases are dropped');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_roles WHERE rolname LIKE 'adr\\_verify\\_%'}), '0',
+    '... and their roles');
 
 # The default connection rejected by pg_hba.conf: the failure names the
 # line that would allow it.
@@ -314,14 +334,14 @@ is(scratch_databases(), '0', 'the scratch databases of the restore role are drop
     open my $fh, '>', $hba or die;
     print $fh "local adr_verify_${dboid}_$next all reject\n" . $orig;
     close $fh;
-    $node->reload;
+    reload_settled();
     like(verify("$dir/custom.dump"),
-        qr/^failed\|custom\|.*could not connect to the scratch database as "\w+": .*pg_hba.conf rejects connection.*; the server's pg_hba.conf needs a line such as "local all \w+ peer" near its top/s,
+        qr/^failed\|custom\|.*could not connect to the scratch database as its restore role "adr_verify_\d+_\d+" \(with a password; pg_hba.conf must accept .*\): .*pg_hba.conf rejects connection/s,
         'a connection pg_hba.conf rejects names the line it needs');
     open $fh, '>', $hba or die;
     print $fh $orig;
     close $fh;
-    $node->reload;
+    reload_settled();
     is(scratch_databases(), '0', 'the scratch database is dropped after a rejected connection');
 }
 
@@ -343,7 +363,7 @@ make_path("$dir/allowed");
 copy("$dir/custom.dump", "$dir/allowed/ok.dump") or die;
 symlink("$dir/custom.dump", "$dir/allowed/link.dump") or die;
 $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.backup_directories = '$dir/allowed'});
-$node->reload;
+reload_settled();
 ($ret, $out, $err) = $node->psql('postgres',
     qq{SELECT status FROM adr_ops.adr_verify_backup('$dir/allowed/ok.dump')}, extra_params => [ '-U', 'reader' ]);
 is($out, 'passed', 'a member of both roles verifies inside adr_ops.backup_directories');
@@ -357,10 +377,10 @@ like($err, qr/path ".*link.dump" is outside adr_ops.backup_directories/, 'a syml
     qq{SET adr_ops.backup_directories = '/'}, extra_params => [ '-U', 'reader' ]);
 like($err, qr/permission denied to set parameter "adr_ops.backup_directories"/, 'only superusers set the directories');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET adr_ops.backup_directories});
-$node->reload;
+reload_settled();
 
 # NULL path: adr_ops.backup_path, a glob whose newest match wins.
-utime(time - 60, time - 60, "$dir/allowed/ok.dump");
+utime(time - 3600, time - 3600, "$dir/allowed/ok.dump");
 like($node->safe_psql('postgres', qq{
         SET adr_ops.backup_path = '$dir/allowed/*.dump';
         SELECT path || ' ' || status FROM adr_ops.adr_verify_backup(NULL)}),
@@ -442,14 +462,14 @@ like($node->safe_psql('postgres', q{
 
 # The scheduler task verifies adr_ops.backup_path.
 $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.backup_path = '$dir/custom.dump'});
-$node->reload;
+reload_settled();
 my $run = $node->safe_psql('postgres', q{SELECT id FROM adr_ops.adr_run_task('verify_backup')});
 ok($node->poll_query_until('postgres', qq{SELECT status <> 'running' FROM adr_ops.task_runs WHERE id = $run}),
     'the verify_backup task runs');
 like($node->safe_psql('postgres', qq{SELECT status || ' ' || detail FROM adr_ops.task_runs WHERE id = $run}),
     qr/^succeeded verification \d+ of .*custom.dump passed: 2 tables, 2500 rows$/, 'the task records the verification');
 $node->safe_psql('postgres', qq{ALTER SYSTEM SET adr_ops.backup_path = '$dir/empty.sql'});
-$node->reload;
+reload_settled();
 $run = $node->safe_psql('postgres', q{SELECT id FROM adr_ops.adr_run_task('verify_backup')});
 ok($node->poll_query_until('postgres', qq{SELECT status <> 'running' FROM adr_ops.task_runs WHERE id = $run}),
     'the failing verify_backup task runs');

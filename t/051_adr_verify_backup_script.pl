@@ -138,6 +138,35 @@ is($ret, 3, 'a timeout is UNKNOWN');
 like($out, qr/^ADR_VERIFY_BACKUP UNKNOWN - timed out or interrupted$/m, '... saying so');
 is(scratch(), '0', 'the trap dropped the scratch database');
 
+# The dump never runs as a superuser: a CHECK constraint that tries to
+# escalate runs as the script's restore role; the dump's extension is
+# created first; the role and the database are dropped.
+$node->safe_psql('postgres', q{CREATE ROLE mallory LOGIN; CREATE DATABASE mallorydb OWNER mallory});
+$node->safe_psql('mallorydb', q{
+    SET ROLE mallory;
+    CREATE FUNCTION public.escalate(i int) RETURNS boolean LANGUAGE plpgsql AS $f$
+    BEGIN
+        BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+        RETURN true;
+    END $f$;
+    CREATE TABLE datasets (id int CHECK (public.escalate(id)));
+    INSERT INTO datasets VALUES (1);
+    CREATE EXTENSION citext;
+    CREATE TABLE names (n citext);
+    INSERT INTO names VALUES ('a');});
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('mallorydb'), '-f', "$dir/mallory.sql" ], 'pg_dump mallory plain');
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('mallorydb'), '-f', "$dir/mallory.dump" ], 'pg_dump mallory custom');
+for my $f ('mallory.sql', 'mallory.dump')
+{
+    ($ret, $out, $err) = run_script("$dir/$f");
+    is($ret, 0, "$f: passes");
+    like($out, qr/restored 2 tables, 2 rows; checks passed/, "$f: ... with its extension's table");
+    is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}), 'f',
+        "$f: mallory did not become a superuser");
+}
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_roles WHERE rolname LIKE 'adr\_verify\_%'}), '0',
+    'the restore roles are dropped');
+
 # The extension's own verification works without shared_preload_libraries
 # (a dynamic background worker), on the dumps the script verified.
 $node->safe_psql('postgres', 'CREATE EXTENSION adr_ops');
