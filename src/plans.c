@@ -29,6 +29,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type_d.h"
 #include "commands/prepare.h"
+#include "common/md5.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -48,6 +49,101 @@
 #include "adr_ops.h"
 
 PG_FUNCTION_INFO_V1(adr_explain);
+PG_FUNCTION_INFO_V1(adr_plan_shape);
+PG_FUNCTION_INFO_V1(adr_plan_fingerprint);
+
+/* What a plan's shape is made of, in this order; costs and rows are not. */
+static const char *const pl_shape_keys[] = {
+	"Node Type", "Join Type", "Strategy", "Relation Name", "Index Name"
+};
+
+/*
+ * Append the shape of one plan node: its shape keys' values separated by
+ * spaces, then each child of "Plans" in parentheses, in order (the join
+ * order).  Recursion is as deep as the plan.
+ */
+static void
+pl_shape(JsonbContainer *node, StringInfo out)
+{
+	JsonbValue	v;
+	JsonbValue *plans;
+	bool		first = true;
+	int			i;
+
+	check_stack_depth();
+	for (i = 0; i < lengthof(pl_shape_keys); i++)
+	{
+		const char *key = pl_shape_keys[i];
+
+		if (getKeyJsonValueFromContainer(node, key, strlen(key), &v) != NULL &&
+			v.type == jbvString)
+		{
+			if (!first)
+				appendStringInfoChar(out, ' ');
+			appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
+			first = false;
+		}
+	}
+	plans = getKeyJsonValueFromContainer(node, "Plans", 5, NULL);
+	if (plans != NULL && plans->type == jbvBinary && JsonContainerIsArray(plans->val.binary.data))
+	{
+		JsonbContainer *arr = plans->val.binary.data;
+		uint32		n = JsonContainerSize(arr);
+		uint32		j;
+
+		for (j = 0; j < n; j++)
+		{
+			JsonbValue *child = getIthJsonbValueFromContainer(arr, j);
+
+			if (child == NULL || child->type != jbvBinary ||
+				!JsonContainerIsObject(child->val.binary.data))
+				continue;
+			appendStringInfoString(out, " (");
+			pl_shape(child->val.binary.data, out);
+			appendStringInfoChar(out, ')');
+		}
+	}
+}
+
+/* The shape of a plan: of its "Plan" when it has one, else of itself. */
+static char *
+pl_plan_shape(Jsonb *plan)
+{
+	StringInfoData out;
+	JsonbContainer *root = &plan->root;
+	JsonbValue	v;
+
+	initStringInfo(&out);
+	if (!JsonContainerIsObject(root))
+		return out.data;
+	if (getKeyJsonValueFromContainer(root, "Plan", 4, &v) != NULL &&
+		v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+		root = v.val.binary.data;
+	pl_shape(root, &out);
+	return out.data;
+}
+
+/* adr_ops._plan_shape(plan jsonb) returns text */
+Datum
+adr_plan_shape(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(pl_plan_shape(PG_GETARG_JSONB_P(0))));
+}
+
+/* adr_ops.adr_plan_fingerprint(plan jsonb) returns text: md5 of the shape */
+Datum
+adr_plan_fingerprint(PG_FUNCTION_ARGS)
+{
+	char	   *shape = pl_plan_shape(PG_GETARG_JSONB_P(0));
+	char		hex[33];
+	const char *errstr = NULL;
+
+	if (!pg_md5_hash(shape, strlen(shape), hex, &errstr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute the plan fingerprint: %s", errstr)));
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
 
 /* Is this parsed statement a SELECT that reads only?  Sets *why when not. */
 static bool

@@ -65,6 +65,8 @@
 
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_type_d.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -686,6 +688,20 @@ sl_slow_put(LogScan *scan, const LogEntry *entry)
 		while (*plan == ' ' || *plan == '\n' || *plan == '\t')
 			plan++;
 		if (*plan == '{')
+		{
+			JsonLexContext *lex;
+
+			/*
+			 * An entry still being written, or cut off by the reading limit,
+			 * holds part of a plan: no plan then (the collector reads it
+			 * again, whole, next time).
+			 */
+			lex = makeJsonLexContextCstringLen((char *) plan, strlen(plan),
+											   GetDatabaseEncoding(), false);
+			if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+				plan = NULL;
+		}
+		if (plan != NULL && *plan == '{')
 		{
 			/* keys are exact in EXPLAIN's JSON: quotes in values are escaped */
 			if (sl_json_string(plan, "Query Text", &scan->plantext))

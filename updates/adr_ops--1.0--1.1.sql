@@ -1499,32 +1499,17 @@ GRANT EXECUTE ON FUNCTION adr_ops.adr_slow_log_counts(timestamptz) TO pg_monitor
 -- The shape of a plan: node types, join types, aggregate strategies,
 -- relations and indexes, children in order (the join order).  Costs, row
 -- counts, times, filters' constants and output columns are left out, so
--- the same plan run with other values has the same shape.
-CREATE FUNCTION adr_ops._plan_shape(node jsonb) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    shape text;
-    child jsonb;
-BEGIN
-    shape := concat_ws(' ', node ->> 'Node Type', node ->> 'Join Type', node ->> 'Strategy',
-                       node ->> 'Relation Name', node ->> 'Index Name');
-    FOR child IN SELECT c FROM jsonb_array_elements(coalesce(node -> 'Plans', '[]')) c LOOP
-        shape := shape || ' (' || adr_ops._plan_shape(child) || ')';
-    END LOOP;
-    RETURN shape;
-END
-$$;
+-- the same plan run with other values has the same shape.  In C: the
+-- collector computes it for every plan it stores.
+CREATE FUNCTION adr_ops._plan_shape(plan jsonb) RETURNS text
+AS 'MODULE_PATHNAME', 'adr_plan_shape'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION adr_ops._plan_shape(jsonb) IS
-    'API: private. The node types, relations, indexes and join order of a plan node, as text';
+    'API: private. The node types, relations, indexes and join order of a plan, as text';
 
 CREATE FUNCTION adr_ops.adr_plan_fingerprint(plan jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT md5(adr_ops._plan_shape(coalesce(plan -> 'Plan', plan)))
-$$;
+AS 'MODULE_PATHNAME', 'adr_plan_fingerprint'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION adr_ops.adr_plan_fingerprint(jsonb) IS
     'md5 of a JSON plan''s shape (node types, relations, indexes, join order; not costs or row counts)';
 
@@ -1569,11 +1554,11 @@ BEGIN
     pos := greatest(pos, cutoff);
     INSERT INTO adr_ops.query_plans
            (queryid, fingerprint, duration_ms, plan, source, database, user_name, pid, logged_at)
-    SELECT l.queryid, adr_ops.adr_plan_fingerprint(l.plan::jsonb), l.duration_ms, l.plan::jsonb,
+    SELECT l.queryid, adr_ops.adr_plan_fingerprint(l.j), l.duration_ms, l.j,
            'auto_explain', l.database, l.user_name, l.pid, l.log_time
-      FROM adr_ops.adr_slow_log(pos) l
-     WHERE l.plan LIKE '{%' AND l.log_time IS NOT NULL
-       AND NOT EXISTS (SELECT FROM adr_ops.query_plans p
+      FROM (SELECT s.*, s.plan::jsonb AS j FROM adr_ops.adr_slow_log(pos) s
+             WHERE s.plan LIKE '{%' AND s.log_time IS NOT NULL OFFSET 0) l
+     WHERE NOT EXISTS (SELECT FROM adr_ops.query_plans p
                         WHERE p.logged_at = l.log_time AND p.source = 'auto_explain'
                           AND p.pid IS NOT DISTINCT FROM l.pid AND p.duration_ms = l.duration_ms);
     GET DIAGNOSTICS stored = ROW_COUNT;
