@@ -44,6 +44,18 @@ SELECT CASE kind WHEN 'toast' THEN 'TOAST of ' || table_name ELSE relname END AS
        method, bloat_pct < 3 AS no_bloat, error_pct, suggestion
   FROM adr_ops.adr_bloat_report(0, 'sample', 'p%')
  ORDER BY rel;
+-- The size is read from the file without the relation's cache entry:
+-- the same as pg_relation_size() for tables, indexes, TOAST, mapped and
+-- shared catalogs; NULL for what has no file.
+SELECT s.rel, s.same
+  FROM (SELECT CASE WHEN c.relkind = 't' THEN 'TOAST of bloat_t' ELSE c.relname::text END AS rel,
+               adr_ops._bloat_size(c.oid) = pg_relation_size(c.oid) AS same
+          FROM pg_class c
+         WHERE c.oid IN ('bloat_t'::regclass, 'bloat_t_pkey'::regclass, 'pg_class'::regclass,
+                         'pg_authid'::regclass, 'pg_database'::regclass, 'pg_class_oid_index'::regclass,
+                         (SELECT reltoastrelid FROM pg_class WHERE relname = 'bloat_t'))) s
+ ORDER BY s.rel COLLATE "C";
+SELECT adr_ops._bloat_size('pg_stats'::regclass) AS view_size;
 -- min_bytes leaves out the small ones; an unknown schema gives nothing.
 SELECT count(*) FROM adr_ops.adr_bloat_report(10 * 1024 * 1024, 'exact', 'public');
 SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'no_such_schema');
@@ -84,6 +96,19 @@ SELECT method, bloat_pct > 70 AS mostly_free, suggestion FROM adr_ops.adr_bloat(
 SELECT relname, method, bloat_pct > 50 AS bloated, suggestion
   FROM adr_ops.adr_bloat_report(0, 'exact', 'public')
  WHERE kind = 'index' ORDER BY relname;
+
+-- Page reads stop at adr_ops.bloat_report_timeout, largest relation first:
+-- the relations not reached are listed, with no figures.
+SHOW adr_ops.bloat_report_timeout;
+SET adr_ops.bloat_report_timeout = '1ms';
+SELECT count(*) FILTER (WHERE method = 'skipped: adr_ops.bloat_report_timeout reached') > 0 AS some_skipped,
+       bool_and(bloat_pct IS NULL AND bloat_bytes IS NULL AND total_bytes IS NOT NULL)
+           FILTER (WHERE method LIKE 'skipped%') AS skipped_without_figures,
+       count(*) = (SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'public')) AS all_listed
+  FROM adr_ops.adr_bloat_report(0, 'exact', 'public');
+RESET adr_ops.bloat_report_timeout;
+SELECT count(*) FILTER (WHERE method LIKE 'skipped%') AS skipped
+  FROM adr_ops.adr_bloat_report(0, 'exact', 'public');
 
 -- Every row rewritten since ANALYZE: the widths it measured may no longer
 -- hold.
@@ -171,6 +196,59 @@ SELECT * FROM adr_ops.adr_bloat('bloat_seq', 'estimate');
 -- The page reader checks the kind again (the SQL above checked first).
 SELECT * FROM adr_ops._bloat_scan('bloat_seq'::regclass, true, 0);
 
+-- The estimate's cost does not grow with the number of other relations:
+-- the catalog rows it reads (tuples returned by scans of the catalogs
+-- and their indexes, from this transaction's statistics counters) for
+-- one table and one index are the same with 10 and with 300 tables
+-- beside them; the report's grow by a bounded number per relation.
+CREATE FUNCTION pg_temp.catalog_rows_read(sql text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cats oid[] := ARRAY(SELECT c.oid FROM pg_class c
+                         WHERE c.relnamespace = 'pg_catalog'::regnamespace
+                           AND c.relkind IN ('r', 'i'));
+    before bigint;
+BEGIN
+    EXECUTE sql;   -- warm the caches first
+    SELECT sum(pg_stat_get_xact_tuples_returned(o) + pg_stat_get_xact_tuples_fetched(o))
+      INTO before FROM unnest(cats) o;
+    EXECUTE sql;
+    RETURN (SELECT sum(pg_stat_get_xact_tuples_returned(o) + pg_stat_get_xact_tuples_fetched(o))
+              FROM unnest(cats) o) - before;
+END $$;
+CREATE SCHEMA bloat_many;
+CREATE FUNCTION pg_temp.make_tables(n int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN (SELECT count(*) + 1 FROM pg_class WHERE relnamespace = 'bloat_many'::regnamespace AND relkind = 'r') .. n LOOP
+        EXECUTE format('CREATE TABLE bloat_many.m_%s (id int PRIMARY KEY, v text, n int)', i);
+        EXECUTE format('CREATE INDEX ON bloat_many.m_%s (n)', i);
+        EXECUTE format('INSERT INTO bloat_many.m_%s SELECT g, md5(g::text), g %% 7 FROM generate_series(1, 50) g', i);
+        EXECUTE format('ANALYZE bloat_many.m_%s', i);
+    END LOOP;
+END $$;
+SELECT pg_temp.make_tables(10);
+CREATE TEMP TABLE bloat_reads AS
+SELECT 10 AS tables,
+       pg_temp.catalog_rows_read($$SELECT adr_ops.adr_bloat('bloat_many.m_1', 'estimate')$$) AS one_table,
+       pg_temp.catalog_rows_read($$SELECT adr_ops.adr_bloat('bloat_many.m_1_pkey', 'estimate')$$) AS one_index,
+       pg_temp.catalog_rows_read($$SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'bloat_many')$$) AS report,
+       (SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'bloat_many')) AS report_rows;
+SELECT pg_temp.make_tables(300);
+INSERT INTO bloat_reads
+SELECT 300,
+       pg_temp.catalog_rows_read($$SELECT adr_ops.adr_bloat('bloat_many.m_1', 'estimate')$$),
+       pg_temp.catalog_rows_read($$SELECT adr_ops.adr_bloat('bloat_many.m_1_pkey', 'estimate')$$),
+       pg_temp.catalog_rows_read($$SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'bloat_many')$$),
+       (SELECT count(*) FROM adr_ops.adr_bloat_report(0, 'estimate', 'bloat_many'));
+-- Without the 10 first warm-up calls' noise: at most 20 rows more.
+SELECT a.one_table < 500 AS few, b.one_table <= a.one_table + 20 AS table_bounded,
+       b.one_index <= a.one_index + 20 AS index_bounded,
+       (b.report - a.report) / (b.report_rows - a.report_rows) < 500 AS report_linear,
+       a.report_rows, b.report_rows
+  FROM bloat_reads a, bloat_reads b WHERE a.tables = 10 AND b.tables = 300;
+SET client_min_messages = warning;
+DROP SCHEMA bloat_many CASCADE;
+RESET client_min_messages;
+
 -- Privileges.  PUBLIC may not call the report.
 CREATE ROLE bloat_nobody;
 SET ROLE bloat_nobody;
@@ -188,6 +266,9 @@ CREATE ROLE bloat_reader;
 GRANT USAGE ON SCHEMA adr_ops TO bloat_reader;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_bloat(regclass, text), adr_ops._bloat_row(oid, text, bigint, bool),
       adr_ops._bloat_scan(oid, bool, bigint), adr_ops._bloat_estimate(oid),
+      adr_ops._bloat_estimates(oid[], bigint[]), adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4,
+          float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint,
+          bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]),
       adr_ops._bloat_size(oid) TO bloat_reader;
 GRANT SELECT ON bloat_t TO bloat_reader;
 SET ROLE bloat_reader;
@@ -196,6 +277,9 @@ SELECT * FROM adr_ops.adr_bloat('bloat_t', 'exact');
 RESET ROLE;
 REVOKE ALL ON FUNCTION adr_ops.adr_bloat(regclass, text), adr_ops._bloat_row(oid, text, bigint, bool),
       adr_ops._bloat_scan(oid, bool, bigint), adr_ops._bloat_estimate(oid),
+      adr_ops._bloat_estimates(oid[], bigint[]), adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4,
+          float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint,
+          bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]),
       adr_ops._bloat_size(oid) FROM bloat_reader;
 REVOKE ALL ON SCHEMA adr_ops FROM bloat_reader;
 REVOKE ALL ON bloat_t FROM bloat_reader;

@@ -42,6 +42,7 @@ extern void adr_capacity_init(void);
 
 /* bloat.c */
 extern int	adr_ops_bloat_sample_pages;
+extern int	adr_ops_bloat_report_timeout;
 
 extern void adr_bloat_init(void);
 

@@ -70,6 +70,7 @@
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_class_d.h"
+#include "catalog/pg_tablespace_d.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -78,11 +79,13 @@
 #include "storage/freespace.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
+#include "storage/smgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relmapper.h"
 #include "utils/sampling.h"
 #include "utils/syscache.h"
 
@@ -96,6 +99,7 @@ PG_FUNCTION_INFO_V1(adr_bloat_size);
 
 /* How many pages mode "sample" reads at most (adr_ops.bloat_sample_pages). */
 int			adr_ops_bloat_sample_pages = 3000;
+int			adr_ops_bloat_report_timeout = 60000;
 
 /* Two-sided 95% quantile of the normal distribution. */
 #define BL_Z95				1.96
@@ -137,6 +141,19 @@ adr_bloat_init(void)
 							INT_MAX / 2,
 							PGC_USERSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("adr_ops.bloat_report_timeout",
+							"Sets how long the bloat report may read pages in sample or exact mode.",
+							"Relations not reached by then are listed with the method "
+							"\"skipped: adr_ops.bloat_report_timeout reached\" and no figures.  "
+							"0 means no limit.",
+							&adr_ops_bloat_report_timeout,
+							60000,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 
@@ -624,27 +641,62 @@ adr_bloat_scan(PG_FUNCTION_ARGS)
  * or gone.  pg_relation_size() would wait for the lock.  An unlogged
  * relation during recovery has no main fork: 0, as pg_relation_size()
  * says.
+ *
+ * The estimate report asks it for every relation it lists, so it does not
+ * build the relation's relcache entry (its attributes, indexes, rules: most
+ * of the time pg_relation_size() takes for a relation not yet cached): the
+ * file is found from the pg_class row, as the relcache would
+ * (RelationInitPhysicalAddr), and its blocks counted through smgr.  Other
+ * sessions' temporary relations and our own (their backend) go through
+ * the relcache.  We hold AccessShareLock while counting, so the file
+ * cannot be swapped or dropped meanwhile.
  */
 Datum
 adr_bloat_size(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
-	Relation	rel;
+	HeapTuple	tuple;
+	Form_pg_class form;
 	int64		size = -1;
 
 	if (!ConditionalLockRelationOid(relid, AccessShareLock))
 		PG_RETURN_NULL();
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
 	{
 		UnlockRelationOid(relid, AccessShareLock);
 		PG_RETURN_NULL();
 	}
-	rel = relation_open(relid, NoLock);
-	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
-		rel->rd_rel->relkind != RELKIND_PARTITIONED_INDEX &&
-		RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
-		size = bl_unlogged_in_recovery(rel) ? 0 : (int64) RelationGetNumberOfBlocks(rel) * BLCKSZ;
-	relation_close(rel, AccessShareLock);
+	form = (Form_pg_class) GETSTRUCT(tuple);
+
+	if (!RELKIND_HAS_STORAGE(form->relkind) ||
+		form->relkind == RELKIND_PARTITIONED_TABLE ||
+		form->relkind == RELKIND_PARTITIONED_INDEX)
+		size = -1;
+	else if (form->relpersistence == RELPERSISTENCE_UNLOGGED && RecoveryInProgress())
+		size = 0;
+	else if (form->relpersistence == RELPERSISTENCE_TEMP)
+	{
+		Relation	rel = relation_open(relid, NoLock);
+
+		size = (int64) RelationGetNumberOfBlocks(rel) * BLCKSZ;
+		relation_close(rel, NoLock);
+	}
+	else
+	{
+		RelFileNode rnode;
+		SMgrRelation srel;
+
+		rnode.spcNode = OidIsValid(form->reltablespace) ? form->reltablespace : MyDatabaseTableSpace;
+		rnode.dbNode = form->reltablespace == GLOBALTABLESPACE_OID ? InvalidOid : MyDatabaseId;
+		rnode.relNode = OidIsValid(form->relfilenode) ? form->relfilenode
+			: RelationMapOidToFilenode(relid, form->relisshared);
+		srel = smgropen(rnode, InvalidBackendId);
+		size = (int64) smgrnblocks(srel, MAIN_FORKNUM) * BLCKSZ;
+		/* (an SMgrRelation the relcache does not own closes at end of transaction) */
+	}
+	ReleaseSysCache(tuple);
+	UnlockRelationOid(relid, AccessShareLock);
 
 	if (size < 0)
 		PG_RETURN_NULL();

@@ -36,10 +36,9 @@ COMMENT ON FUNCTION adr_ops._bloat_size(oid) IS
 REVOKE ALL ON FUNCTION adr_ops._bloat_size(oid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._bloat_size(oid) TO pg_monitor;
 
--- API: private.  Mode estimate for one table, materialized view, TOAST
--- table or btree index; same columns as _bloat_scan.  Runs as the caller:
--- pg_stats shows a column's statistics only to roles that may read the
--- column, and a role that cannot gets "no access to pg_stats".
+-- API: private.  Mode estimate, the arithmetic: one relation's figures from
+-- what _bloat_estimates() read for it in its one pass over the catalogs
+-- and statistics (no query here).  Same columns as _bloat_scan.
 --
 -- The pages are the file's (without waiting for a lock; relpages if the
 -- relation is locked).  A heap: tuple width from pg_stats (avg_width is the width as stored:
@@ -63,22 +62,31 @@ GRANT EXECUTE ON FUNCTION adr_ops._bloat_size(oid) TO pg_monitor;
 -- predicates (their entries are not in pg_stats' columns), a non-unique
 -- btree with duplicate keys (deduplication packs them, by an amount the
 -- statistics do not tell), TOAST tables (never analyzed).
-CREATE FUNCTION adr_ops._bloat_estimate(rel oid,
+--
+-- c: the relation (pg_class, its access method, the main fork's bytes);
+-- i: its pg_index row (NULL unless an index); t: the table whose
+-- statistics count (itself, or the index's table; NULL if gone) with its
+-- pg_stat counters; the stored columns in order (every live column of a
+-- table, the key and INCLUDE columns of an index), NULL widths where
+-- pg_stats has no row; no_access: the caller may not read one of them.
+CREATE FUNCTION adr_ops._bloat_estimate_calc(
+    c_found bool, relkind "char", amname name, relpersistence "char",
+    relpages int4, reltuples float4, reloptions text[], size bigint,
+    i_found bool, indisunique bool, indisvalid bool, has_expr bool,
+    has_pred bool, has_include bool,
+    t_found bool, t_reltuples float4, n_live_tup bigint, n_dead_tup bigint,
+    n_mod_since_analyze bigint, no_access bool, ncols int,
+    attlens int2[], attaligns "char"[], avg_widths int4[], null_fracs float4[],
+    n_distincts float4[],
     OUT total_bytes bigint, OUT bloat_bytes bigint, OUT bloat_pct float8,
     OUT dead_pct float8, OUT free_pct float8, OUT method text,
     OUT error_pct float8, OUT vacuum_pct float8)
 RETURNS record
-LANGUAGE plpgsql STRICT VOLATILE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     bs int := current_setting('block_size')::int;
-    c record;
-    t record;
-    a record;
-    idx_keys int2[] := '{}';
-    idx_unique bool := false;
-    idx_include bool := false;
     ff int;
     hdr numeric;
     off numeric := 0;
@@ -87,129 +95,99 @@ DECLARE
     per_page numeric;
     pages numeric;
     leaves numeric;
-    ncols int := 0;
     nstats int := 0;
-    table_oid oid := rel;
     distinct_key bool := false;
     live numeric;
     actual numeric;
+    attlen int2;
+    attalign "char";
+    avg_width int4;
+    null_frac float4;
+    n_distinct float4;
 BEGIN
-    SELECT cl.oid, cl.relname, cl.relkind, cl.relpages, cl.reltuples, cl.reloptions,
-           cl.relpersistence, am.amname
-      INTO c
-      FROM pg_class cl LEFT JOIN pg_am am ON am.oid = cl.relam
-     WHERE cl.oid = rel;
-    IF NOT FOUND THEN
+    IF NOT c_found THEN
         method := 'relation no longer exists';
         RETURN;
     END IF;
     -- On a hot standby an unlogged relation has no main fork, no pages.
-    IF c.relpersistence = 'u' AND pg_is_in_recovery() THEN
+    IF relpersistence = 'u' AND pg_is_in_recovery() THEN
         method := 'unlogged relation during recovery';
         RETURN;
     END IF;
-    total_bytes := coalesce(adr_ops._bloat_size(rel), c.relpages::bigint * bs);
+    total_bytes := coalesce(size, relpages::bigint * bs);
 
-    IF c.relkind = 't' THEN
+    IF relkind = 't' THEN
         method := 'no statistics (TOAST tables are not analyzed)';
         RETURN;
-    ELSIF c.relkind = 'i' AND c.amname IS DISTINCT FROM 'btree' THEN
-        method := format('unsupported: %s index', c.amname);
+    ELSIF relkind = 'i' AND amname IS DISTINCT FROM 'btree' THEN
+        method := format('unsupported: %s index', amname);
         RETURN;
-    ELSIF c.relkind IN ('r', 'm') AND c.amname IS DISTINCT FROM 'heap' THEN
-        method := format('unsupported: table access method %s', c.amname);
+    ELSIF relkind IN ('r', 'm') AND amname IS DISTINCT FROM 'heap' THEN
+        method := format('unsupported: table access method %s', amname);
         RETURN;
     END IF;
 
-    -- The table whose statistics count: itself, or the index's table.
-    IF c.relkind = 'i' THEN
-        SELECT i.indrelid, i.indisunique, i.indisvalid, i.indexprs IS NOT NULL AS has_expr,
-               i.indpred IS NOT NULL AS has_pred, i.indkey::int2[] AS keys,
-               i.indnkeyatts < i.indnatts AS has_include
-          INTO a FROM pg_index i WHERE i.indexrelid = rel;
-        IF NOT FOUND THEN
+    IF relkind = 'i' THEN
+        IF NOT i_found THEN
             method := 'relation no longer exists';
             RETURN;
-        ELSIF a.has_expr THEN
+        ELSIF has_expr THEN
             method := 'expression index';
             RETURN;
-        ELSIF a.has_pred THEN
+        ELSIF has_pred THEN
             method := 'partial index';
             RETURN;
-        ELSIF NOT a.indisvalid THEN
+        ELSIF NOT indisvalid THEN
             method := 'invalid index';
             RETURN;
         END IF;
-        table_oid := a.indrelid;
-        idx_keys := a.keys;
-        idx_unique := a.indisunique;
-        idx_include := a.has_include;
     END IF;
-    SELECT cl.oid, cl.relname, cl.reltuples, n.nspname,
-           st.n_live_tup, st.n_dead_tup, st.n_mod_since_analyze
-      INTO t
-      FROM pg_class cl
-      JOIN pg_namespace n ON n.oid = cl.relnamespace
-      LEFT JOIN pg_stat_all_tables st ON st.relid = cl.oid
-     WHERE cl.oid = table_oid;
-    IF NOT FOUND THEN
+    IF NOT t_found THEN
         method := 'relation no longer exists';
         RETURN;
     END IF;
 
-    IF EXISTS (SELECT FROM pg_attribute at
-                WHERE at.attrelid = t.oid AND NOT at.attisdropped AND at.attnum > 0
-                  AND (c.relkind <> 'i' OR at.attnum = ANY (idx_keys))
-                  AND NOT has_column_privilege(t.oid, at.attnum, 'SELECT')) THEN
+    IF no_access THEN
         method := 'no access to pg_stats';
         RETURN;
     END IF;
     -- Never vacuumed nor analyzed.  (A table analyzed once has pg_stats
     -- rows even after the statistics counters were reset, which clears
-    -- last_analyze: the column loop below decides.)
-    IF c.reltuples < 0 THEN
+    -- last_analyze: the columns below decide.)
+    IF reltuples < 0 THEN
         method := 'no statistics';
         RETURN;
     END IF;
-    live := CASE WHEN coalesce(t.n_live_tup, 0) + coalesce(t.n_dead_tup, 0) > 0
-                 THEN t.n_live_tup ELSE greatest(t.reltuples, 0) END;
+    live := CASE WHEN coalesce(n_live_tup, 0) + coalesce(n_dead_tup, 0) > 0
+                 THEN n_live_tup ELSE greatest(t_reltuples, 0) END;
     actual := ceil(total_bytes::numeric / bs);
 
-    -- The columns stored: every live column of a table, the key and
-    -- INCLUDE columns of an index.
-    FOR a IN
-        SELECT at.attname, at.attlen, at.attalign,
-               ps.avg_width, ps.null_frac, ps.n_distinct
-          FROM pg_attribute at
-          LEFT JOIN pg_stats ps ON ps.schemaname OPERATOR(pg_catalog.=) t.nspname
-                               AND ps.tablename OPERATOR(pg_catalog.=) t.relname
-                               AND ps.attname OPERATOR(pg_catalog.=) at.attname
-                               AND NOT ps.inherited
-         WHERE at.attrelid = t.oid AND NOT at.attisdropped AND at.attnum > 0
-           AND (c.relkind <> 'i' OR at.attnum = ANY (idx_keys))
-         ORDER BY CASE WHEN c.relkind = 'i' THEN array_position(idx_keys, at.attnum) ELSE at.attnum END
-    LOOP
-        ncols := ncols + 1;
-        CONTINUE WHEN a.avg_width IS NULL;
+    FOR k IN 1 .. coalesce(ncols, 0) LOOP
+        CONTINUE WHEN avg_widths[k] IS NULL;
+        attlen := attlens[k];
+        attalign := attaligns[k];
+        avg_width := avg_widths[k];
+        null_frac := null_fracs[k];
+        n_distinct := n_distincts[k];
         nstats := nstats + 1;
-        IF a.null_frac > 0 THEN
+        IF null_frac > 0 THEN
             nulls := true;
         END IF;
         -- Alignment: a varlena shorter than 127 bytes has a 1-byte header
         -- and is not aligned.
-        IF NOT (a.attlen = -1 AND a.avg_width < 127) THEN
-            off := ceil(off / CASE a.attalign WHEN 'd' THEN 8 WHEN 'i' THEN 4
-                                              WHEN 's' THEN 2 ELSE 1 END)
-                   * CASE a.attalign WHEN 'd' THEN 8 WHEN 'i' THEN 4 WHEN 's' THEN 2 ELSE 1 END;
+        IF NOT (attlen = -1 AND avg_width < 127) THEN
+            off := ceil(off / CASE attalign WHEN 'd' THEN 8 WHEN 'i' THEN 4
+                                            WHEN 's' THEN 2 ELSE 1 END)
+                   * CASE attalign WHEN 'd' THEN 8 WHEN 'i' THEN 4 WHEN 's' THEN 2 ELSE 1 END;
         END IF;
-        off := off + a.avg_width * (1 - a.null_frac);
+        off := off + avg_width * (1 - null_frac);
         -- A column whose values are (nearly) all distinct makes every key
         -- distinct: nothing for deduplication to pack.
-        IF a.n_distinct < -0.95 OR a.n_distinct > 0.95 * greatest(t.reltuples, 1) THEN
+        IF n_distinct < -0.95 OR n_distinct > 0.95 * greatest(t_reltuples, 1) THEN
             distinct_key := true;
         END IF;
     END LOOP;
-    IF nstats < ncols THEN
+    IF nstats < coalesce(ncols, 0) THEN
         method := 'no statistics';
         RETURN;
     END IF;
@@ -219,22 +197,22 @@ BEGIN
     -- modifications of half the table are stale.  (Checked after the
     -- columns: a table VACUUM has seen but ANALYZE never has has no
     -- statistics, which says more than stale ones.)
-    IF t.n_mod_since_analyze > 0.5 * greatest(t.reltuples, 1000) THEN
+    IF n_mod_since_analyze > 0.5 * greatest(t_reltuples, 1000) THEN
         method := 'stale statistics';
         RETURN;
     END IF;
     -- A non-unique btree (13 and later) with duplicate keys: deduplication
     -- packs them into posting lists, by an amount pg_stats cannot tell.
-    IF c.relkind = 'i' AND NOT idx_unique AND NOT idx_include AND NOT distinct_key
-       AND coalesce((SELECT o.option_value FROM pg_options_to_table(c.reloptions) o
+    IF relkind = 'i' AND NOT indisunique AND NOT has_include AND NOT distinct_key
+       AND coalesce((SELECT o.option_value FROM pg_options_to_table(reloptions) o
                       WHERE o.option_name = 'deduplicate_items'), 'on') NOT IN ('off', 'false', '0')
        AND current_setting('server_version_num')::int >= 130000 THEN
         method := 'deduplicated btree';
         RETURN;
     END IF;
 
-    IF c.relkind = 'i' THEN
-        ff := coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o
+    IF relkind = 'i' THEN
+        ff := coalesce((SELECT o.option_value::int FROM pg_options_to_table(reloptions) o
                          WHERE o.option_name = 'fillfactor'), 90);
         hdr := 8 + CASE WHEN nulls THEN 4 ELSE 0 END;
         width := ceil((hdr + off) / 8) * 8 + 4;
@@ -243,13 +221,15 @@ BEGIN
         -- page takes at least one entry, whatever the fillfactor (at
         -- fillfactor 10 a key wider than about 800 bytes is more than the
         -- fill).
-        leaves := ceil(greatest(c.reltuples, live, 0)
+        leaves := ceil(greatest(reltuples, live, 0)
                        / greatest(floor((bs - 24 - 16) * ff / 100.0 / width), 1));
         pages := 1 + leaves + CASE WHEN leaves > 1
                                    THEN ceil(leaves / greatest(floor((bs - 24 - 16) * 0.7 / width), 1))
                                    ELSE 0 END;
+        bloat_pct := CASE WHEN actual > 0
+                          THEN greatest(100.0 * (actual - pages) / actual, 0) ELSE 0 END;
     ELSE
-        ff := coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o
+        ff := coalesce((SELECT o.option_value::int FROM pg_options_to_table(reloptions) o
                          WHERE o.option_name = 'fillfactor'), 100);
         hdr := ceil((23 + CASE WHEN nulls THEN ceil(ncols / 8.0) ELSE 0 END) / 8) * 8;
         width := ceil((hdr + off) / 8) * 8 + 4;
@@ -266,18 +246,123 @@ BEGIN
                                         - greatest(actual * per_page, live) * 4, 0)
                                * 100.0 / (actual * bs)
                           ELSE 0 END;
-        dead_pct := round(100.0 * coalesce(t.n_dead_tup, 0) * width / greatest(total_bytes, bs), 2);
-        vacuum_pct := 100.0 * coalesce(t.n_dead_tup, 0)
-                      / greatest(coalesce(t.n_live_tup, 0) + coalesce(t.n_dead_tup, 0), 1);
-    END IF;
-
-    IF c.relkind = 'i' THEN
-        bloat_pct := CASE WHEN actual > 0
-                          THEN greatest(100.0 * (actual - pages) / actual, 0) ELSE 0 END;
+        dead_pct := round(100.0 * coalesce(n_dead_tup, 0) * width / greatest(total_bytes, bs), 2);
+        vacuum_pct := 100.0 * coalesce(n_dead_tup, 0)
+                      / greatest(coalesce(n_live_tup, 0) + coalesce(n_dead_tup, 0), 1);
     END IF;
     bloat_bytes := round(bloat_pct / 100 * total_bytes);
     method := 'estimate';
 END
+$$;
+COMMENT ON FUNCTION adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4, float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint, bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]) IS
+    'API: private. The arithmetic of the bloat estimate for one relation, from what _bloat_estimates read';
+REVOKE ALL ON FUNCTION adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4, float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint, bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimate_calc(bool, "char", name, "char", int4, float4, text[], bigint, bool, bool, bool, bool, bool, bool, bool, float4, bigint, bigint, bigint, bool, int, int2[], "char"[], int4[], float4[], float4[]) TO pg_monitor;
+
+-- API: private.  Mode estimate for a set of relations (tables, materialized
+-- views, TOAST tables, btree indexes), in one pass over the catalogs and
+-- statistics: pg_class, pg_index, pg_attribute, pg_stats and the pg_stat
+-- counters are each joined once for the whole set, and
+-- _bloat_estimate_calc() does the arithmetic of each row.  Its cost grows
+-- with the size of the set, not with the number of relations in the
+-- database: the plan is made for the set given (EXECUTE), so one relation
+-- reads its own catalog rows through their indexes and thousands are read
+-- with hash joins.  sizes, if given, are the relations' _bloat_size()
+-- (the report has them already).  A relation that does not exist gives a row with
+-- method "relation no longer exists".  Runs as the caller: pg_stats shows
+-- a column's statistics only to roles that may read the column, and a
+-- role that cannot gets "no access to pg_stats".
+CREATE FUNCTION adr_ops._bloat_estimates(rels oid[], sizes bigint[] DEFAULT NULL)
+RETURNS TABLE (rel oid, total_bytes bigint, bloat_bytes bigint, bloat_pct float8,
+    dead_pct float8, free_pct float8, method text, error_pct float8, vacuum_pct float8)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+    WITH r AS (
+        SELECT x.rel, cl.oid IS NOT NULL AS c_found, cl.relkind, am.amname,
+               cl.relpersistence, cl.relpages, cl.reltuples, cl.reloptions,
+               CASE WHEN $2 IS NOT NULL THEN x.size
+                    WHEN cl.relpersistence = 'u' AND pg_is_in_recovery() THEN NULL
+                    ELSE adr_ops._bloat_size(cl.oid) END AS size,
+               i.indexrelid IS NOT NULL AS i_found, i.indisunique, i.indisvalid,
+               i.indexprs IS NOT NULL AS has_expr, i.indpred IS NOT NULL AS has_pred,
+               i.indnkeyatts < i.indnatts AS has_include, i.indkey::int2[] AS keys,
+               t.oid AS toid, t.relname AS tname, tn.nspname AS tnsp, t.reltuples AS t_reltuples
+          FROM unnest($1, $2) AS x(rel, size)
+          LEFT JOIN pg_class cl ON cl.oid = x.rel
+          LEFT JOIN pg_am am ON am.oid = cl.relam
+          LEFT JOIN pg_index i ON cl.relkind = 'i' AND i.indexrelid = cl.oid
+          LEFT JOIN pg_class t ON t.oid = CASE WHEN cl.relkind = 'i' THEN i.indrelid ELSE cl.oid END
+          LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+    ), cols AS (
+        SELECT r.rel, count(*)::int AS ncols,
+               bool_or(NOT has_column_privilege(r.toid, at.attnum, 'SELECT')) AS no_access,
+               array_agg(at.attlen ORDER BY pos) AS attlens,
+               array_agg(at.attalign ORDER BY pos) AS attaligns,
+               array_agg(ps.avg_width ORDER BY pos) AS avg_widths,
+               array_agg(ps.null_frac ORDER BY pos) AS null_fracs,
+               array_agg(ps.n_distinct ORDER BY pos) AS n_distincts
+          FROM r
+          JOIN pg_attribute at ON at.attrelid = r.toid AND NOT at.attisdropped AND at.attnum > 0
+                              AND (r.relkind <> 'i' OR at.attnum = ANY (r.keys))
+          LEFT JOIN %s
+          CROSS JOIN LATERAL (SELECT CASE WHEN r.relkind = 'i' THEN array_position(r.keys, at.attnum)
+                                          ELSE at.attnum END AS pos) p
+         WHERE r.relkind <> 't'
+         GROUP BY r.rel
+    )
+    SELECT r.rel, e.*
+      FROM r
+      LEFT JOIN cols ON cols.rel = r.rel
+      CROSS JOIN LATERAL adr_ops._bloat_estimate_calc(
+          r.c_found, r.relkind, r.amname, r.relpersistence, r.relpages, r.reltuples,
+          r.reloptions, r.size, r.i_found, r.indisunique, r.indisvalid, r.has_expr,
+          r.has_pred, r.has_include, r.toid IS NOT NULL, r.t_reltuples,
+          pg_stat_get_live_tuples(r.toid), pg_stat_get_dead_tuples(r.toid),
+          pg_stat_get_mod_since_analyze(r.toid), coalesce(cols.no_access, false),
+          coalesce(cols.ncols, 0), cols.attlens, cols.attaligns, cols.avg_widths,
+          cols.null_fracs, cols.n_distincts) e
+    $q$,
+    -- A few relations: each one's pg_stats rows through the indexes of
+    -- pg_class, pg_attribute and pg_statistic (a subquery the planner
+    -- keeps, OFFSET 0: joined on the names it would read all of pg_stats
+    -- even for one relation); more: pg_stats read once, hash-joined.
+    CASE WHEN cardinality(rels) <= 100
+         THEN $s$LATERAL (SELECT s.avg_width, s.null_frac, s.n_distinct FROM pg_stats s
+                         WHERE s.schemaname OPERATOR(pg_catalog.=) r.tnsp
+                           AND s.tablename OPERATOR(pg_catalog.=) r.tname
+                           AND s.attname OPERATOR(pg_catalog.=) at.attname
+                           AND NOT s.inherited
+                        OFFSET 0) ps ON true$s$
+         ELSE $s$(SELECT s.schemaname, s.tablename, s.attname, s.avg_width, s.null_frac,
+                        s.n_distinct FROM pg_stats s WHERE NOT s.inherited) ps
+                 ON ps.schemaname OPERATOR(pg_catalog.=) r.tnsp
+                AND ps.tablename OPERATOR(pg_catalog.=) r.tname
+                AND ps.attname OPERATOR(pg_catalog.=) at.attname$s$
+         END) USING rels, sizes;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) IS
+    'API: private. Bloat estimated from statistics for a set of relations, in one pass over the catalogs and statistics';
+REVOKE ALL ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._bloat_estimates(oid[], bigint[]) TO pg_monitor;
+
+-- API: private.  Mode estimate for one table, materialized view, TOAST
+-- table or btree index (_bloat_estimates() of that one: it reads that
+-- relation's catalog rows only); same columns as _bloat_scan.
+CREATE FUNCTION adr_ops._bloat_estimate(rel oid,
+    OUT total_bytes bigint, OUT bloat_bytes bigint, OUT bloat_pct float8,
+    OUT dead_pct float8, OUT free_pct float8, OUT method text,
+    OUT error_pct float8, OUT vacuum_pct float8)
+RETURNS record
+LANGUAGE sql STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.total_bytes, e.bloat_bytes, e.bloat_pct, e.dead_pct, e.free_pct, e.method,
+           e.error_pct, e.vacuum_pct
+      FROM adr_ops._bloat_estimates(ARRAY[rel]) e
 $$;
 COMMENT ON FUNCTION adr_ops._bloat_estimate(oid) IS
     'API: private. One relation''s bloat estimated from statistics, NULL with the reason in method where they cannot give it';
@@ -317,14 +402,20 @@ BEGIN
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'The modes are "estimate", "sample" and "exact".';
     END IF;
+    -- A TOAST table's table through its dependency on it (pg_depend is
+    -- indexed by the dependent object, reltoastrelid by nothing).
     SELECT n.nspname, cl.relname, cl.relkind,
-           coalesce(it.relname, ot.relname) AS owner
+           coalesce(it.relname,
+                    (SELECT ot.relname FROM pg_depend d
+                       JOIN pg_class ot ON ot.oid = d.refobjid AND ot.reltoastrelid = cl.oid
+                      WHERE cl.relkind = 't' AND d.classid = 'pg_class'::regclass
+                        AND d.objid = cl.oid AND d.objsubid = 0
+                      LIMIT 1)) AS owner
       INTO c
       FROM pg_class cl
       JOIN pg_namespace n ON n.oid = cl.relnamespace
       LEFT JOIN pg_index i ON i.indexrelid = cl.oid
       LEFT JOIN pg_class it ON it.oid = i.indrelid
-      LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
      WHERE cl.oid = rel;
     IF NOT FOUND THEN
         IF missing_ok THEN
@@ -414,16 +505,24 @@ RETURNS TABLE (schemaname name, relname name, kind text, table_name name,
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    deadline timestamptz;
 BEGIN
     IF mode IS NULL OR mode NOT IN ('estimate', 'sample', 'exact') THEN
         RAISE EXCEPTION 'unrecognized bloat mode "%"', mode
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'The modes are "estimate", "sample" and "exact".';
     END IF;
-    RETURN QUERY
-    SELECT r.*
-      FROM (SELECT cl.oid, adr_ops._bloat_size(cl.oid) AS size
+    IF mode = 'estimate' THEN
+        -- One pass: the candidates, then _bloat_estimates() of all of
+        -- them at once, the names and suggestions as _bloat_row() gives
+        -- them.
+        RETURN QUERY
+        WITH cand AS MATERIALIZED (
+            SELECT cl.oid, n.nspname, cl.relname, cl.relkind,
+                   coalesce(it.relname, ot.relname) AS owner
               FROM pg_class cl
+              JOIN pg_namespace n ON n.oid = cl.relnamespace
               LEFT JOIN pg_index i ON i.indexrelid = cl.oid
               LEFT JOIN pg_class it ON it.oid = i.indrelid
               LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
@@ -434,8 +533,74 @@ BEGIN
                AND owner.nspname NOT IN ('pg_catalog', 'information_schema')
                AND owner.nspname !~ '^pg_toast'
                AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
+        ), sized AS MATERIALIZED (
+            SELECT cand.*, adr_ops._bloat_size(cand.oid) AS size FROM cand
+        ), listed AS MATERIALIZED (
+            SELECT sized.oid, sized.size FROM sized
+             WHERE sized.size IS NULL OR sized.size >= coalesce(min_bytes, 0)
+        ), e AS (
+            SELECT * FROM adr_ops._bloat_estimates(ARRAY(SELECT listed.oid FROM listed ORDER BY listed.oid),
+                                                   ARRAY(SELECT listed.size FROM listed ORDER BY listed.oid))
+        ), k AS (
+            SELECT sized.nspname, sized.relname,
+                   CASE sized.relkind WHEN 't' THEN 'toast' WHEN 'i' THEN 'index' ELSE 'table' END AS kind,
+                   sized.owner, e.*
+              FROM sized JOIN e ON e.rel = sized.oid
+             WHERE e.method IS DISTINCT FROM 'relation no longer exists'
+        )
+        SELECT k.nspname, k.relname, k.kind, k.owner, k.total_bytes, k.bloat_bytes,
+               round(k.bloat_pct::numeric, 2)::float8, round(k.dead_pct::numeric, 2)::float8,
+               round(k.free_pct::numeric, 2)::float8, k.method, round(k.error_pct::numeric, 2)::float8,
+               CASE
+                   WHEN k.kind = 'index' AND k.bloat_pct >= 30
+                       THEN format('REINDEX INDEX CONCURRENTLY %I.%I', k.nspname, k.relname)
+                   WHEN k.kind <> 'index' AND (k.vacuum_pct >= 10 OR k.dead_pct >= 10)
+                       THEN 'VACUUM'
+                   WHEN k.kind <> 'index' AND k.bloat_pct >= 50
+                       THEN 'VACUUM FULL or pg_repack'
+                   WHEN k.bloat_pct IS NOT NULL
+                       THEN 'nothing'
+                   END
+          FROM k
+         ORDER BY k.bloat_bytes DESC NULLS LAST, k.nspname, k.relname;
+        RETURN;
+    END IF;
+    -- Pages are read largest relation first, until adr_ops.bloat_report_timeout
+    -- (0: no limit); the relations not reached are listed with no figures.
+    deadline := clock_timestamp()
+                + nullif(coalesce(current_setting('adr_ops.bloat_report_timeout', true), '1min')::interval,
+                         interval '0');
+    RETURN QUERY
+    SELECT r.*
+      FROM (SELECT cl.oid, n.nspname, cl.relname, cl.relkind,
+                   coalesce(it.relname, ot.relname) AS owner, adr_ops._bloat_size(cl.oid) AS size
+              FROM pg_class cl
+              JOIN pg_namespace n ON n.oid = cl.relnamespace
+              LEFT JOIN pg_index i ON i.indexrelid = cl.oid
+              LEFT JOIN pg_class it ON it.oid = i.indrelid
+              LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
+              JOIN pg_namespace owner ON owner.oid = coalesce(ot.relnamespace, cl.relnamespace)
+             WHERE cl.relkind IN ('r', 'm', 't', 'i')
+               AND (cl.relkind <> 't' OR ot.oid IS NOT NULL)
+               AND (cl.relkind <> 'i' OR it.relkind IN ('r', 'm'))
+               AND owner.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND owner.nspname !~ '^pg_toast'
+               AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
+             ORDER BY 6 DESC NULLS LAST, 1
             OFFSET 0) cand
-      CROSS JOIN LATERAL adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0), true) r
+      -- clock_timestamp() once per relation, before its pages are read (the
+      -- reference to cand makes the subquery run again for each)
+      CROSS JOIN LATERAL (SELECT cand.oid IS NOT NULL AND (deadline IS NULL OR clock_timestamp() < deadline)
+                                 AS in_time OFFSET 0) t
+      CROSS JOIN LATERAL (
+            SELECT b.* FROM adr_ops._bloat_row(cand.oid, mode, coalesce(min_bytes, 0), true) b
+             WHERE t.in_time
+            UNION ALL
+            SELECT cand.nspname, cand.relname,
+                   CASE cand.relkind WHEN 't' THEN 'toast' WHEN 'i' THEN 'index' ELSE 'table' END,
+                   cand.owner, cand.size, NULL::bigint, NULL::float8, NULL::float8, NULL::float8,
+                   'skipped: adr_ops.bloat_report_timeout reached', NULL::float8, NULL::text
+             WHERE NOT t.in_time) r
      WHERE (cand.size IS NULL OR cand.size >= coalesce(min_bytes, 0))
        AND r.method IS DISTINCT FROM 'below min_bytes'
        AND r.method IS DISTINCT FROM 'relation no longer exists'

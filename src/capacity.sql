@@ -40,22 +40,25 @@ AS $$
                d.used_bytes::numeric AS value, d.total_bytes::numeric AS capacity
           FROM adr_ops.adr_host_disk() d WHERE d.error IS NULL
         UNION ALL
-        SELECT 'database', datname, pg_database_size(oid), NULL FROM pg_database WHERE datallowconn
+        -- (a database or relation dropped meanwhile has no size: left out)
+        SELECT 'database', d.datname, d.size, NULL
+          FROM (SELECT datname, pg_database_size(oid) AS size FROM pg_database WHERE datallowconn) d
+         WHERE d.size IS NOT NULL
         UNION ALL
         SELECT 'wal', 'pg_wal', coalesce(sum(size), 0), NULL FROM pg_ls_waldir()
         UNION ALL
-        (SELECT 'relation', c.oid::regclass::text, pg_total_relation_size(c.oid), NULL
-           FROM pg_class c
-          WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
-          ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 20)
+        (SELECT 'relation', r.name, r.size, NULL
+           FROM (SELECT c.oid::regclass::text AS name, pg_total_relation_size(c.oid) AS size
+                   FROM pg_class c
+                  WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't') r
+          WHERE r.size IS NOT NULL
+          ORDER BY r.size DESC LIMIT 20)
         UNION ALL
         SELECT 'xid', 'cluster', pg_current_xact_id()::text::numeric, NULL
         UNION ALL
         SELECT 'multixact', 'cluster', (pg_control_checkpoint()).next_multixact_id::text::numeric, NULL
         UNION ALL
-        SELECT 'wal_lsn', 'cluster',
-               pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                                    ELSE pg_current_wal_lsn() END, '0/0'), NULL
+        SELECT 'wal_lsn', 'cluster', pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0'), NULL
     ), stored AS (
         INSERT INTO adr_ops.size_history (taken_at, kind, name, value, capacity)
         SELECT taken.at, r.kind, r.name, r.value, r.capacity FROM taken, readings r
@@ -106,6 +109,8 @@ AS $$
           FROM pg_database
     ), data_fs AS (
         SELECT f.capacity - f.last AS free FROM fit f WHERE f.kind = 'filesystem' AND f.name = 'data'
+    ), wal_fs AS (
+        SELECT f.capacity - f.last AS free FROM fit f WHERE f.kind = 'filesystem' AND f.name = 'wal'
     ), levels AS (
         SELECT f.*,
                CASE f.kind WHEN 'xid' THEN x.age WHEN 'multixact' THEN x.mxid_age ELSE f.last END AS now_at,
@@ -122,7 +127,7 @@ AS $$
                CASE f.kind
                     WHEN 'filesystem' THEN f.capacity
                     WHEN 'database' THEN f.last + (SELECT free FROM data_fs)
-                    WHEN 'wal' THEN f.last + (SELECT free FROM data_fs)
+                    WHEN 'wal' THEN f.last + coalesce((SELECT free FROM wal_fs), (SELECT free FROM data_fs))
                     WHEN 'xid' THEN 2147483648 - 3000000
                     WHEN 'multixact' THEN 2147483648 - 3000000 END AS full_at,
                CASE WHEN f.samples < 6 OR f.span < interval '1 day'
@@ -144,9 +149,10 @@ AS $$
     SELECT l.kind, l.name, l.samples, l.span, l.now_at,
            CASE WHEN l.samples >= 6 AND l.span >= interval '1 day' THEN round(l.slope::numeric, 2) END,
            CASE WHEN l.samples >= 6 AND l.span >= interval '1 day' THEN round(l.r2::numeric, 3) END,
-           CASE WHEN l.reason IS NULL THEN greatest(round((l.warn_at - l.now_at) / l.slope, 1), 0) END,
-           CASE WHEN l.reason IS NULL THEN greatest(round((l.crit_at - l.now_at) / l.slope, 1), 0) END,
-           CASE WHEN l.reason IS NULL THEN greatest(round((l.full_at - l.now_at) / l.slope, 1), 0) END,
+           -- (greatest() ignores NULL: a series without a level has no days to it)
+           CASE WHEN l.reason IS NULL AND l.warn_at IS NOT NULL THEN greatest(round((l.warn_at - l.now_at) / l.slope, 1), 0) END,
+           CASE WHEN l.reason IS NULL AND l.crit_at IS NOT NULL THEN greatest(round((l.crit_at - l.now_at) / l.slope, 1), 0) END,
+           CASE WHEN l.reason IS NULL AND l.full_at IS NOT NULL THEN greatest(round((l.full_at - l.now_at) / l.slope, 1), 0) END,
            l.reason
       FROM levels l
      ORDER BY l.kind, l.name
@@ -176,9 +182,10 @@ AS $$
                     CASE WHEN count(*) = 0
                          THEN 'no size history: the capacity_snapshot task stores it'
                          ELSE format('no forecast reaches a limit: %s', adr_ops._count_of(count(*), 'series'))
-                              || coalesce(format(', %s without a forecast (%s)',
-                                                 count(*) FILTER (WHERE f.note IS NOT NULL),
-                                                 min(f.note)), '') END),
+                              || CASE WHEN count(f.note) > 0
+                                      THEN format(', %s without a forecast (%s)', count(f.note),
+                                                  string_agg(DISTINCT split_part(f.note, ':', 1), '; '))
+                                      ELSE '' END END),
            NULL, NULL
       FROM f
 $$;
@@ -341,7 +348,7 @@ AS $$
       FROM adr_ops.task_runs r, w WHERE r.started_at >= w.w0 AND r.started_at < w.w1
      GROUP BY r.task
     UNION ALL
-    SELECT 'backups', 'verifications', count(*), 'verifications',
+    SELECT 'backups', 'verifications', count(v.id), 'verifications',
            format('%s passed, %s failed; last passed: %s',
                   count(*) FILTER (WHERE v.status = 'passed'), count(*) FILTER (WHERE v.status = 'failed'),
                   coalesce((SELECT l.path || ' at ' || date_trunc('minute', l.finished_at)
@@ -354,7 +361,7 @@ AS $$
                    round(m.mean_before::numeric, 2), left(regexp_replace(t.query, '\s+', ' ', 'g'), 100))
        FROM means m
        LEFT JOIN adr_ops.statement_texts t USING (queryid, userid, dbid)
-      WHERE m.mean_now > 1.2 * m.mean_before
+      WHERE m.mean_before > 0 AND m.mean_now > 1.2 * m.mean_before
       ORDER BY m.mean_now / m.mean_before DESC LIMIT 10)
     UNION ALL
     SELECT 'pipelines', j.pipeline, round(100.0 * count(*) FILTER (WHERE j.status = 'failed') / count(*), 1),
@@ -370,6 +377,16 @@ COMMENT ON FUNCTION adr_ops.adr_weekly_review(timestamptz) IS
 REVOKE ALL ON FUNCTION adr_ops.adr_weekly_review(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_weekly_review(timestamptz) TO pg_monitor;
 
+-- Text as one Markdown table cell: on one line, its bars escaped.
+CREATE FUNCTION adr_ops._markdown_cell(t text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT replace(regexp_replace(coalesce(t, ''), '\s+', ' ', 'g'), '|', '\|') $$;
+COMMENT ON FUNCTION adr_ops._markdown_cell(text) IS
+    'API: private. Text as one Markdown table cell';
+REVOKE ALL ON FUNCTION adr_ops._markdown_cell(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._markdown_cell(text) TO pg_monitor;
+
 -- The same review as Markdown, one table per section.
 CREATE FUNCTION adr_ops.adr_weekly_review_markdown(week_ending timestamptz DEFAULT now())
 RETURNS text
@@ -381,8 +398,8 @@ AS $$
       FROM (SELECT r.section, min(o.ord) AS ord,
                    format(E'\n## %s\n\n| item | value | unit | detail |\n|---|---|---|---|\n', initcap(r.section))
                    || string_agg(format(E'| %s | %s | %s | %s |\n',
-                                        replace(r.item, '|', '\|'), coalesce(r.value::text, ''), r.unit,
-                                        replace(coalesce(r.detail, ''), '|', '\|')),
+                                        adr_ops._markdown_cell(r.item), coalesce(r.value::text, ''), r.unit,
+                                        adr_ops._markdown_cell(r.detail)),
                                  '' ORDER BY r.item) AS md
               FROM adr_ops.adr_weekly_review(week_ending) r
               JOIN (VALUES ('growth', 1), ('xid', 2), ('checks', 3), ('maintenance', 4), ('backups', 5),

@@ -644,8 +644,11 @@ AS $$
     SELECT 'extension_version', NULL::numeric, NULL::text,
            CASE WHEN l.version = e.extversion
                 THEN format('library and SQL objects are version %s', l.version)
-                ELSE format('the library is version %s but the SQL objects of database %I are version %s: run ALTER EXTENSION adr_ops UPDATE in it',
-                            l.version, current_database(), e.extversion) END,
+                WHEN string_to_array(l.version, '.')::int[] > string_to_array(e.extversion, '.')::int[]
+                THEN format('the library is version %s but the SQL objects of database %I are version %s: run ALTER EXTENSION adr_ops UPDATE in it',
+                            l.version, current_database(), e.extversion)
+                ELSE format('the library is version %s, older than the SQL objects of database %I, version %s: install the build of version %s',
+                            l.version, current_database(), e.extversion, e.extversion) END,
            NULL::text,
            CASE WHEN l.version <> e.extversion THEN 'WARNING' END
       FROM pg_extension e,

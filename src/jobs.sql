@@ -402,9 +402,9 @@ AS $$
            count(*) FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
            count(*) FILTER (WHERE p.status = 'failed' AND p.completed_at >= now() - since),
            count(*) FILTER (WHERE p.status = 'cancelled' AND p.completed_at >= now() - since),
-           (count(*) FILTER (WHERE p.status = 'failed' AND p.completed_at >= now() - since))::float8
-             / nullif(count(*) FILTER (WHERE p.status IN ('succeeded', 'failed')
-                                         AND p.completed_at >= now() - since), 0),
+           round(((count(*) FILTER (WHERE p.status = 'failed' AND p.completed_at >= now() - since))::float8
+                  / nullif(count(*) FILTER (WHERE p.status IN ('succeeded', 'failed')
+                                              AND p.completed_at >= now() - since), 0))::numeric, 3)::float8,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY p.completed_at - p.started_at)
              FILTER (WHERE p.status = 'succeeded' AND p.completed_at >= now() - since),
            percentile_cont(0.95) WITHIN GROUP (ORDER BY p.completed_at - p.started_at)

@@ -230,10 +230,11 @@ BEGIN
                 SELECT sum(s.total_ms) FILTER (WHERE s.toplevel) AS grand,
                        array_agg(s) FILTER (WHERE s.calls > 0 AND s.total_ms / s.calls > $1) AS slow
                   FROM (%s) s)
-            SELECT x.queryid, d.datname, r.rolname, x.calls, x.total_ms, x.total_ms / x.calls,
-                   x.max_ms, x.stddev_ms, x.rows,
-                   x.blks_hit::float8 / nullif(x.blks_hit + x.blks_read, 0),
-                   100 * x.total_ms / nullif(agg.grand, 0),
+            SELECT x.queryid, d.datname, r.rolname, x.calls, round(x.total_ms::numeric, 2)::float8,
+                   round((x.total_ms / x.calls)::numeric, 2)::float8,
+                   round(x.max_ms::numeric, 2)::float8, round(x.stddev_ms::numeric, 2)::float8, x.rows,
+                   round((x.blks_hit::float8 / nullif(x.blks_hit + x.blks_read, 0))::numeric, 3)::float8,
+                   round((100 * x.total_ms / nullif(agg.grand, 0))::numeric, 1)::float8,
                    x.query, false
               FROM agg
              CROSS JOIN LATERAL unnest(agg.slow)
@@ -290,10 +291,11 @@ BEGIN
                      CASE WHEN d.reset OR d.b_calls IS NULL THEN d.blks_read ELSE d.blks_read - d.b_read END AS rd,
                      d.reset OR $4 AS partial
                 FROM d)
-        SELECT w.queryid, db.datname, r.rolname, w.calls, w.total_ms, w.total_ms / w.calls,
+        SELECT w.queryid, db.datname, r.rolname, w.calls, round(w.total_ms::numeric, 2)::float8,
+               round((w.total_ms / w.calls)::numeric, 2)::float8,
                NULL::float8, NULL::float8, w.rows,
-               w.hit::float8 / nullif(w.hit + w.rd, 0),
-               100 * w.total_ms / nullif((SELECT sum(a.total_ms) FROM w a WHERE a.toplevel), 0),
+               round((w.hit::float8 / nullif(w.hit + w.rd, 0))::numeric, 3)::float8,
+               round((100 * w.total_ms / nullif((SELECT sum(a.total_ms) FROM w a WHERE a.toplevel), 0))::numeric, 1)::float8,
                w.query, w.partial
           FROM w
           LEFT JOIN pg_database db ON db.oid = w.dbid
@@ -334,8 +336,9 @@ AS $$
                         THEN r.total_ms ELSE r.total_ms - r.prev_total END) AS total_ms
           FROM rows r GROUP BY r.snapshot_id
     )
-    SELECT s.prev_at, s.taken_at, coalesce(d.calls, 0)::bigint, coalesce(d.total_ms, 0),
-           d.total_ms / nullif(d.calls, 0)
+    SELECT s.prev_at, s.taken_at, coalesce(d.calls, 0)::bigint,
+           round(coalesce(d.total_ms, 0)::numeric, 2)::float8,
+           round((d.total_ms / nullif(d.calls, 0))::numeric, 2)::float8
       FROM snaps s LEFT JOIN deltas d ON d.snapshot_id = s.id
      WHERE s.taken_at >= now() - adr_query_trend.since AND s.prev_at IS NOT NULL
      ORDER BY s.taken_at

@@ -231,9 +231,11 @@ ln_extension_ready(void)
 	}
 	ln_waiting_logged = false;
 
-	if (strcmp(version, ADR_OPS_VERSION) != 0)
+	if (strcmp(version, ADR_OPS_VERSION) == 0)
+		ln_version_logged = false;
+	else if (!ln_version_logged)
 	{
-		if (!ln_version_logged)
+		if (adr_version_cmp(version, ADR_OPS_VERSION) < 0)
 			ereport(WARNING,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("adr_ops library version %s runs with version %s of the extension in database \"%s\"",
@@ -241,10 +243,15 @@ ln_extension_ready(void)
 					 errdetail("The maintenance scheduler goes on; features added after version %s are not available until the extension is updated.",
 							   version),
 					 errhint("Run ALTER EXTENSION adr_ops UPDATE in every database where adr_ops is installed.")));
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("adr_ops library version %s is older than version %s of the extension in database \"%s\"",
+							ADR_OPS_VERSION, version, adr_ops_database),
+					 errdetail("The maintenance scheduler goes on with what the older library knows."),
+					 errhint("Install the adr_ops build of version %s and restart the server.", version)));
 		ln_version_logged = true;
 	}
-	else
-		ln_version_logged = false;
 	return true;
 }
 

@@ -36,7 +36,8 @@ $node->safe_psql('postgres', 'SELECT pg_sleep(0.15), 1');
 is( $node->safe_psql('postgres', q{
         SELECT string_agg(query || '|' || calls || '|' || partial, ',' ORDER BY query)
           FROM adr_ops.adr_slow_queries(100, since => '1 hour')
-         WHERE query LIKE '%pg_sleep%'}),   -- the snapshot itself may be slow on a busy host
+         WHERE query LIKE '%pg_sleep%'   -- the snapshot itself may be slow on a busy host
+        }),
     'SELECT pg_sleep($1)|1|false,SELECT pg_sleep($1), $2|1|false',
     'since counts only the calls inside the window, old and new statements alike');
 is( $node->safe_psql('postgres', q{

@@ -235,6 +235,8 @@ $node->poll_query_until('stateful',
 
 my $job = $node->safe_psql('stateful', q{
 UPDATE adr_ops.health_thresholds SET warn = 70, crit = 85 WHERE check_name = 'disk_data';
+-- a row under a name that a later version's check takes: the DBA's wins
+INSERT INTO adr_ops.health_thresholds (check_name, warn, crit) VALUES ('sequences', 50, 60);
 UPDATE adr_ops.schedules SET enabled = false WHERE name = 'statement_snapshot';
 SELECT adr_ops.adr_schedule('every_minute', '* * * * *', 'health_snapshot');
 SELECT adr_ops.adr_health_snapshot();
@@ -263,6 +265,9 @@ is(compare('stateful', 'fresh', 0), 0, "$oldest with state updated to $default: 
 is($node->safe_psql('stateful',
 	q{SELECT warn || '/' || crit FROM adr_ops.health_thresholds WHERE check_name = 'disk_data'}),
 	'70/85', 'the edited threshold is kept');
+is($node->safe_psql('stateful',
+	q{SELECT warn || '/' || crit FROM adr_ops.health_thresholds WHERE check_name = 'sequences'}),
+	'50/60', 'a threshold row the DBA made before its check existed is kept');
 is($node->safe_psql('stateful', q{
 SELECT string_agg(name || '=' || enabled, ',' ORDER BY name) FROM adr_ops.schedules
  WHERE name IN ('statement_snapshot', 'every_minute')}),

@@ -203,6 +203,11 @@ $node->safe_psql('lagging', "UPDATE pg_extension SET extversion = '$oldest' WHER
 like($node->safe_psql('lagging', q{SELECT status || ' ' || detail FROM adr_ops.adr_health_check() WHERE check_name = 'extension_version'}),
 	qr/^WARNING the library is version \Q$default\E but the SQL objects of database lagging are version \Q$oldest\E: run ALTER EXTENSION adr_ops UPDATE in it$/,
 	'the extension_version row is WARNING while they differ');
+# The other way round (a package downgrade): the library is the older.
+$node->safe_psql('lagging', "UPDATE pg_extension SET extversion = '99.0' WHERE extname = 'adr_ops'");
+like($node->safe_psql('lagging', q{SELECT status || ' ' || detail FROM adr_ops.adr_health_check() WHERE check_name = 'extension_version'}),
+	qr/^WARNING the library is version \Q$default\E, older than the SQL objects of database lagging, version 99\.0: install the build of version 99\.0$/,
+	'a library older than the SQL objects says which build to install');
 
 $node->stop;
 done_testing();

@@ -51,6 +51,10 @@ SELECT now() - make_interval(days => 9 - i), 'database', 'noisy', 1000 + 400 * (
   FROM generate_series(0, 9) i;
 INSERT INTO adr_ops.size_history (taken_at, kind, name, value)
 SELECT now() - make_interval(hours => 3 - i), 'database', 'young', 100 + i FROM generate_series(0, 2) i;
+-- a database and pg_wal growing steadily, with no levels of their own
+INSERT INTO adr_ops.size_history (taken_at, kind, name, value)
+SELECT now() - make_interval(days => 9 - i), k, n, 100 + 10 * i
+  FROM generate_series(0, 9) i, (VALUES ('database', 'growing'), ('wal', 'pg_wal')) AS s(k, n);
 -- a multixact counter consuming a thousand a day
 INSERT INTO adr_ops.size_history (taken_at, kind, name, value)
 SELECT now() - make_interval(days => 9 - i), 'multixact', 'cluster', 1000 * i FROM generate_series(0, 9) i;
@@ -76,6 +80,12 @@ like($node->safe_psql('postgres', q{
 SELECT concat_ws('|', growth_per_day, days_to_warn, days_to_full) FROM adr_ops.adr_capacity_forecast() WHERE kind = 'multixact'}),
 	qr/^1000\.00\|400000\.0\|214448[0-9]\.\d$/,
 	'multixacts: a thousand a day leaves 400000 days to autovacuum_multixact_freeze_max_age');
+
+is($node->safe_psql('postgres', q{
+SELECT string_agg(concat_ws('|', kind, coalesce(days_to_warn::text, '-'), coalesce(days_to_crit::text, '-'), days_to_full), ',' ORDER BY kind)
+  FROM adr_ops.adr_capacity_forecast() WHERE name IN ('growing', 'pg_wal')}),
+	'database|-|-|30.0,wal|-|-|30.0',
+	'a series without levels has no days to them, only to the data file system\'s end (300 bytes free at 10 a day)');
 
 # The capacity check: the critical level 20 days away is inside the 30-day
 # warning horizon.
@@ -166,6 +176,9 @@ like($review, qr/^pipelines\|ingest\|50\.0\|% failed\|2 submitted in the week: 0
 	'review: the pipeline\'s failure rate');
 like($review, qr/^queries\|42\|200\.0\|% slower\|mean 30\.00 ms over 100 calls, was 10\.00 ms: SELECT \* FROM orders WHERE note = \$1$/m,
 	'review: the query that got slower, with its text');
+is($node->safe_psql('postgres', q{
+SELECT value FROM adr_ops.adr_weekly_review(now() - interval '30 days') WHERE section = 'backups'}),
+	'0', 'review: a week without verifications counts none');
 like($node->safe_psql('postgres', q{SELECT adr_ops.adr_weekly_review_markdown()}),
 	qr/^# Weekly review, .*\n\n## Growth\n.*\n## Pipelines\n\n\| item \| value \| unit \| detail \|\n\|---\|---\|---\|---\|\n\| ingest \| 50\.0 \| % failed \|/s,
 	'the review as Markdown, a table per section');
