@@ -63,7 +63,7 @@ DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_proc p
               WHERE p.pronamespace = 'adr_ops'::regnamespace
-                AND (p.proname LIKE '\_check\_%' OR p.proname IN ('adr_health_check', '_health_stats_unknown', 'adr_host_disk', 'adr_host_memory', 'adr_host_load', 'adr_version', '_count_of', '_maintenance_age'))
+                AND (p.proname LIKE '\_check\_%' OR p.proname IN ('adr_health_check', '_health_stats_unknown', 'adr_host_disk', 'adr_host_memory', 'adr_host_load', 'adr_version', '_count_of', '_maintenance_age', '_checkpoint_counts'))
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO adr_partial', f);
     END LOOP;

@@ -657,12 +657,6 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("backup path \"%s\" is not absolute", path),
 				 errhint("Give the full path of the backup, as the server sees it.")));
-	if (strlen(path) >= MAXPGPATH)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("backup path is too long"),
-				 errdetail("The path takes %zu bytes; at most %d fit.", strlen(path), MAXPGPATH - 1)));
-
 	if (bv_has_glob(path))
 	{
 		char	   *match = bv_newest_match(path);
@@ -670,6 +664,12 @@ adr_verify_backup(PG_FUNCTION_ARGS)
 		if (match != NULL)
 			path = match;
 	}
+	/* after the glob: the worker gets the path in a fixed-size buffer */
+	if (strlen(path) >= MAXPGPATH)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("backup path is too long"),
+				 errdetail("The path takes %zu bytes; at most %d fit.", strlen(path), MAXPGPATH - 1)));
 	bv_confine(path);
 
 	seg = dsm_create(sizeof(BvRequest), 0);

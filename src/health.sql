@@ -535,6 +535,30 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM adr_ops._maintenance_age('analyze') $$;
 
+-- The checkpoints counted since the statistics' reset: timed and
+-- requested.  PostgreSQL 17 moved them from pg_stat_bgwriter to
+-- pg_stat_checkpointer.
+CREATE FUNCTION adr_ops._checkpoint_counts(OUT timed bigint, OUT requested bigint,
+                                           OUT stats_reset timestamptz)
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        EXECUTE 'SELECT num_timed, num_requested, stats_reset FROM pg_catalog.pg_stat_checkpointer'
+           INTO timed, requested, stats_reset;
+    ELSE
+        EXECUTE 'SELECT checkpoints_timed, checkpoints_req, stats_reset FROM pg_catalog.pg_stat_bgwriter'
+           INTO timed, requested, stats_reset;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._checkpoint_counts() IS
+    'API: private. Timed and requested checkpoints since the statistics'' reset, from the view of this server version';
+REVOKE ALL ON FUNCTION adr_ops._checkpoint_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._checkpoint_counts() TO pg_monitor;
+
 -- Time since the last checkpoint (a restartpoint on a standby) while WAL
 -- was written since it: an idle server skips its checkpoints, and that is
 -- no fault.  More than half of 10 or more checkpoints requested (by WAL
@@ -551,8 +575,8 @@ AS $$
                CASE WHEN pg_is_in_recovery() THEN 'restartpoint' ELSE 'checkpoint' END AS what
           FROM pg_control_checkpoint() c
     ), b AS (
-        SELECT checkpoints_req AS req, checkpoints_timed + checkpoints_req AS total, stats_reset
-          FROM pg_stat_bgwriter
+        SELECT n.requested AS req, n.timed + n.requested AS total, n.stats_reset
+          FROM adr_ops._checkpoint_counts() n
     )
     SELECT 'checkpoint',
            CASE WHEN c.wal_since > 0 THEN round(extract(epoch FROM now() - c.checkpoint_time)::numeric, 0) ELSE 0 END,

@@ -475,25 +475,30 @@ adr_utility_code(const char *sql, int *sqlerrcode)
  * object's error.  The message itself goes to the server log: a message
  * can carry the object's data (an index expression failing on a row says
  * "invalid input syntax for type integer: "<value>"") or any text its
- * owner's code raised.  Only the classes whose messages the server writes
- * about the command itself are copied: a cancel or a timeout (57), a lock
- * not available (55), a deadlock or serialization failure (40), a lack of
- * resources (53).
+ * owner's code raised, with any SQLSTATE it chose.  So only the server's
+ * own messages about the command itself are copied, compared whole: a
+ * cancel or a timeout, a deadlock, a lack of shared memory.
  */
+static const char *const tk_command_messages[] = {
+	"canceling statement due to statement timeout",
+	"canceling statement due to lock timeout",
+	"canceling statement due to user request",
+	"deadlock detected",
+	"could not serialize access due to concurrent update",
+	"out of shared memory",
+	NULL
+};
+
 static char *
 tk_error_detail(const char *message, int sqlerrcode)
 {
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
-	{
-		case ERRCODE_OPERATOR_INTERVENTION:
-		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
-		case ERRCODE_TRANSACTION_ROLLBACK:
-		case ERRCODE_INSUFFICIENT_RESOURCES:
+	const char *const *m;
+
+	for (m = tk_command_messages; *m; m++)
+		if (strcmp(message, *m) == 0)
 			return pstrdup(message);
-		default:
-			return psprintf("error %s (its message is in the server log)",
-							unpack_sql_state(sqlerrcode));
-	}
+	return psprintf("error %s (its message is in the server log)",
+					unpack_sql_state(sqlerrcode));
 }
 
 /*

@@ -294,6 +294,23 @@ my $run = $node->safe_psql('postgres', q{
 like($run, qr/^failed\|analyzed none; failed: public\.leaky_table: error 22P02 \(its message is in the server log\)/,
     'a failed object is named with its SQLSTATE');
 unlike($run, qr/secret/, 'the run detail holds no row data');
+
+# Her code may choose the SQLSTATE of a lock or a timeout too: only the
+# server's own messages about the command are copied, whatever the code.
+$node->safe_psql('mdb', q{
+    SET app.safe = 'on';
+    CREATE FUNCTION public.loud(t text) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+        AS $$BEGIN IF current_setting('app.safe', true) = 'on' THEN RETURN 0; END IF;
+                   RAISE EXCEPTION USING ERRCODE = '55P03', MESSAGE = 'lock secret ' || t; END$$;
+    CREATE TABLE public.loud_table (v text);
+    INSERT INTO public.loud_table SELECT 'row-secret-5521' FROM generate_series(1, 100);
+    CREATE INDEX loud_index ON public.loud_table (public.loud(v));},
+    extra_params => [ '-U', 'mallory' ]);
+$run = $node->safe_psql('postgres', q{
+    SELECT status || '|' || detail
+      FROM adr_ops.adr_run_task('analyze', 'mdb', '{"tables": ["public.loud_table"]}')});
+like($run, qr/^failed\|analyzed none; failed: public\.loud_table: error 55P03 \(its message is in the server log\)/,
+    'a message raised with a lock SQLSTATE by the owner\'s code is not copied either');
 is( $node->safe_psql('postgres', q{SELECT count(*) FROM adr_ops.task_runs r WHERE r::text LIKE '%secret%'},
         extra_params => [ '-U', 'watcher' ]),
     '0', 'no task run that pg_monitor reads holds it');
