@@ -16,6 +16,7 @@ OBJS = \
 	src/http.o \
 	src/info.o \
 	src/perf.o \
+	src/plans.o \
 	src/probe.o \
 	src/schedule.o \
 	src/security.o \
@@ -40,7 +41,8 @@ SQL_FRAGMENTS = \
 	src/http.sql \
 	src/security.sql \
 	src/backup.sql \
-	src/capacity.sql
+	src/capacity.sql \
+	src/plans.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # The frozen install scripts of released versions and the update scripts.
@@ -51,7 +53,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup privileges security
+REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
 ISOLATION_OPTS = $(REGRESS_OPTS)
