@@ -17,6 +17,7 @@ OBJS = \
 	src/incident.o \
 	src/info.o \
 	src/perf.o \
+	src/plans.o \
 	src/probe.o \
 	src/schedule.o \
 	src/security.o \
@@ -42,6 +43,7 @@ SQL_FRAGMENTS = \
 	src/security.sql \
 	src/backup.sql \
 	src/capacity.sql \
+	src/plans.sql \
 	src/incident.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
@@ -53,7 +55,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup privileges security incident
+REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)

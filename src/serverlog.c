@@ -45,6 +45,11 @@
  * an entry.  csvlog and jsonlog quote those fields; prefer them where the
  * log is read for alerts.
  *
+ * adr_slow_log() reads the same files for the "duration: N ms" entries
+ * (log_min_duration_statement, log_duration, auto_explain) with their
+ * user, database, application, pid, parameters and query id; see
+ * sl_slow_put() for how each field is found.
+ *
  * Reading the server log needs the privileges of pg_read_server_files, as
  * pg_read_file() does: it holds other sessions' statements and errors.
  *
@@ -60,6 +65,8 @@
 
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_type_d.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -71,6 +78,7 @@
 #include "utils/builtins.h"
 #include "pgtime.h"
 #include "utils/datetime.h"
+#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -78,9 +86,13 @@
 #include "compat.h"
 
 PG_FUNCTION_INFO_V1(adr_log_lines);
+PG_FUNCTION_INFO_V1(adr_slow_log);
 
 #define LOG_LINES_COLS	3
-#define CSV_FIELDS		14		/* we need fields 0, 11 and 13 */
+#define SLOW_LOG_COLS	10
+#define CSV_MIN_FIELDS	14		/* adr_log_lines needs fields 0, 11 and 13 */
+#define CSV_FIELDS		26		/* the slow log: user, database, pid, detail,
+								 * application and query_id too (15 and later) */
 
 typedef enum LogFormat
 {
@@ -96,6 +108,13 @@ typedef struct LogEntry
 	TimestampTz time;
 	const char *severity;
 	const char *message;
+	/* the slow log's fields; NULL or 0 where the format does not give them */
+	const char *user;
+	const char *database;
+	const char *application;
+	const char *detail;
+	int			pid;
+	int64		query_id;
 } LogEntry;
 
 static const char *const sl_severities[] = {
@@ -391,6 +410,24 @@ sl_split_csv(char *rec, char **fields)
 	return n;
 }
 
+/* The integer value of "key" in a jsonlog line (the server writes numbers unquoted). */
+static bool
+sl_json_int(const char *line, const char *key, int64 *out)
+{
+	char		pattern[64];
+	const char *p;
+	char	   *end;
+
+	snprintf(pattern, sizeof(pattern), "\"%s\":", key);
+	p = strstr(line, pattern);
+	if (p == NULL)
+		return false;
+	p += strlen(pattern);
+	errno = 0;
+	*out = strtoll(p, &end, 10);
+	return end != p && errno == 0;
+}
+
 /*
  * Copy the JSON string value of "key" in a jsonlog line into out.  The
  * server writes each key once, unescaped, so a plain search for "key":" is
@@ -402,11 +439,16 @@ sl_json_string(const char *line, const char *key, StringInfo out)
 	char		pattern[64];
 	const char *p;
 
-	snprintf(pattern, sizeof(pattern), "\"%s\":\"", key);
+	snprintf(pattern, sizeof(pattern), "\"%s\":", key);
 	p = strstr(line, pattern);
 	if (p == NULL)
 		return false;
 	p += strlen(pattern);
+	/* jsonlog writes no space after the colon, EXPLAIN's JSON one */
+	while (*p == ' ')
+		p++;
+	if (*p++ != '"')
+		return false;
 
 	resetStringInfo(out);
 	for (; *p != '\0' && *p != '"'; p++)
@@ -538,7 +580,273 @@ typedef struct LogScan
 				sev,
 				msg,
 				ts;
+	/* adr_slow_log(): the duration entries instead of adr_log_lines' rows */
+	bool		slow;
+	StringInfoData user,
+				db,
+				app,
+				detail,
+				plantext;
+	/* each backend's statement logged by log_statement, until its duration */
+	HTAB	   *statements;
+	/* stderr: the duration entry waiting for its continuation lines */
+	bool		pending;
+	LogEntry	pend;
+	StringInfoData pmsg,
+				puser,
+				pdb,
+				papp,
+				pdetail;
 } LogScan;
+
+
+/* A statement logged by log_statement, waiting for its duration entry. */
+typedef struct SlowStatement
+{
+	int			pid;
+	char	   *text;
+} SlowStatement;
+
+/* A copy of s, or NULL for NULL or an empty string. */
+static Datum
+sl_text_or_null(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL || *s == '\0');
+	return *isnull ? (Datum) 0 : CStringGetTextDatum(s);
+}
+
+/*
+ * Put one "duration: N ms ..." entry into adr_slow_log()'s result; other
+ * entries are ignored.  The message is one of
+ *	 duration: N ms  statement: TEXT			(log_min_duration_statement)
+ *	 duration: N ms  execute|parse|bind NAME: TEXT	(extended protocol;
+ *		the DETAIL "parameters: $1 = ..." holds the values when logged)
+ *	 duration: N ms  plan:\n{JSON}			(auto_explain, log_format = json)
+ *	 duration: N ms								(log_duration alone)
+ * The query id is the plan's "Query Identifier" (auto_explain.log_verbose
+ * with compute_query_id on), else the entry's query_id (csvlog and jsonlog
+ * with compute_query_id on), else NULL: stderr carries none unless
+ * log_line_prefix has %Q, which is not parsed.
+ */
+static void
+sl_slow_put(LogScan *scan, const LogEntry *entry)
+{
+	Datum		values[SLOW_LOG_COLS];
+	bool		nulls[SLOW_LOG_COLS] = {0};
+	const char *m = entry->message;
+	const char *rest;
+	char	   *end;
+	double		ms;
+	const char *statement = NULL;
+	const char *plan = NULL;
+	int64		qid = entry->query_id;
+	bool		have_qid = qid != 0;
+
+	if (entry->severity == NULL || strcmp(entry->severity, "LOG") != 0)
+		return;
+
+	/*
+	 * With log_statement, the statement is logged when it starts ("statement:
+	 * TEXT", "execute NAME: TEXT") and its duration entry carries no text:
+	 * keep each backend's last one until its duration comes.
+	 */
+	if ((strncmp(m, "statement: ", 11) == 0 || strncmp(m, "execute ", 8) == 0) &&
+		entry->pid != 0 && strstr(m, ": ") != NULL)
+	{
+		SlowStatement *st;
+		bool		found;
+
+		if (scan->statements == NULL)
+		{
+			HASHCTL		ctl = {0};
+
+			ctl.keysize = sizeof(int);
+			ctl.entrysize = sizeof(SlowStatement);
+			ctl.hcxt = CurrentMemoryContext;
+			scan->statements = hash_create("adr_slow_log statements", 64, &ctl,
+										   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
+		st = hash_search(scan->statements, &entry->pid, HASH_ENTER, &found);
+		if (found)
+			pfree(st->text);
+		st->text = pstrdup(strstr(m, ": ") + 2);
+		return;
+	}
+	if (strncmp(m, "duration: ", 10) != 0)
+		return;
+	ms = strtod(m + 10, &end);
+	if (end == m + 10 || strncmp(end, " ms", 3) != 0)
+		return;
+	rest = end + 3;
+	while (*rest == ' ')
+		rest++;
+	if (strncmp(rest, "plan:", 5) == 0)
+	{
+		const char *q;
+
+		plan = rest + 5;
+		while (*plan == ' ' || *plan == '\n' || *plan == '\t')
+			plan++;
+		if (*plan == '{')
+		{
+			JsonLexContext *lex;
+
+			/*
+			 * An entry still being written, or cut off by the reading limit,
+			 * holds part of a plan: no plan then (the collector reads it
+			 * again, whole, next time).
+			 */
+			lex = makeJsonLexContextCstringLen((char *) plan, strlen(plan),
+											   GetDatabaseEncoding(), false);
+			if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+				plan = NULL;
+		}
+		if (plan != NULL && *plan == '{')
+		{
+			/* keys are exact in EXPLAIN's JSON: quotes in values are escaped */
+			if (sl_json_string(plan, "Query Text", &scan->plantext))
+				statement = scan->plantext.data;
+			q = strstr(plan, "\"Query Identifier\": ");
+			if (q != NULL)
+			{
+				int64		v;
+
+				errno = 0;
+				v = strtoll(q + 20, &end, 10);
+				if (end != q + 20 && errno == 0)
+					qid = v, have_qid = true;
+			}
+		}
+	}
+	else if (*rest != '\0')
+	{
+		const char *colon = strstr(rest, ": ");
+
+		statement = colon ? colon + 2 : rest;
+	}
+	else if (entry->pid != 0 && scan->statements != NULL)
+	{
+		SlowStatement *st = hash_search(scan->statements, &entry->pid, HASH_FIND, NULL);
+
+		/* only log_statement's text of the same backend: it is used once */
+		if (st != NULL)
+		{
+			statement = pstrdup(st->text);
+			pfree(st->text);
+			hash_search(scan->statements, &entry->pid, HASH_REMOVE, NULL);
+		}
+	}
+
+	if (scan->have_since && (!entry->has_time || entry->time < scan->since))
+		return;
+
+	if (entry->has_time)
+		values[0] = TimestampTzGetDatum(entry->time);
+	else
+		nulls[0] = true;
+	values[1] = Float8GetDatum(ms);
+	values[2] = Int32GetDatum(entry->pid);
+	nulls[2] = entry->pid == 0;
+	values[3] = sl_text_or_null(entry->database, &nulls[3]);
+	values[4] = sl_text_or_null(entry->user, &nulls[4]);
+	values[5] = sl_text_or_null(entry->application, &nulls[5]);
+	values[6] = sl_text_or_null(statement, &nulls[6]);
+	if (entry->detail != NULL && strncmp(entry->detail, "parameters: ", 12) == 0)
+		values[7] = sl_text_or_null(entry->detail + 12, &nulls[7]);
+	else
+		nulls[7] = true;
+	values[8] = Int64GetDatum(qid);
+	nulls[8] = !have_qid;
+	values[9] = sl_text_or_null(plan, &nulls[9]);
+	tuplestore_putvalues(scan->rsinfo->setResult, scan->rsinfo->setDesc, values, nulls);
+}
+
+/* Copy the value after "key=" in a stderr prefix, up to a comma, space or bracket. */
+static void
+sl_prefix_value(const char *prefix, size_t len, const char *key, StringInfo out)
+{
+	const char *p = prefix;
+	const char *end = prefix + len;
+	size_t		klen = strlen(key);
+
+	resetStringInfo(out);
+	for (; p + klen <= end; p++)
+	{
+		if (strncmp(p, key, klen) != 0 || (p > prefix && isalnum((unsigned char) p[-1])))
+			continue;
+		for (p += klen; p < end && *p != ',' && *p != ' ' && *p != ']' && *p != '@'; p++)
+			appendStringInfoChar(out, *p);
+		return;
+	}
+}
+
+/* Emit the pending stderr duration entry, if any. */
+static void
+sl_slow_flush(LogScan *scan)
+{
+	if (!scan->pending)
+		return;
+	scan->pending = false;
+	scan->pend.message = scan->pmsg.data;
+	scan->pend.user = scan->puser.data;
+	scan->pend.database = scan->pdb.data;
+	scan->pend.application = scan->papp.data;
+	scan->pend.detail = scan->pdetail.data;
+	sl_slow_put(scan, &scan->pend);
+}
+
+/*
+ * The slow log in the stderr format: an entry's statement or plan goes on
+ * in the continuation lines (each starts with a TAB), its parameters in a
+ * following "DETAIL:  parameters: " line, so a duration entry waits for
+ * the next entry.  The prefix gives what log_line_prefix put there: the
+ * pid as "[%p]", and "user=%u", "db=%d", "app=%a" written that way (the
+ * names are not quoted: a name holding a comma or a space is cut there).
+ * Returns true when the line was taken here.
+ */
+static bool
+sl_slow_stderr(LogScan *scan, char *line, bool is_entry, const LogEntry *entry)
+{
+	if (!is_entry)
+	{
+		char	   *d;
+
+		if (!scan->pending)
+			return true;
+		if (line[0] == '\t')
+		{
+			appendStringInfoChar(&scan->pmsg, '\n');
+			appendStringInfoString(&scan->pmsg, line + 1);
+		}
+		else if ((d = strstr(line, "DETAIL:  ")) != NULL && scan->pdetail.len == 0)
+			appendStringInfoString(&scan->pdetail, d + 9);
+		return true;
+	}
+
+	sl_slow_flush(scan);
+	if (strcmp(entry->severity, "LOG") == 0 &&
+		(strncmp(entry->message, "duration: ", 10) == 0 ||
+		 strncmp(entry->message, "statement: ", 11) == 0 ||
+		 strncmp(entry->message, "execute ", 8) == 0))
+	{
+		size_t		plen = entry->message - line - strlen(entry->severity) - 3;
+		const char *br;
+
+		scan->pending = true;
+		scan->pend = *entry;
+		resetStringInfo(&scan->pmsg);
+		appendStringInfoString(&scan->pmsg, entry->message);
+		resetStringInfo(&scan->pdetail);
+		sl_prefix_value(line, plen, "user=", &scan->puser);
+		sl_prefix_value(line, plen, "db=", &scan->pdb);
+		sl_prefix_value(line, plen, "app=", &scan->papp);
+		scan->pend.pid = 0;
+		br = memchr(line, '[', plen);
+		if (br != NULL && isdigit((unsigned char) br[1]))
+			scan->pend.pid = atoi(br + 1);
+	}
+	return true;
+}
 
 /* A log file of the current one's directory and format. */
 typedef struct LogFile
@@ -600,8 +908,21 @@ sl_read_file(LogScan *scan, const char *path, off_t budget)
 		switch (scan->format)
 		{
 			case LOGFMT_STDERR:
-				if (!sl_parse_stderr(line->data, &entry))
-					continue;
+				{
+					bool		is_entry = sl_parse_stderr(line->data, &entry);
+
+					if (scan->slow)
+					{
+						if (is_entry && entry.has_time)
+							scan->timed++;
+						else if (is_entry)
+							scan->untimed++;
+						(void) sl_slow_stderr(scan, line->data, is_entry, &entry);
+						continue;
+					}
+					if (!is_entry)
+						continue;
+				}
 				break;
 
 			case LOGFMT_JSON:
@@ -613,12 +934,37 @@ sl_read_file(LogScan *scan, const char *path, off_t budget)
 				entry.message = scan->msg.data;
 				entry.has_time = sl_json_string(line->data, "timestamp", &scan->ts) &&
 					sl_parse_time(scan->ts.data, scan->ts.len, &entry.time);
+				if (scan->slow)
+				{
+					int64		v;
+
+					if (strncmp(entry.message, "duration: ", 10) != 0 &&
+						strncmp(entry.message, "statement: ", 11) != 0 &&
+						strncmp(entry.message, "execute ", 8) != 0)
+					{
+						entry.has_time ? scan->timed++ : scan->untimed++;
+						continue;
+					}
+					if (sl_json_string(line->data, "user", &scan->user))
+						entry.user = scan->user.data;
+					if (sl_json_string(line->data, "dbname", &scan->db))
+						entry.database = scan->db.data;
+					if (sl_json_string(line->data, "application_name", &scan->app))
+						entry.application = scan->app.data;
+					if (sl_json_string(line->data, "detail", &scan->detail))
+						entry.detail = scan->detail.data;
+					if (sl_json_int(line->data, "pid", &v))
+						entry.pid = (int) v;
+					if (sl_json_int(line->data, "query_id", &v))
+						entry.query_id = v;
+				}
 				break;
 
 			case LOGFMT_CSV:
 				{
 					StringInfo	rec = &scan->rec;
 					char	   *fields[CSV_FIELDS];
+					int			nfields;
 					uint64		quotes;
 
 					/*
@@ -639,12 +985,24 @@ sl_read_file(LogScan *scan, const char *path, off_t budget)
 					/* cut off by the end of the file, or not a record */
 					if (quotes % 2 != 0 ||
 						!sl_at_timestamp(rec->data, rec->len) ||
-						sl_split_csv(rec->data, fields) < CSV_FIELDS)
+						(nfields = sl_split_csv(rec->data, fields)) < CSV_MIN_FIELDS)
 						continue;
 					entry.severity = fields[11];
 					entry.message = fields[13];
 					entry.has_time = sl_parse_time(fields[0], strlen(fields[0]),
 												   &entry.time);
+					if (scan->slow)
+					{
+						entry.user = fields[1];
+						entry.database = fields[2];
+						entry.pid = atoi(fields[3]);
+						if (nfields > 14)
+							entry.detail = fields[14];
+						if (nfields > 22)
+							entry.application = fields[22];
+						if (nfields > 25)
+							entry.query_id = strtoll(fields[25], NULL, 10);
+					}
 				}
 				break;
 		}
@@ -655,6 +1013,12 @@ sl_read_file(LogScan *scan, const char *path, off_t budget)
 			scan->timed++;
 		else
 			scan->untimed++;
+		if (scan->slow)
+		{
+			/* it applies since itself: an earlier statement may be needed */
+			sl_slow_put(scan, &entry);
+			continue;
+		}
 		if (scan->have_since && (!entry.has_time || entry.time < scan->since))
 			continue;
 
@@ -666,6 +1030,8 @@ sl_read_file(LogScan *scan, const char *path, off_t budget)
 		values[2] = CStringGetTextDatum(entry.message);
 		tuplestore_putvalues(scan->rsinfo->setResult, scan->rsinfo->setDesc, values, nulls);
 	}
+	if (scan->slow)
+		sl_slow_flush(scan);
 	FreeFile(f);
 }
 
@@ -760,6 +1126,77 @@ sl_files(const char *current, bool have_since, TimestampTz since, int *nfiles)
 	return files;
 }
 
+/* Only superusers and roles with pg_read_server_files read the log's texts. */
+static void
+sl_check_privileges(void)
+{
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read the server log"),
+				 errdetail("Only roles with privileges of the \"%s\" role may read the server log.",
+						   "pg_read_server_files")));
+}
+
+/* Read the files of the scan into the materialized result. */
+static void
+sl_run(FunctionCallInfo fcinfo, LogScan *scan)
+{
+	char	   *path;
+	LogFile    *files;
+	int			nfiles,
+				i;
+	uint64		untimed = 0,
+				timed = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	initStringInfo(&scan->line);
+	initStringInfo(&scan->rec);
+	initStringInfo(&scan->sev);
+	initStringInfo(&scan->msg);
+	initStringInfo(&scan->ts);
+	initStringInfo(&scan->user);
+	initStringInfo(&scan->db);
+	initStringInfo(&scan->app);
+	initStringInfo(&scan->detail);
+	initStringInfo(&scan->plantext);
+	initStringInfo(&scan->pmsg);
+	initStringInfo(&scan->puser);
+	initStringInfo(&scan->pdb);
+	initStringInfo(&scan->papp);
+	initStringInfo(&scan->pdetail);
+
+	path = sl_current_logfile(&scan->format);
+	files = sl_files(path, scan->have_since, scan->since, &nfiles);
+	for (i = 0; i < nfiles; i++)
+	{
+		bool		current = strcmp(files[i].path, path) == 0;
+
+		if (files[i].budget == 0)
+			continue;
+		if (current)
+			scan->timed = scan->untimed = 0;
+		sl_read_file(scan, files[i].path, files[i].budget);
+		if (current)
+			untimed = scan->untimed, timed = scan->timed;
+	}
+
+	/*
+	 * Entries whose time cannot be read cannot be placed after "since":
+	 * when the current file has only such entries, say so rather than
+	 * count nothing.
+	 */
+	if (scan->have_since && untimed > 0 && timed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not read timestamps from server log file \"%s\"", path),
+				 errdetail_plural("%llu entry has no time stamp that adr_ops can parse.",
+								  "%llu entries have no time stamp that adr_ops can parse.",
+								  (unsigned long) untimed,
+								  (unsigned long long) untimed),
+				 errhint("Begin \"log_line_prefix\" with %%m or %%t, or log to csvlog or jsonlog.")));
+}
+
 /*
  * adr_log_lines(since timestamptz, severities text[])
  *		returns (log_time timestamptz, severity text, message text)
@@ -773,19 +1210,9 @@ Datum
 adr_log_lines(PG_FUNCTION_ARGS)
 {
 	LogScan		scan = {0};
-	char	   *path;
-	LogFile    *files;
-	int			nfiles,
-				i;
-	uint64		untimed = 0,
-				timed = 0;
+	int			i;
 
-	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to read the server log"),
-				 errdetail("Only roles with privileges of the \"%s\" role may read the server log.",
-						   "pg_read_server_files")));
+	sl_check_privileges();
 
 	scan.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	scan.have_since = !PG_ARGISNULL(0);
@@ -801,43 +1228,31 @@ adr_log_lines(PG_FUNCTION_ARGS)
 		for (i = 0; i < scan.nwanted; i++)
 			scan.wanted[i] = elem_nulls[i] ? "" : TextDatumGetCString(elems[i]);
 	}
+	sl_run(fcinfo, &scan);
+	return (Datum) 0;
+}
 
-	InitMaterializedSRF(fcinfo, 0);
-	initStringInfo(&scan.line);
-	initStringInfo(&scan.rec);
-	initStringInfo(&scan.sev);
-	initStringInfo(&scan.msg);
-	initStringInfo(&scan.ts);
+/*
+ * adr_slow_log(since timestamptz)
+ *		returns (log_time, duration_ms, pid, database, user_name, application,
+ *				 statement, parameters, queryid, plan)
+ *
+ * The "duration: N ms" entries of the server log at or after since (all
+ * read ones when NULL), oldest first: those of log_min_duration_statement,
+ * log_duration and auto_explain.  Same files, limits and privileges as
+ * adr_log_lines().
+ */
+Datum
+adr_slow_log(PG_FUNCTION_ARGS)
+{
+	LogScan		scan = {0};
 
-	path = sl_current_logfile(&scan.format);
-	files = sl_files(path, scan.have_since, scan.since, &nfiles);
-	for (i = 0; i < nfiles; i++)
-	{
-		bool		current = strcmp(files[i].path, path) == 0;
+	sl_check_privileges();
 
-		if (files[i].budget == 0)
-			continue;
-		if (current)
-			scan.timed = scan.untimed = 0;
-		sl_read_file(&scan, files[i].path, files[i].budget);
-		if (current)
-			untimed = scan.untimed, timed = scan.timed;
-	}
-
-	/*
-	 * Entries whose time cannot be read cannot be placed after "since":
-	 * when the current file has only such entries, say so rather than
-	 * count nothing.
-	 */
-	if (scan.have_since && untimed > 0 && timed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not read timestamps from server log file \"%s\"", path),
-				 errdetail_plural("%llu entry has no time stamp that adr_ops can parse.",
-								  "%llu entries have no time stamp that adr_ops can parse.",
-								  (unsigned long) untimed,
-								  (unsigned long long) untimed),
-				 errhint("Begin \"log_line_prefix\" with %%m or %%t, or log to csvlog or jsonlog.")));
-
+	scan.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	scan.have_since = !PG_ARGISNULL(0);
+	scan.since = scan.have_since ? PG_GETARG_TIMESTAMPTZ(0) : 0;
+	scan.slow = true;
+	sl_run(fcinfo, &scan);
 	return (Datum) 0;
 }

@@ -82,6 +82,7 @@ static void tk_health_snapshot(AdrTaskRun *run);
 static void tk_job_reaper(AdrTaskRun *run);
 static void tk_statement_snapshot(AdrTaskRun *run);
 static void tk_capacity_snapshot(AdrTaskRun *run);
+static void tk_plan_collect(AdrTaskRun *run);
 static void tk_incident_escalation(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
@@ -113,6 +114,9 @@ static const AdrTask tk_tasks[] = {
 	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"},
 	{"capacity_snapshot", true, false, false, "5s", tk_no_options, tk_capacity_snapshot,
 	"store the sizes of file systems, databases, pg_wal, the largest relations and the XID counters in size_history (adr_capacity_snapshot())",
+	"1.1"},
+	{"plan_collect", true, false, false, "5s", tk_no_options, tk_plan_collect,
+	"store the JSON plans auto_explain logged since the last run in query_plans (adr_collect_plans())",
 	"1.1"},
 	/* issue 16: incidents (incident.sql) */
 	{"incident_escalation", true, false, false, "5s", tk_no_options, tk_incident_escalation,
@@ -730,6 +734,13 @@ tk_capacity_snapshot(AdrTaskRun *run)
 {
 	tk_extension_call(run, "SELECT n, format('stored %s sizes and counters', n) "
 					  "  FROM adr_ops.adr_capacity_snapshot() n");
+}
+
+static void
+tk_plan_collect(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT n, format('stored %s logged plans', n) "
+					  "  FROM adr_ops.adr_collect_plans() n");
 }
 
 static void

@@ -688,6 +688,14 @@ my @calls = (
     [ 'adr_weekly_review and adr_weekly_review_markdown', q{
         SELECT pg_catalog.count(*) FROM adr_ops.adr_weekly_review();
         SELECT pg_catalog.length(adr_ops.adr_weekly_review_markdown())} ],
+    [ 'slow log and plans: adr_slow_log, adr_slow_log_counts, adr_collect_plans, adr_query_plans, adr_plan_changes, adr_plan_findings, adr_explain', q{
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_slow_log(NULL);
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_slow_log_counts();
+        SELECT adr_ops.adr_collect_plans();
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_query_plans(1);
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_plan_changes();
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_plan_findings('{"Plan": {"Node Type": "Seq Scan", "Schema": "OWN", "Relation Name": "victim", "Filter": "(a = 1)", "Plan Rows": 100000, "Actual Rows": 1, "Actual Loops": 1}}');
+        SELECT (adr_ops.adr_explain('SELECT 1')).id} ],
     [ 'adr_index_advice', 'SELECT pg_catalog.count(*) FROM adr_ops.adr_index_advice()' ],
     [ 'adr_cache_stats',  'SELECT pg_catalog.count(*) FROM adr_ops.adr_cache_stats()' ],
     [ 'adr_bloat_report estimate', q{SELECT pg_catalog.count(*) FROM adr_ops.adr_bloat_report(0, 'estimate')} ],
