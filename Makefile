@@ -14,6 +14,7 @@ OBJS = \
 	src/guc.o \
 	src/health.o \
 	src/http.o \
+	src/incident.o \
 	src/info.o \
 	src/perf.o \
 	src/plans.o \
@@ -42,20 +43,21 @@ SQL_FRAGMENTS = \
 	src/security.sql \
 	src/backup.sql \
 	src/capacity.sql \
-	src/plans.sql
+	src/plans.sql \
+	src/incident.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # The frozen install scripts of released versions and the update scripts.
 DATA = $(wildcard updates/$(EXTENSION)--*.sql)
-SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup
+SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup scripts/adr-incident
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security
+REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
-ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers
+ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)
 TAP_TESTS = 1
 

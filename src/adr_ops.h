@@ -39,6 +39,8 @@ extern int	adr_ops_recovery_point_objective;
 extern int	adr_ops_wal_replay_rate;
 
 extern void adr_capacity_init(void);
+extern void adr_incident_init(void);
+extern char *adr_incident_payload_finish(char *payload, MemoryContext cxt);
 
 /* bloat.c */
 extern int	adr_ops_bloat_sample_pages;

@@ -667,7 +667,7 @@ pr_deliver_alerts(AdrTaskRun *run)
 	{
 		ids[i] = pg_strtoint64(pr_getstr(i, 1, caller));
 		reqs[i].url = url;
-		reqs[i].post_json = pr_getstr(i, 2, caller);
+		reqs[i].post_json = adr_incident_payload_finish(pr_getstr(i, 2, caller), caller);
 		reqs[i].timeout_ms = PR_WEBHOOK_TIMEOUT_MS;
 		reqs[i].expect_status = 0;
 	}

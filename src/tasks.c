@@ -83,6 +83,7 @@ static void tk_job_reaper(AdrTaskRun *run);
 static void tk_statement_snapshot(AdrTaskRun *run);
 static void tk_capacity_snapshot(AdrTaskRun *run);
 static void tk_plan_collect(AdrTaskRun *run);
+static void tk_incident_escalation(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -116,6 +117,10 @@ static const AdrTask tk_tasks[] = {
 	"1.1"},
 	{"plan_collect", true, false, false, "5s", tk_no_options, tk_plan_collect,
 	"store the JSON plans auto_explain logged since the last run in query_plans (adr_collect_plans())",
+	"1.1"},
+	/* issue 16: incidents (incident.sql) */
+	{"incident_escalation", true, false, false, "5s", tk_no_options, tk_incident_escalation,
+	"escalate and notify again the incidents past their target to acknowledge or resolve (adr_incident_escalate())",
 	"1.1"},
 };
 
@@ -736,6 +741,13 @@ tk_plan_collect(AdrTaskRun *run)
 {
 	tk_extension_call(run, "SELECT n, format('stored %s logged plans', n) "
 					  "  FROM adr_ops.adr_collect_plans() n");
+}
+
+static void
+tk_incident_escalation(AdrTaskRun *run)
+{
+	tk_extension_call(run, "SELECT n, format('escalated %s incidents', n) "
+					  "  FROM adr_ops.adr_incident_escalate() n");
 }
 
 static void

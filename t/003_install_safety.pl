@@ -127,6 +127,14 @@ SELECT status FROM adr_ops.adr_verify_backup('/nonexistent/adr_ops/shadowed.dump
 SELECT count(*) FROM adr_ops.adr_backup_status();
 INSERT INTO adr_ops.backup_checks VALUES ('shadowed', 1);
 SELECT count(*) FROM adr_ops._check_backup_verification();
+SELECT adr_ops.adr_incident_open('P3', 'shadowed', 'summary') IS NOT NULL;
+SELECT (adr_ops.adr_incident_ack(max(id))).status FROM adr_ops.incidents;
+SELECT adr_ops.adr_incident_note(max(id), 'shadowed') IS NOT NULL FROM adr_ops.incidents;
+SELECT adr_ops.adr_incident_action(max(id), 'shadowed', 'me') IS NOT NULL FROM adr_ops.incidents;
+SELECT (adr_ops.adr_incident_resolve(max(id), 'shadowed')).status FROM adr_ops.incidents;
+SELECT adr_ops.adr_incident_report(max(id)) IS NOT NULL FROM adr_ops.incidents;
+SELECT adr_ops.adr_incident_escalate();
+SELECT count(*) FROM adr_ops.incident_status;
 };
 
 my ($ret, $out, $err) = $node->psql('postgres',
@@ -160,7 +168,10 @@ $node->safe_psql('postgres', q{
     INSERT INTO adr_ops.health_thresholds VALUES ('disk_tablespace', 70, 75);
     SELECT adr_ops.adr_health_snapshot();
     SELECT adr_ops.adr_schedule('vacuum_analyze', '30 1 * * 6', 'vacuum_analyze');
-    SELECT adr_ops.adr_schedule('mine', '@hourly', 'analyze', options => '{"mod_pct": 5}');});
+    SELECT adr_ops.adr_schedule('mine', '@hourly', 'analyze', options => '{"mod_pct": 5}');
+    SELECT adr_ops.adr_incident_open('P2', 'before the dump');
+    UPDATE adr_ops.incident_targets SET ack_within = '5 minutes' WHERE severity = 'P1';
+    INSERT INTO adr_ops.incident_policies (name, check_pattern, severity) VALUES ('mine', 'disk%', 'P3');});
 my $dump = $node->basedir . '/dump.sql';
 $node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump');
 $node->safe_psql('postgres', 'CREATE DATABASE restored');
@@ -185,6 +196,20 @@ like( $node->safe_psql('restored', q{SELECT schedule FROM adr_ops.schedules WHER
 is( $node->safe_psql('restored', 'SELECT count(*) FROM adr_ops.health_history'),
     $node->safe_psql('postgres', 'SELECT count(*) FROM adr_ops.health_history'),
     'the history survives the dump');
+is( $node->safe_psql('restored', q{
+        SELECT string_agg(format('%s %s %s', id, title, status), ', ' ORDER BY id) FROM adr_ops.incidents}),
+    $node->safe_psql('postgres', q{
+        SELECT string_agg(format('%s %s %s', id, title, status), ', ' ORDER BY id) FROM adr_ops.incidents}),
+    'the incidents survive the dump, and the restored history opens none');
+is( $node->safe_psql('restored', 'SELECT count(*) FROM adr_ops.incident_events'),
+    $node->safe_psql('postgres', 'SELECT count(*) FROM adr_ops.incident_events'),
+    'so do their timelines');
+is( $node->safe_psql('restored', q{
+        SELECT string_agg(format('%s %s %s', severity, ack_within, resolve_within), ', ' ORDER BY severity)
+          FROM adr_ops.incident_targets}),
+    'P1 00:05:00 04:00:00, P2 01:00:00 08:00:00, P3 1 day 7 days', 'an edited incident target survives the dump');
+is( $node->safe_psql('restored', q{SELECT string_agg(name, ', ' ORDER BY name) FROM adr_ops.incident_policies}),
+    'backup_verification, mine, probes', 'and so do the policies, defaults and added');
 $node->stop;
 
 # Without shared_preload_libraries the library loads on first use and the
