@@ -36,6 +36,7 @@ _PG_init(void)
 	adr_security_init();
 	adr_backup_init();
 	adr_capacity_init();
+	adr_plans_init();
 	adr_incident_init();
 	adr_shmem_init();
 	adr_worker_register();

@@ -40,6 +40,7 @@ extern int	adr_ops_wal_replay_rate;
 
 extern void adr_capacity_init(void);
 extern void adr_incident_init(void);
+extern void adr_plans_init(void);
 extern char *adr_incident_payload_finish(char *payload, MemoryContext cxt);
 
 /* bloat.c */
@@ -71,8 +72,6 @@ extern char *adr_ops_verify_conninfo;
 extern char *adr_ops_verify_compare_to;
 extern int	adr_ops_verify_min_free_space;
 
-struct AdrTaskRun;
 extern void adr_backup_init(void);
-extern void adr_backup_task(struct AdrTaskRun *run);	/* task verify_backup */
 
 #endif							/* ADR_OPS_ADR_OPS_H */

@@ -170,6 +170,14 @@ static bool bv_check_conninfo(char **newval, void **extra, GucSource source);
 /* The program the worker is running, killed at exit. */
 static volatile pid_t bv_child = 0;
 
+static void bv_task(AdrTaskRun *run);
+
+/* The scheduler task of this concern, registered by adr_backup_init(). */
+static const AdrTask bv_verify_task = {
+	"verify_backup", true, true, false, "5s", adr_task_no_options, bv_task,
+	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"
+};
+
 /* ---------- settings ---------- */
 
 void
@@ -241,6 +249,8 @@ adr_backup_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	adr_task_register(&bv_verify_task);
 }
 
 /* ---------- helpers ---------- */
@@ -3119,8 +3129,8 @@ adr_verify_main(Datum main_arg)
  * so that no transaction stays open during the restore.  A failed
  * verification fails the run.
  */
-void
-adr_backup_task(AdrTaskRun *run)
+static void
+bv_task(AdrTaskRun *run)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			types[1] = {INT8OID};

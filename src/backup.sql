@@ -109,7 +109,7 @@ REVOKE ALL ON FUNCTION adr_ops._check_backup_verification() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._check_backup_verification() TO pg_monitor;
 INSERT INTO adr_ops.health_checks (name, position) VALUES ('backup_verification', 140);
 
--- The verify_backup task (backup.c, adr_backup_task) runs daily.
+-- The verify_backup task (registered by backup.c) runs daily.
 
 INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
     ('verify_backup', '30 4 * * *', 'verify_backup', pg_catalog.current_database());

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * capacity.c
- *	  Settings of the capacity and recovery-readiness concern.
+ *	  Settings and the scheduler task of the capacity and recovery-readiness
+ *	  concern.
  *
  * The concern itself is SQL (capacity.sql): a size history stored by the
  * capacity_snapshot task, least-squares forecasts over it, the recovery
@@ -22,10 +23,25 @@
 #include "utils/guc.h"
 
 #include "adr_ops.h"
+#include "scheduler.h"
 
 int			adr_ops_recovery_time_objective = 4 * 3600;
 int			adr_ops_recovery_point_objective = 3600;
 int			adr_ops_wal_replay_rate = 32 * 1024;
+
+static void
+cp_task_snapshot(AdrTaskRun *run)
+{
+	adr_task_sql_call(run, "SELECT n, format('stored %s sizes and counters', n) "
+					  "  FROM adr_ops.adr_capacity_snapshot() n");
+}
+
+/* The hourly size history, registered by adr_capacity_init(). */
+static const AdrTask cp_snapshot_task = {
+	"capacity_snapshot", true, false, false, "5s", adr_task_no_options, cp_task_snapshot,
+	"store the sizes of file systems, databases, pg_wal, the largest relations and the XID counters in size_history (adr_capacity_snapshot())",
+	"1.1"
+};
 
 void
 adr_capacity_init(void)
@@ -62,4 +78,6 @@ adr_capacity_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
+
+	adr_task_register(&cp_snapshot_task);
 }

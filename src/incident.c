@@ -22,6 +22,7 @@
 #include "utils/json.h"
 
 #include "adr_ops.h"
+#include "scheduler.h"
 
 typedef enum
 {
@@ -48,6 +49,20 @@ in_routing_key_show(void)
 			adr_ops_pagerduty_routing_key[0] != '\0') ? "********" : "";
 }
 
+static void
+in_task_escalation(AdrTaskRun *run)
+{
+	adr_task_sql_call(run, "SELECT n, format('escalated %s incidents', n) "
+					  "  FROM adr_ops.adr_incident_escalate() n");
+}
+
+/* The escalation pass, registered by adr_incident_init(). */
+static const AdrTask in_escalation_task = {
+	"incident_escalation", true, false, false, "5s", adr_task_no_options, in_task_escalation,
+	"escalate and notify again the incidents past their target to acknowledge or resolve (adr_incident_escalate())",
+	"1.1"
+};
+
 void
 adr_incident_init(void)
 {
@@ -69,6 +84,8 @@ adr_incident_init(void)
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, in_routing_key_show);
+
+	adr_task_register(&in_escalation_task);
 }
 
 /*

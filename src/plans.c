@@ -47,6 +47,27 @@
 #include "utils/timestamp.h"
 
 #include "adr_ops.h"
+#include "scheduler.h"
+
+/* The collection of logged plans, registered by adr_plans_init(). */
+static void
+pl_task_collect(AdrTaskRun *run)
+{
+	adr_task_sql_call(run, "SELECT n, format('stored %s logged plans', n) "
+					  "  FROM adr_ops.adr_collect_plans() n");
+}
+
+static const AdrTask pl_collect_task = {
+	"plan_collect", true, false, false, "5s", adr_task_no_options, pl_task_collect,
+	"store the JSON plans auto_explain logged since the last run in query_plans (adr_collect_plans())",
+	"1.1"
+};
+
+void
+adr_plans_init(void)
+{
+	adr_task_register(&pl_collect_task);
+}
 
 PG_FUNCTION_INFO_V1(adr_explain);
 PG_FUNCTION_INFO_V1(adr_plan_shape);

@@ -153,6 +153,17 @@ pr_token_show(void)
 	return pr_secret_show(adr_ops_probe_bearer_token);
 }
 
+static void pr_task_http_probe(AdrTaskRun *run);
+static void pr_task_alert_delivery(AdrTaskRun *run);
+
+/* The scheduler tasks of this concern, registered by adr_http_init(). */
+static const AdrTask pr_tasks[] = {
+	{"http_probe", true, false, false, "5s", adr_task_no_options, pr_task_http_probe,
+	"run every enabled probe of adr_ops.probes at once, store probe_history, deliver due alerts"},
+	{"alert_delivery", true, false, false, "5s", adr_task_no_options, pr_task_alert_delivery,
+	"post undelivered alerts to adr_ops.alert_webhook_url, retrying with backoff"},
+};
+
 /*
  * The settings of the probes and alerts.  Called from _PG_init before
  * adr_guc_init() reserves the prefix, so that values set in
@@ -161,6 +172,8 @@ pr_token_show(void)
 void
 adr_http_init(void)
 {
+	int			i;
+
 	DefineCustomStringVariable("adr_ops.http_allowed_hosts",
 							   "Sets the destinations HTTP probes and alert webhooks may reach.",
 							   "Host names, addresses or CIDR ranges, separated by commas; checked "
@@ -244,6 +257,8 @@ adr_http_init(void)
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+	for (i = 0; i < lengthof(pr_tasks); i++)
+		adr_task_register(&pr_tasks[i]);
 }
 
 /*
@@ -718,8 +733,8 @@ pr_deliver_alerts(AdrTaskRun *run)
  * one batch; the results go to adr_ops.probe_history (whose trigger
  * raises the alerts), then due alerts are delivered.
  */
-void
-adr_task_http_probe(AdrTaskRun *run)
+static void
+pr_task_http_probe(AdrTaskRun *run)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	AdrHttpRequest *reqs;
@@ -816,8 +831,8 @@ adr_task_http_probe(AdrTaskRun *run)
 }
 
 /* The task alert_delivery: post the alerts that are due. */
-void
-adr_task_alert_delivery(AdrTaskRun *run)
+static void
+pr_task_alert_delivery(AdrTaskRun *run)
 {
 	pr_deliver_alerts(run);
 }

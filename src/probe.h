@@ -25,7 +25,5 @@ extern char *adr_ops_alert_webhook_url_file;
 extern char *adr_ops_probe_bearer_token_file;
 
 extern void adr_http_init(void);
-extern void adr_task_http_probe(AdrTaskRun *run);
-extern void adr_task_alert_delivery(AdrTaskRun *run);
 
 #endif							/* ADR_OPS_PROBE_H */

@@ -146,6 +146,9 @@ extern bool adr_window_check(char **newval, void **extra, GucSource source);
 extern bool adr_timezone_check(char **newval, void **extra, GucSource source);
 
 /* tasks.c */
+extern const char *const adr_task_no_options[];
+extern void adr_task_register(const AdrTask *task);
+extern void adr_task_sql_call(AdrTaskRun *run, const char *sql);
 extern const AdrTask *adr_task_find(const char *name);
 extern const AdrTask *adr_task_lookup(const char *name);
 extern void adr_task_validate(const char *task, Jsonb *options);

@@ -3,10 +3,14 @@
  * tasks.c
  *	  The built-in maintenance tasks, run inside a run worker.
  *
- * The task list is the table tk_tasks: a name, whether the task writes (so
- * cannot run on a hot standby), whether it is heavy (so confined to
- * adr_ops.maintenance_window), the options it takes, and its entry point.
- * A task of another concern registers by adding a line.
+ * A task is an AdrTask: a name, whether the task writes (so cannot run on
+ * a hot standby), whether it is heavy (so confined to
+ * adr_ops.maintenance_window), the options it takes, its entry point, and
+ * the version of the SQL objects it needs.  The built-in ones are the table
+ * tk_tasks; a task of another concern registers itself with
+ * adr_task_register() from its module's initialisation, so that adding a
+ * concern touches none of this file.  adr_task_sql_call() runs a task that
+ * is one query of the extension's own SQL.
  *
  * Each task picks its objects in one short transaction, then works on them
  * one by one, each in its own transaction, the way autovacuum does: VACUUM
@@ -53,7 +57,6 @@
 
 #include "adr_ops.h"
 #include "compat.h"
-#include "probe.h"
 #include "scheduler.h"
 
 PG_FUNCTION_INFO_V1(adr_tasks);
@@ -81,15 +84,12 @@ static void tk_reindex(AdrTaskRun *run);
 static void tk_health_snapshot(AdrTaskRun *run);
 static void tk_job_reaper(AdrTaskRun *run);
 static void tk_statement_snapshot(AdrTaskRun *run);
-static void tk_capacity_snapshot(AdrTaskRun *run);
-static void tk_plan_collect(AdrTaskRun *run);
-static void tk_incident_escalation(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
 static const char *const tk_analyze_options[] = {"mod_pct", "tables", NULL};
 static const char *const tk_reindex_options[] = {"bloat_pct", "tables", NULL};
-static const char *const tk_no_options[] = {NULL};
+const char *const adr_task_no_options[] = {NULL};
 
 static const AdrTask tk_tasks[] = {
 	{"vacuum_analyze", true, true, false, "5s", tk_vacuum_options, tk_vacuum_analyze,
@@ -98,31 +98,41 @@ static const AdrTask tk_tasks[] = {
 	"ANALYZE tables modified by more than mod_pct (default 10) since their last analyze, or never analyzed"},
 	{"reindex", true, true, true, "10min", tk_reindex_options, tk_reindex,
 	"REINDEX INDEX CONCURRENTLY btree indexes whose estimated bloat exceeds bloat_pct (default 30); drop invalid leftovers of failed ones"},
-	{"health_snapshot", true, false, false, "5s", tk_no_options, tk_health_snapshot,
+	{"health_snapshot", true, false, false, "5s", adr_task_no_options, tk_health_snapshot,
 	"store adr_health_check() in health_history (adr_health_snapshot())"},
-	{"statement_snapshot", true, false, false, "5s", tk_no_options, tk_statement_snapshot,
+	{"statement_snapshot", true, false, false, "5s", adr_task_no_options, tk_statement_snapshot,
 	"store the pg_stat_statements entries that changed since the last snapshot (adr_snapshot_statements())"},
-	{"job_reaper", true, false, false, "5s", tk_no_options, tk_job_reaper,
+	{"job_reaper", true, false, false, "5s", adr_task_no_options, tk_job_reaper,
 	"fail running pipeline jobs whose heartbeat is lost; re-queue failed ones with attempts left (adr_job_reap())"},
-	/* issue 8: HTTP probes and alerts (probe.c) */
-	{"http_probe", true, false, false, "5s", tk_no_options, adr_task_http_probe,
-	"run every enabled probe of adr_ops.probes at once, store probe_history, deliver due alerts"},
-	{"alert_delivery", true, false, false, "5s", tk_no_options, adr_task_alert_delivery,
-	"post undelivered alerts to adr_ops.alert_webhook_url, retrying with backoff"},
-	/* issue 5: backup verification (backup.c) */
-	{"verify_backup", true, true, false, "5s", tk_no_options, adr_backup_task,
-	"restore adr_ops.backup_path (newest match of a glob) into a scratch database and check it (adr_verify_backup())"},
-	{"capacity_snapshot", true, false, false, "5s", tk_no_options, tk_capacity_snapshot,
-	"store the sizes of file systems, databases, pg_wal, the largest relations and the XID counters in size_history (adr_capacity_snapshot())",
-	"1.1"},
-	{"plan_collect", true, false, false, "5s", tk_no_options, tk_plan_collect,
-	"store the JSON plans auto_explain logged since the last run in query_plans (adr_collect_plans())",
-	"1.1"},
-	/* issue 16: incidents (incident.sql) */
-	{"incident_escalation", true, false, false, "5s", tk_no_options, tk_incident_escalation,
-	"escalate and notify again the incidents past their target to acknowledge or resolve (adr_incident_escalate())",
-	"1.1"},
 };
+
+/* Tasks of other concerns, in the order their modules registered them. */
+#define TK_MAX_REGISTERED 16
+static const AdrTask *tk_registered[TK_MAX_REGISTERED];
+static int	tk_nregistered = 0;
+
+/*
+ * Register a task of another concern.  Called from the module's
+ * initialisation, in every process that loads the library; task must stay
+ * valid for the life of the process (a static).
+ */
+void
+adr_task_register(const AdrTask *task)
+{
+	if (tk_nregistered >= TK_MAX_REGISTERED)
+		elog(ERROR, "adr_ops: more than %d tasks registered", TK_MAX_REGISTERED);
+	tk_registered[tk_nregistered++] = task;
+}
+
+/* The i-th task, the built-in ones first; NULL past the last. */
+static const AdrTask *
+tk_nth(int i)
+{
+	if (i < lengthof(tk_tasks))
+		return &tk_tasks[i];
+	i -= lengthof(tk_tasks);
+	return i < tk_nregistered ? tk_registered[i] : NULL;
+}
 
 /*
  * Tables of the run, with the option "tables" (names, qualified or not)
@@ -138,11 +148,12 @@ static const AdrTask tk_tasks[] = {
 const AdrTask *
 adr_task_find(const char *name)
 {
+	const AdrTask *t;
 	int			i;
 
-	for (i = 0; i < lengthof(tk_tasks); i++)
-		if (strcmp(tk_tasks[i].name, name) == 0)
-			return &tk_tasks[i];
+	for (i = 0; (t = tk_nth(i)) != NULL; i++)
+		if (strcmp(t->name, name) == 0)
+			return t;
 	return NULL;
 }
 
@@ -152,14 +163,15 @@ adr_task_lookup(const char *name)
 {
 	StringInfoData known;
 	const AdrTask *task = adr_task_find(name);
+	const AdrTask *t;
 	int			i;
 
 	if (task != NULL)
 		return task;
 
 	initStringInfo(&known);
-	for (i = 0; i < lengthof(tk_tasks); i++)
-		appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", tk_tasks[i].name);
+	for (i = 0; (t = tk_nth(i)) != NULL; i++)
+		appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", t->name);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unrecognized task \"%s\"", name),
@@ -693,10 +705,10 @@ tk_reindex(AdrTaskRun *run)
 /*
  * Run one query of the extension's own SQL in the run's database, which
  * must have the extension.  The query returns one row: the objects the run
- * handled, and its detail.
+ * handled, and its detail.  The body of a task that is one SQL call.
  */
-static void
-tk_extension_call(AdrTaskRun *run, const char *sql)
+void
+adr_task_sql_call(AdrTaskRun *run, const char *sql)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	bool		isnull;
@@ -718,42 +730,21 @@ tk_extension_call(AdrTaskRun *run, const char *sql)
 static void
 tk_health_snapshot(AdrTaskRun *run)
 {
-	tk_extension_call(run, "SELECT n, format('stored %s health checks', n) "
+	adr_task_sql_call(run, "SELECT n, format('stored %s health checks', n) "
 					  "  FROM adr_ops.adr_health_snapshot() n");
 }
 
 static void
 tk_statement_snapshot(AdrTaskRun *run)
 {
-	tk_extension_call(run, "SELECT n, format('stored %s changed statement entries', n) "
+	adr_task_sql_call(run, "SELECT n, format('stored %s changed statement entries', n) "
 					  "  FROM adr_ops.adr_snapshot_statements() n");
-}
-
-static void
-tk_capacity_snapshot(AdrTaskRun *run)
-{
-	tk_extension_call(run, "SELECT n, format('stored %s sizes and counters', n) "
-					  "  FROM adr_ops.adr_capacity_snapshot() n");
-}
-
-static void
-tk_plan_collect(AdrTaskRun *run)
-{
-	tk_extension_call(run, "SELECT n, format('stored %s logged plans', n) "
-					  "  FROM adr_ops.adr_collect_plans() n");
-}
-
-static void
-tk_incident_escalation(AdrTaskRun *run)
-{
-	tk_extension_call(run, "SELECT n, format('escalated %s incidents', n) "
-					  "  FROM adr_ops.adr_incident_escalate() n");
 }
 
 static void
 tk_job_reaper(AdrTaskRun *run)
 {
-	tk_extension_call(run, "SELECT lost + requeued, "
+	adr_task_sql_call(run, "SELECT lost + requeued, "
 					  "       format('%s running jobs lost their heartbeat; %s failed jobs re-queued', "
 					  "              lost, requeued) "
 					  "  FROM adr_ops.adr_job_reap()");
@@ -818,12 +809,12 @@ Datum
 adr_tasks(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const AdrTask *t;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (i = 0; i < lengthof(tk_tasks); i++)
+	for (i = 0; (t = tk_nth(i)) != NULL; i++)
 	{
-		const AdrTask *t = &tk_tasks[i];
 		Datum		values[5];
 		bool		nulls[5] = {0};
 		Datum	   *opts = palloc(sizeof(Datum) * 8);
