@@ -29,6 +29,9 @@ extern int	adr_ops_snapshot_retention;
 extern void adr_guc_init(void);
 extern void adr_guc_reserve(void);
 
+/* shmem.c: the ERROR of a feature that needs adr_ops preloaded */
+extern void adr_preload_error(const char *what) pg_attribute_noreturn();
+
 /* info.c */
 extern char *adr_extension_version(void);
 extern int	adr_version_cmp(const char *a, const char *b);
@@ -59,8 +62,6 @@ extern bool adr_ops_auth_ban_loopback;
 extern char *adr_ops_maintenance_allow_roles;
 
 extern void adr_security_init(void);
-extern void adr_security_shmem_request(void);
-extern void adr_security_shmem_startup(void);
 extern void adr_security_launcher_sync(bool in_recovery, bool extension_ready);
 
 /* backup.c */

@@ -179,6 +179,10 @@ char	   *adr_ops_maintenance_allow_roles = NULL;
 
 static SecShared *sec = NULL;
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static SecStaged *sec_staged = NULL;
 static bool sec_callback_registered = false;
 
@@ -199,20 +203,27 @@ sec_shmem_size(void)
 					mul_size(sizeof(SecEntry), adr_ops_max_blocked));
 }
 
-/* From shmem.c's shmem_request_hook. */
-void
-adr_security_shmem_request(void)
+/* This module's shared memory: its own hooks, chained to the others'. */
+static void
+sec_shmem_request(void)
 {
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
 	RequestAddinShmemSpace(MAXALIGN(sec_shmem_size()));
 	RequestNamedLWLockTranche("adr_ops_security", 1);
 }
 
-/* From shmem.c's shmem_startup_hook; the caller holds AddinShmemInitLock. */
-void
-adr_security_shmem_startup(void)
+static void
+sec_shmem_startup(void)
 {
 	bool		found;
 
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	sec = ShmemInitStruct("adr_ops_security", sec_shmem_size(), &found);
 	if (!found)
 	{
@@ -221,6 +232,15 @@ adr_security_shmem_startup(void)
 		sec->capacity = adr_ops_max_blocked;
 		sec->auto_capacity = (int) ((int64) adr_ops_max_blocked * adr_ops_auth_ban_share / 100);
 	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* ERROR unless this module's shared memory exists (adr_ops was preloaded). */
+static void
+sec_require_preload(const char *what)
+{
+	if (sec == NULL)
+		adr_preload_error(what);
 }
 
 /* ---------- addresses ---------- */
@@ -829,7 +849,7 @@ sec_check_database(void)
 {
 	char	   *db;
 
-	adr_require_preload("The adr_ops authentication hook");
+	sec_require_preload("The adr_ops authentication hook");
 	db = get_database_name(MyDatabaseId);
 	if (db == NULL || strcmp(db, adr_ops_database) != 0)
 		ereport(ERROR,
@@ -1244,7 +1264,7 @@ sec_state(FunctionCallInfo fcinfo)
 	int			nauto = 0;
 	int			i;
 
-	adr_require_preload("The adr_ops authentication hook");
+	sec_require_preload("The adr_ops authentication hook");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	if (tupdesc->natts > lengthof(values))
@@ -1304,7 +1324,7 @@ adr_auth_failures(PG_FUNCTION_ARGS)
 	int			i;
 	int			j;
 
-	adr_require_preload("Counting failed authentications");
+	sec_require_preload("Counting failed authentications");
 	InitMaterializedSRF(fcinfo, 0);
 
 	copy = palloc(sizeof(SecFailure) * SEC_FAILURE_SLOTS);
@@ -1347,7 +1367,7 @@ adr_security_blocked(PG_FUNCTION_ARGS)
 	int			family;
 	SecEntry	hit;
 
-	adr_require_preload("The adr_ops authentication hook");
+	sec_require_preload("The adr_ops authentication hook");
 	memcpy(addr, ip_addr(ip), ip_family(ip) == PGSQL_AF_INET ? 4 : 16);
 	/* an IPv4-mapped address is looked up as the hook sees it: IPv4 */
 	family = sec_unmap(ip_family(ip), addr, &bits);
@@ -1453,6 +1473,17 @@ adr_security_init(void)
 							   GUC_LIST_INPUT,
 							   sec_roles_check, NULL, NULL);
 
+	if (process_shared_preload_libraries_in_progress)
+	{
+#if PG_VERSION_NUM >= 150000
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = sec_shmem_request;
+#else
+		sec_shmem_request();
+#endif
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = sec_shmem_startup;
+	}
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
 	{
 		prev_client_auth_hook = ClientAuthentication_hook;

@@ -2,7 +2,8 @@
  *
  * shmem.c
  *	  The scheduler's shared memory (see scheduler.h for what it holds and
- *	  its locking rule), and the request for security.c's own.
+ *	  its locking rule).  Other modules with shared memory (security.c)
+ *	  chain hooks of their own.
  *
  * Shared memory exists only when adr_ops is in shared_preload_libraries;
  * everything that needs it calls adr_require_preload() first, so that a
@@ -40,7 +41,6 @@ sm_request(void)
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(AdrShared)));
 	RequestNamedLWLockTranche("adr_ops", 1);
-	adr_security_shmem_request();
 }
 
 static void
@@ -58,7 +58,6 @@ sm_startup(void)
 		memset(adr_shared, 0, sizeof(AdrShared));
 		adr_shared->lock = &(GetNamedLWLockTranche("adr_ops"))->lock;
 	}
-	adr_security_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -79,16 +78,23 @@ adr_shmem_init(void)
 	shmem_startup_hook = sm_startup;
 }
 
-/* ERROR unless adr_ops was preloaded; what names the feature that needs it. */
+/* The ERROR of a feature that needs adr_ops preloaded; what names it. */
+void
+adr_preload_error(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("adr_ops must be loaded via \"shared_preload_libraries\""),
+			 errdetail("%s needs the adr_ops background workers.", what),
+			 errhint("Add adr_ops to \"shared_preload_libraries\" and restart the server.")));
+}
+
+/* ERROR unless the scheduler's shared memory exists (adr_ops was preloaded). */
 void
 adr_require_preload(const char *what)
 {
 	if (adr_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("adr_ops must be loaded via \"shared_preload_libraries\""),
-				 errdetail("%s needs the adr_ops background workers.", what),
-				 errhint("Add adr_ops to \"shared_preload_libraries\" and restart the server.")));
+		adr_preload_error(what);
 }
 
 /* Wake the launcher now, if there is one (shared memory, a running launcher). */
