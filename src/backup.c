@@ -2042,13 +2042,42 @@ bv_inspect(BvState *st, int64 max_age_us)
 	return st->failures == NIL;
 }
 
+/*
+ * Split psql's output with -A -t -z -0 (fields and records ended by NUL)
+ * into records of three fields: a List of list_make3() of pointers into out.
+ * A short record at the end is dropped.
+ */
+static List *
+bv_records3(StringInfo out)
+{
+	List	   *result = NIL;
+	char	   *p = out->data;
+	char	   *end = out->data + out->len;
+
+	while (p < end)
+	{
+		char	   *f[3];
+		int			k;
+
+		for (k = 0; k < 3 && p < end; k++)
+		{
+			f[k] = p;
+			p += strlen(p) + 1;
+		}
+		if (k < 3)
+			break;
+		result = lappend(result, list_make3(f[0], f[1], f[2]));
+	}
+	return result;
+}
+
 /* Count every table of the scratch database; returns (name, count) pairs. */
 static List *
 bv_count(BvState *st, const char *dbname, bool counts)
 {
 	StringInfoData out,
 				err;
-	List	   *result = NIL;
+
 	/*
 	 * The same list on both sides of compare_to: tables and partitioned
 	 * tables, not partitions (a partitioned table counts the rows of all
@@ -2081,8 +2110,6 @@ bv_count(BvState *st, const char *dbname, bool counts)
 		: "SET default_transaction_read_only = on",
 		"-c", query, NULL};
 	int			rc;
-	char	   *p;
-	char	   *end;
 
 	initStringInfo(&out);
 	initStringInfo(&err);
@@ -2093,24 +2120,7 @@ bv_count(BvState *st, const char *dbname, bool counts)
 		bv_program_failed(st, psprintf("psql (listing the tables of \"%s\")", dbname), rc, err.data);
 		return NIL;
 	}
-	/* records of 3 NUL-separated fields, NUL-terminated */
-	p = out.data;
-	end = out.data + out.len;
-	while (p < end)
-	{
-		char	   *f[3];
-		int			k;
-
-		for (k = 0; k < 3 && p < end; k++)
-		{
-			f[k] = p;
-			p += strlen(p) + 1;
-		}
-		if (k < 3)
-			break;
-		result = lappend(result, list_make3(f[0], f[1], f[2]));
-	}
-	return result;
+	return bv_records3(&out);
 }
 
 static bool
@@ -2619,25 +2629,7 @@ bv_create_extensions(BvState *st)
 		return;
 	}
 	appendStringInfo(&st->detail, "created extensions %s; ", names.data);
-	{
-		char	   *p = out.data;
-		char	   *end = out.data + out.len;
-
-		while (p < end)
-		{
-			char	   *f[3];
-			int			k;
-
-			for (k = 0; k < 3 && p < end; k++)
-			{
-				f[k] = p;
-				p += strlen(p) + 1;
-			}
-			if (k < 3)
-				break;
-			st->ext_rels = lappend(st->ext_rels, list_make3(f[0], f[1], f[2]));
-		}
-	}
+	st->ext_rels = list_concat(st->ext_rels, bv_records3(&out));
 }
 
 /*
@@ -2666,9 +2658,7 @@ bv_probe(BvState *st, List *candidates)
 		const char *argv[] = {bv_bin(st, "psql"), "-X", "-q", "-A", "-t", "-z", "-0",
 			"-v", "ON_ERROR_STOP=1", "-d", NULL, "-c", query, NULL};
 		int			rc;
-		char	   *f[3];
-		int			k;
-		char	   *p;
+		List	   *rec;
 
 		st->conninfo = lfirst(lc);
 		argv[10] = bv_conn(st, st->scratch);
@@ -2683,13 +2673,10 @@ bv_probe(BvState *st, List *candidates)
 			appendStringInfo(&errors, "%s%s", errors.len ? "; " : "", err.data);
 			continue;
 		}
-		for (k = 0, p = out.data; k < 3 && p < out.data + out.len; k++)
-		{
-			f[k] = p;
-			p += strlen(p) + 1;
-		}
-		if (k < 3 || strcmp(f[0], st->role) != 0 || strcmp(f[1], st->role) != 0 ||
-			strcmp(f[2], "f") != 0)
+		rec = bv_records3(&out);
+		if (rec == NIL || strcmp(linitial(linitial(rec)), st->role) != 0 ||
+			strcmp(lsecond(linitial(rec)), st->role) != 0 ||
+			strcmp(lthird(linitial(rec)), "f") != 0)
 		{
 			bv_fail(st, "refused: the restore's session is not the role \"%s\" with no privileges beyond its database; it was not restored",
 					st->role);
