@@ -29,18 +29,12 @@ int			adr_ops_recovery_time_objective = 4 * 3600;
 int			adr_ops_recovery_point_objective = 3600;
 int			adr_ops_wal_replay_rate = 32 * 1024;
 
-static void
-cp_task_snapshot(AdrTaskRun *run)
-{
-	adr_task_sql_call(run, "SELECT n, format('stored %s sizes and counters', n) "
-					  "  FROM adr_ops.adr_capacity_snapshot() n");
-}
-
 /* The hourly size history, registered by adr_capacity_init(). */
 static const AdrTask cp_snapshot_task = {
-	"capacity_snapshot", true, false, false, "5s", adr_task_no_options, cp_task_snapshot,
+	"capacity_snapshot", true, false, false, "5s", adr_task_no_options, NULL,
 	"store the sizes of file systems, databases, pg_wal, the largest relations and the XID counters in size_history (adr_capacity_snapshot())",
-	"1.1"
+	"1.1",
+	"SELECT n, format('stored %s sizes and counters', n) FROM adr_ops.adr_capacity_snapshot() n"
 };
 
 void

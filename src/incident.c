@@ -49,18 +49,12 @@ in_routing_key_show(void)
 			adr_ops_pagerduty_routing_key[0] != '\0') ? "********" : "";
 }
 
-static void
-in_task_escalation(AdrTaskRun *run)
-{
-	adr_task_sql_call(run, "SELECT n, format('escalated %s incidents', n) "
-					  "  FROM adr_ops.adr_incident_escalate() n");
-}
-
 /* The escalation pass, registered by adr_incident_init(). */
 static const AdrTask in_escalation_task = {
-	"incident_escalation", true, false, false, "5s", adr_task_no_options, in_task_escalation,
+	"incident_escalation", true, false, false, "5s", adr_task_no_options, NULL,
 	"escalate and notify again the incidents past their target to acknowledge or resolve (adr_incident_escalate())",
-	"1.1"
+	"1.1",
+	"SELECT n, format('escalated %s incidents', n) FROM adr_ops.adr_incident_escalate() n"
 };
 
 void

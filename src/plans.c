@@ -50,17 +50,11 @@
 #include "scheduler.h"
 
 /* The collection of logged plans, registered by adr_plans_init(). */
-static void
-pl_task_collect(AdrTaskRun *run)
-{
-	adr_task_sql_call(run, "SELECT n, format('stored %s logged plans', n) "
-					  "  FROM adr_ops.adr_collect_plans() n");
-}
-
 static const AdrTask pl_collect_task = {
-	"plan_collect", true, false, false, "5s", adr_task_no_options, pl_task_collect,
+	"plan_collect", true, false, false, "5s", adr_task_no_options, NULL,
 	"store the JSON plans auto_explain logged since the last run in query_plans (adr_collect_plans())",
-	"1.1"
+	"1.1",
+	"SELECT n, format('stored %s logged plans', n) FROM adr_ops.adr_collect_plans() n"
 };
 
 void

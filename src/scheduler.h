@@ -127,6 +127,9 @@ typedef struct AdrTask
 	const char *description;
 	const char *since;			/* the version of the SQL objects it needs;
 								 * NULL: every released version */
+	const char *sql;			/* or, instead of run, one query of the
+								 * extension's SQL returning (objects int,
+								 * detail text) */
 } AdrTask;
 
 /* shmem.c */
@@ -148,7 +151,6 @@ extern bool adr_timezone_check(char **newval, void **extra, GucSource source);
 /* tasks.c */
 extern const char *const adr_task_no_options[];
 extern void adr_task_register(const AdrTask *task);
-extern void adr_task_sql_call(AdrTaskRun *run, const char *sql);
 extern const AdrTask *adr_task_find(const char *name);
 extern const AdrTask *adr_task_lookup(const char *name);
 extern void adr_task_validate(const char *task, Jsonb *options);

@@ -9,8 +9,8 @@
  * the version of the SQL objects it needs.  The built-in ones are the table
  * tk_tasks; a task of another concern registers itself with
  * adr_task_register() from its module's initialisation, so that adding a
- * concern touches none of this file.  adr_task_sql_call() runs a task that
- * is one query of the extension's own SQL.
+ * concern touches none of this file.  A task that is one query of the
+ * extension's own SQL names it in sql instead of an entry point.
  *
  * Each task picks its objects in one short transaction, then works on them
  * one by one, each in its own transaction, the way autovacuum does: VACUUM
@@ -81,9 +81,6 @@ typedef struct TkObject
 static void tk_vacuum_analyze(AdrTaskRun *run);
 static void tk_analyze(AdrTaskRun *run);
 static void tk_reindex(AdrTaskRun *run);
-static void tk_health_snapshot(AdrTaskRun *run);
-static void tk_job_reaper(AdrTaskRun *run);
-static void tk_statement_snapshot(AdrTaskRun *run);
 
 static const char *const tk_common_options[] = {"lock_timeout", "statement_timeout", NULL};
 static const char *const tk_vacuum_options[] = {"dead_pct", "tables", NULL};
@@ -98,12 +95,16 @@ static const AdrTask tk_tasks[] = {
 	"ANALYZE tables modified by more than mod_pct (default 10) since their last analyze, or never analyzed"},
 	{"reindex", true, true, true, "10min", tk_reindex_options, tk_reindex,
 	"REINDEX INDEX CONCURRENTLY btree indexes whose estimated bloat exceeds bloat_pct (default 30); drop invalid leftovers of failed ones"},
-	{"health_snapshot", true, false, false, "5s", adr_task_no_options, tk_health_snapshot,
-	"store adr_health_check() in health_history (adr_health_snapshot())"},
-	{"statement_snapshot", true, false, false, "5s", adr_task_no_options, tk_statement_snapshot,
-	"store the pg_stat_statements entries that changed since the last snapshot (adr_snapshot_statements())"},
-	{"job_reaper", true, false, false, "5s", adr_task_no_options, tk_job_reaper,
-	"fail running pipeline jobs whose heartbeat is lost; re-queue failed ones with attempts left (adr_job_reap())"},
+	{"health_snapshot", true, false, false, "5s", adr_task_no_options, NULL,
+		"store adr_health_check() in health_history (adr_health_snapshot())", NULL,
+		"SELECT n, format('stored %s health checks', n) FROM adr_ops.adr_health_snapshot() n"},
+	{"statement_snapshot", true, false, false, "5s", adr_task_no_options, NULL,
+		"store the pg_stat_statements entries that changed since the last snapshot (adr_snapshot_statements())", NULL,
+		"SELECT n, format('stored %s changed statement entries', n) FROM adr_ops.adr_snapshot_statements() n"},
+	{"job_reaper", true, false, false, "5s", adr_task_no_options, NULL,
+		"fail running pipeline jobs whose heartbeat is lost; re-queue failed ones with attempts left (adr_job_reap())", NULL,
+		"SELECT lost + requeued, format('%s running jobs lost their heartbeat; %s failed jobs re-queued', lost, requeued) "
+		"  FROM adr_ops.adr_job_reap()"},
 };
 
 /* Tasks of other concerns, in the order their modules registered them. */
@@ -705,10 +706,10 @@ tk_reindex(AdrTaskRun *run)
 /*
  * Run one query of the extension's own SQL in the run's database, which
  * must have the extension.  The query returns one row: the objects the run
- * handled, and its detail.  The body of a task that is one SQL call.
+ * handled, and its detail.  The body of a task that names its sql.
  */
-void
-adr_task_sql_call(AdrTaskRun *run, const char *sql)
+static void
+tk_sql_call(AdrTaskRun *run, const char *sql)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	bool		isnull;
@@ -727,28 +728,8 @@ adr_task_sql_call(AdrTaskRun *run, const char *sql)
 	adr_task_xact_end(caller);
 }
 
-static void
-tk_health_snapshot(AdrTaskRun *run)
-{
-	adr_task_sql_call(run, "SELECT n, format('stored %s health checks', n) "
-					  "  FROM adr_ops.adr_health_snapshot() n");
-}
 
-static void
-tk_statement_snapshot(AdrTaskRun *run)
-{
-	adr_task_sql_call(run, "SELECT n, format('stored %s changed statement entries', n) "
-					  "  FROM adr_ops.adr_snapshot_statements() n");
-}
 
-static void
-tk_job_reaper(AdrTaskRun *run)
-{
-	adr_task_sql_call(run, "SELECT lost + requeued, "
-					  "       format('%s running jobs lost their heartbeat; %s failed jobs re-queued', "
-					  "              lost, requeued) "
-					  "  FROM adr_ops.adr_job_reap()");
-}
 
 /*
  * A task added after the oldest released version needs the SQL objects of
@@ -798,7 +779,10 @@ adr_task_execute(const AdrTask *task, AdrTaskRun *run)
 
 	if (task->since)
 		tk_require_version(task);
-	task->run(run);
+	if (task->sql)
+		tk_sql_call(run, task->sql);
+	else
+		task->run(run);
 }
 
 /*
