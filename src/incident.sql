@@ -99,26 +99,10 @@ SELECT pg_catalog.pg_extension_config_dump('adr_ops.incident_events', '');
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.incident_events_id_seq', '');
 GRANT SELECT ON adr_ops.incident_events TO pg_monitor;
 
-CREATE FUNCTION adr_ops._incident_events_append_only() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('adr_ops.incident_events is append-only: cannot %s', lower(TG_OP)),
-            HINT = 'Add a note with adr_incident_note() instead.';
-    END IF;
-    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-END
-$$;
-COMMENT ON FUNCTION adr_ops._incident_events_append_only() IS
-    'API: private. Refuses UPDATE, DELETE and TRUNCATE of incident events by non-superusers';
-REVOKE ALL ON FUNCTION adr_ops._incident_events_append_only() FROM PUBLIC;
 CREATE TRIGGER incident_events_append_only BEFORE UPDATE OR DELETE ON adr_ops.incident_events
-    FOR EACH ROW EXECUTE FUNCTION adr_ops._incident_events_append_only();
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._append_only('Add a note with adr_incident_note() instead.');
 CREATE TRIGGER incident_events_no_truncate BEFORE TRUNCATE ON adr_ops.incident_events
-    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._incident_events_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._append_only('Add a note with adr_incident_note() instead.');
 
 -- Follow-up actions of an incident, for the post-mortem.
 CREATE TABLE adr_ops.incident_actions (

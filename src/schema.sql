@@ -66,3 +66,23 @@ $$;
 COMMENT ON FUNCTION adr_ops._config_upsert() IS
     'API: private. Lets a restored configuration row replace the default row of the same key';
 REVOKE ALL ON FUNCTION adr_ops._config_upsert() FROM PUBLIC;
+
+-- An append-only table (evidence, an incident's timeline): these triggers
+-- refuse UPDATE, DELETE and TRUNCATE to every role but superusers.
+-- TG_ARGV[0] is the hint: what to do instead.
+CREATE FUNCTION adr_ops._append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('%s.%s is append-only: cannot %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP)),
+            HINT = TG_ARGV[0];
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._append_only() IS
+    'API: private. Refuses UPDATE, DELETE and TRUNCATE of an append-only table by non-superusers';
+REVOKE ALL ON FUNCTION adr_ops._append_only() FROM PUBLIC;

@@ -678,26 +678,10 @@ COMMENT ON TABLE adr_ops.evidence IS
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.evidence', '');
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.evidence_id_seq', '');
 
-CREATE FUNCTION adr_ops._evidence_append_only() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('adr_ops.evidence is append-only: cannot %s', lower(TG_OP)),
-            HINT = 'Only a superuser may change or remove evidence.';
-    END IF;
-    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-END
-$$;
-COMMENT ON FUNCTION adr_ops._evidence_append_only() IS
-    'API: private. Refuses UPDATE, DELETE and TRUNCATE of evidence by non-superusers';
-REVOKE ALL ON FUNCTION adr_ops._evidence_append_only() FROM PUBLIC;
 CREATE TRIGGER evidence_append_only BEFORE UPDATE OR DELETE ON adr_ops.evidence
-    FOR EACH ROW EXECUTE FUNCTION adr_ops._evidence_append_only();
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._append_only('Only a superuser may change or remove evidence.');
 CREATE TRIGGER evidence_no_truncate BEFORE TRUNCATE ON adr_ops.evidence
-    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._evidence_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._append_only('Only a superuser may change or remove evidence.');
 
 CREATE FUNCTION adr_ops.adr_evidence_snapshot(label text)
 RETURNS bigint

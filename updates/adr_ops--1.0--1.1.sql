@@ -3,6 +3,36 @@
 -- an installation updated through this script equals a fresh one.
 \echo Use "ALTER EXTENSION adr_ops UPDATE TO '1.1'" to load this file. \quit
 
+-- One append-only trigger function for every append-only table: evidence's
+-- own goes (src/schema.sql, src/security.sql); the incidents' timeline uses
+-- it too.
+-- An append-only table (evidence, an incident's timeline): these triggers
+-- refuse UPDATE, DELETE and TRUNCATE to every role but superusers.
+-- TG_ARGV[0] is the hint: what to do instead.
+CREATE FUNCTION adr_ops._append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('%s.%s is append-only: cannot %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP)),
+            HINT = TG_ARGV[0];
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._append_only() IS
+    'API: private. Refuses UPDATE, DELETE and TRUNCATE of an append-only table by non-superusers';
+REVOKE ALL ON FUNCTION adr_ops._append_only() FROM PUBLIC;
+DROP TRIGGER evidence_append_only ON adr_ops.evidence;
+DROP TRIGGER evidence_no_truncate ON adr_ops.evidence;
+DROP FUNCTION adr_ops._evidence_append_only();
+CREATE TRIGGER evidence_append_only BEFORE UPDATE OR DELETE ON adr_ops.evidence
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._append_only('Only a superuser may change or remove evidence.');
+CREATE TRIGGER evidence_no_truncate BEFORE TRUNCATE ON adr_ops.evidence
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._append_only('Only a superuser may change or remove evidence.');
+
 -- Health checks are registered in a table instead of a list inside
 -- adr_health_check(), and a new check reports the library's version
 -- against the SQL objects' (src/health.sql).
@@ -2874,26 +2904,10 @@ SELECT pg_catalog.pg_extension_config_dump('adr_ops.incident_events', '');
 SELECT pg_catalog.pg_extension_config_dump('adr_ops.incident_events_id_seq', '');
 GRANT SELECT ON adr_ops.incident_events TO pg_monitor;
 
-CREATE FUNCTION adr_ops._incident_events_append_only() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('adr_ops.incident_events is append-only: cannot %s', lower(TG_OP)),
-            HINT = 'Add a note with adr_incident_note() instead.';
-    END IF;
-    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-END
-$$;
-COMMENT ON FUNCTION adr_ops._incident_events_append_only() IS
-    'API: private. Refuses UPDATE, DELETE and TRUNCATE of incident events by non-superusers';
-REVOKE ALL ON FUNCTION adr_ops._incident_events_append_only() FROM PUBLIC;
 CREATE TRIGGER incident_events_append_only BEFORE UPDATE OR DELETE ON adr_ops.incident_events
-    FOR EACH ROW EXECUTE FUNCTION adr_ops._incident_events_append_only();
+    FOR EACH ROW EXECUTE FUNCTION adr_ops._append_only('Add a note with adr_incident_note() instead.');
 CREATE TRIGGER incident_events_no_truncate BEFORE TRUNCATE ON adr_ops.incident_events
-    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._incident_events_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._append_only('Add a note with adr_incident_note() instead.');
 
 -- Follow-up actions of an incident, for the post-mortem.
 CREATE TABLE adr_ops.incident_actions (
