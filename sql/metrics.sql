@@ -38,19 +38,6 @@ VALUES ('metrics_task', current_database(), 'failed', now()),
        ('metrics_task', current_database(), 'failed', now()),
        ('metrics_task', current_database(), 'succeeded', now());
 
--- Names follow Prometheus' conventions; every family has one type, a help
--- text and one label shape.
-SELECT m.name, min(m.type) AS type, count(DISTINCT m.type) AS types,
-       bool_and(m.help <> '') AS helped, count(DISTINCT m.help) AS helps,
-       (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(min(m.labels::text)::jsonb) k) AS labels,
-       count(DISTINCT (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(m.labels) k)) AS shapes
-  FROM adr_ops.metrics m
- GROUP BY m.name ORDER BY m.name;
-SELECT name FROM adr_ops.metrics
- WHERE name !~ '^adr_ops_[a-z0-9_]+$'
-    OR (type = 'counter') <> (name ~ '_total$')
-    OR type NOT IN ('gauge', 'counter');
-
 -- The provoked values: the latest health snapshot only, in base units.
 SELECT name, labels, value FROM adr_ops.adr_metrics('health')
  WHERE labels->>'check' LIKE 'metrics\_%' ORDER BY name, labels->>'check';
@@ -71,13 +58,6 @@ SELECT name, labels, value FROM adr_ops.adr_metrics('capacity')
  WHERE name <> 'adr_ops_size_snapshot_age_seconds' AND labels->>'name' IS DISTINCT FROM 'pg_wal'
  ORDER BY name, labels->>'kind';
 
--- Backups: nothing to judge without a verification or a backup path; a
--- failed one says so, and a backup never passed is infinitely old.
-SELECT count(*) AS backup_metrics FROM adr_ops.adr_metrics('backup') WHERE name <> 'adr_ops_metrics_source_up';
-INSERT INTO adr_ops.backup_verifications (path, status, finished_at, failures, duration_ms, backup_bytes)
-VALUES ('/nowhere/metrics.dump', 'failed', now(), '{"could not open"}', 1500, 4096);
-SELECT name, value FROM adr_ops.adr_metrics('backup') ORDER BY name;
-
 -- Incidents: one more P3 open, counted by severity and status.
 CREATE TEMP TABLE before AS SELECT name, labels, value FROM adr_ops.adr_metrics('incidents');
 SELECT adr_ops.adr_incident_open('P3', 'metrics test') IS NOT NULL AS opened;
@@ -88,6 +68,31 @@ SELECT a.name, a.labels, a.value - coalesce(b.value, 0) AS delta
  ORDER BY 1, 2::text;
 
 SELECT name, labels, value FROM adr_ops.adr_metrics('security') ORDER BY name, labels::text;
+
+-- Backups: nothing to judge without a verification or a backup path; a
+-- failed one says so, and a backup never passed is infinitely old.  (In a
+-- transaction rolled back: earlier tests' verifications are left alone.)
+BEGIN;
+DELETE FROM adr_ops.backup_verifications;
+SELECT count(*) AS backup_metrics FROM adr_ops.adr_metrics('backup') WHERE name <> 'adr_ops_metrics_source_up';
+INSERT INTO adr_ops.backup_verifications (path, status, finished_at, failures, duration_ms, backup_bytes)
+VALUES ('/nowhere/metrics.dump', 'failed', now(), '{"could not open"}', 1500, 4096);
+SELECT name, value FROM adr_ops.adr_metrics('backup') ORDER BY name;
+
+-- Names follow Prometheus' conventions; every family has one type, a help
+-- text and one label shape.
+SELECT m.name, min(m.type) AS type, count(DISTINCT m.type) AS types,
+       bool_and(m.help <> '') AS helped, count(DISTINCT m.help) AS helps,
+       (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(min(m.labels::text)::jsonb) k) AS labels,
+       count(DISTINCT (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(m.labels) k)) AS shapes
+  FROM adr_ops.metrics m
+ GROUP BY m.name ORDER BY m.name;
+SELECT name FROM adr_ops.metrics
+ WHERE name !~ '^adr_ops_[a-z0-9_]+$'
+    OR (type = 'counter') <> (name ~ '_total$')
+    OR type NOT IN ('gauge', 'counter');
+
+ROLLBACK;
 
 -- The text format, as a Prometheus scrape reads it.
 SELECT adr_ops.adr_metrics_text('security');
