@@ -51,7 +51,7 @@ SELECT name, CASE WHEN name LIKE '%seconds' THEN value >= 0 AND value < 60 END A
  WHERE labels = '{"pipeline": "metrics_pipe"}' ORDER BY name;
 SELECT name, labels, value FROM adr_ops.adr_metrics('maintenance')
  WHERE labels->>'task' IN ('metrics_task', 'analyze') AND name NOT LIKE '%age_seconds'
- ORDER BY name, labels->>'status';
+ ORDER BY name, labels->>'status', labels->>'task';
 SELECT value >= 0 AND value < 60 AS recent FROM adr_ops.adr_metrics('maintenance')
  WHERE name = 'adr_ops_schedule_last_run_age_seconds' AND labels->>'schedule' = 'analyze';
 SELECT name, labels, value FROM adr_ops.adr_metrics('capacity')

@@ -31,6 +31,11 @@ COMMENT ON TABLE adr_ops.metric_sources IS
     'the sources adr_metrics() reads, in order: each names a function adr_ops._metrics_<name>()';
 GRANT SELECT ON adr_ops.metric_sources TO pg_monitor;
 
+-- The sources are PL/pgSQL, not SQL functions: the exporter keeps its
+-- session, and PL/pgSQL keeps each query's plan in it from one scrape to the
+-- next, where a SQL function with SET search_path is planned at each call
+-- (half the time of a scrape).
+
 -- A status as a number: what alert rules compare.
 CREATE FUNCTION adr_ops._metric_status(status text) RETURNS float8
 LANGUAGE sql IMMUTABLE
@@ -45,9 +50,11 @@ COMMENT ON FUNCTION adr_ops._metric_status(text) IS
 -- the health_snapshot task every 5 minutes): a scrape never runs the
 -- checks, some of which read the server log or walk every relation.
 CREATE FUNCTION adr_ops._metrics_health() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH latest AS (
         SELECT max(h.taken_at) AS at FROM adr_ops.health_history h
     ), rows AS (
@@ -67,16 +74,19 @@ AS $$
     SELECT 'adr_ops_health_snapshot_age_seconds', '{}',
            coalesce(extract(epoch FROM now() - l.at)::float8, 'Infinity'), 'gauge',
            'Seconds since the latest health snapshot (+Inf when none was taken).'
-      FROM latest l
+      FROM latest l;
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_health() IS
     'API: private. The health checks'' metrics, from the latest snapshot';
 
 -- The HTTP probes, from their latest result: the http_probe task runs them.
 CREATE FUNCTION adr_ops._metrics_probes() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH last AS (
         SELECT p.name, h.ok, h.latency_ms, h.status_code, h.probed_at
           FROM adr_ops.probes p
@@ -95,7 +105,8 @@ AS $$
         ('adr_ops_probe_age_seconds', jsonb_build_object('probe', l.name),
          extract(epoch FROM now() - l.probed_at)::float8, 'gauge',
          'Seconds since the latest run of each enabled HTTP probe.')
-    ) AS m(name, labels, value, type, help)
+    ) AS m(name, labels, value, type, help);
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_probes() IS
     'API: private. The HTTP probes'' metrics, from their latest results';
@@ -103,20 +114,24 @@ COMMENT ON FUNCTION adr_ops._metrics_probes() IS
 -- The pipelines: queue depth and stuck jobs now, outcomes and durations of
 -- the last hour.  Every count goes through a partial or range index.
 CREATE FUNCTION adr_ops._metrics_pipelines() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH live AS (
-        SELECT j.pipeline,
-               count(*) FILTER (WHERE j.status = 'queued') AS queued,
-               count(*) FILTER (WHERE j.status = 'running') AS running,
-               count(*) FILTER (WHERE j.status = 'running'
-                                  AND j.heartbeat_at < now() - adr_ops._job_stale_after()) AS stuck,
-               coalesce(extract(epoch FROM now() - min(j.run_after)
-                                FILTER (WHERE j.status = 'queued' AND j.run_after <= now())), 0) AS waiting
-          FROM adr_ops.processing_jobs j
-         WHERE j.status IN ('queued', 'running')
-         GROUP BY j.pipeline
+        -- each status through its own partial index
+        SELECT q.pipeline, count(*) AS queued, 0 AS running, 0 AS stuck,
+               coalesce(extract(epoch FROM now() - min(q.run_after) FILTER (WHERE q.run_after <= now())), 0) AS waiting
+          FROM adr_ops.processing_jobs q WHERE q.status = 'queued' GROUP BY q.pipeline
+        UNION ALL
+        SELECT r.pipeline, 0, count(*),
+               count(*) FILTER (WHERE r.heartbeat_at < now() - adr_ops._job_stale_after()), 0
+          FROM adr_ops.processing_jobs r WHERE r.status = 'running' GROUP BY r.pipeline
+    ), live_by AS (
+        SELECT l.pipeline, sum(l.queued) AS queued, sum(l.running) AS running,
+               sum(l.stuck) AS stuck, max(l.waiting) AS waiting
+          FROM live l GROUP BY l.pipeline
     ), done AS (
         SELECT j.pipeline,
                count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded,
@@ -134,7 +149,7 @@ AS $$
                coalesce(l.stuck, 0) AS stuck, coalesce(l.waiting, 0) AS waiting,
                coalesce(d.succeeded, 0) AS succeeded, coalesce(d.failed, 0) AS failed,
                d.p50, d.p95
-          FROM live l FULL JOIN done d ON d.pipeline = l.pipeline
+          FROM live_by l FULL JOIN done d ON d.pipeline = l.pipeline
     )
     SELECT m.* FROM p CROSS JOIN LATERAL (VALUES
         ('adr_ops_pipeline_queued_jobs', p.queued::float8,
@@ -157,7 +172,8 @@ AS $$
          '95th percentile run time of the jobs of each pipeline that succeeded in the last hour, in seconds.')
     ) AS v(name, value, help)
     CROSS JOIN LATERAL (SELECT v.name, jsonb_build_object('pipeline', p.pipeline), v.value, 'gauge', v.help) m
-     WHERE v.value IS NOT NULL
+     WHERE v.value IS NOT NULL;
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_pipelines() IS
     'API: private. The pipelines'' metrics: queue depth, stuck jobs, the last hour''s outcomes and durations';
@@ -165,9 +181,11 @@ COMMENT ON FUNCTION adr_ops._metrics_pipelines() IS
 -- Backups: judged as the backup_verification check judges them, and only
 -- once there is something to judge (a verification, or adr_ops.backup_path).
 CREATE FUNCTION adr_ops._metrics_backup() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH s AS (
         SELECT coalesce(nullif(current_setting('adr_ops.backup_max_age', true), ''), '1d')::interval AS max_age,
                coalesce(current_setting('adr_ops.backup_path', true), '') AS path,
@@ -190,16 +208,19 @@ AS $$
          'Size of the backup that the latest finished verification read, in bytes.')
     ) AS v(name, value, help)
     CROSS JOIN LATERAL (SELECT v.name, '{}'::jsonb, v.value, 'gauge', v.help) m
-     WHERE v.value IS NOT NULL AND ((s.latest).id IS NOT NULL OR s.path <> '')
+     WHERE v.value IS NOT NULL AND ((s.latest).id IS NOT NULL OR s.path <> '');
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_backup() IS
     'API: private. The backups'' metrics: age of the last passed verification, the latest result';
 
 -- The blocklist the authentication hook enforces, and maintenance mode.
 CREATE FUNCTION adr_ops._metrics_security() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT 'adr_ops_blocklist_entries', jsonb_build_object('kind', k.kind),
            (SELECT count(*) FROM adr_ops.blocked_clients b
              WHERE (b.blocked_by = 'adr_ops auto-ban') = (k.kind = 'auto'))::float8, 'gauge',
@@ -208,21 +229,28 @@ AS $$
     UNION ALL
     SELECT 'adr_ops_maintenance_mode', '{}',
            coalesce((SELECT m.enabled::int FROM adr_ops.maintenance_state m), 0)::float8, 'gauge',
-           'Whether maintenance mode is on (1) or off (0).'
+           'Whether maintenance mode is on (1) or off (0).';
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_security() IS
     'API: private. The blocklist''s and maintenance mode''s metrics';
 
--- The scheduler: runs of the last day by status, and each schedule's last run.
+-- The scheduler: runs of the last day by status, and each schedule's last
+-- run.  (Counted by finished_at, which is indexed, not started_at.)
 CREATE FUNCTION adr_ops._metrics_maintenance() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT 'adr_ops_task_runs_last_day', jsonb_build_object('task', r.task, 'status', r.status),
            count(*)::float8, 'gauge',
-           'Maintenance task runs started in the last 24 hours, by task and status (running, succeeded, failed, skipped).'
-      FROM adr_ops.task_runs r
-     WHERE r.started_at >= now() - interval '1 day'
+           'Maintenance task runs finished in the last 24 hours by task and status (succeeded, failed, skipped), and those running now.'
+      FROM (SELECT f.task, f.status FROM adr_ops.task_runs f
+             WHERE f.finished_at >= now() - interval '1 day'
+            UNION ALL
+            SELECT n.task, n.status FROM adr_ops.task_runs n
+             WHERE n.status = 'running' AND n.finished_at IS NULL) r
      GROUP BY r.task, r.status
     UNION ALL
     SELECT m.* FROM adr_ops.schedules s
@@ -236,16 +264,19 @@ AS $$
      ) AS v(name, value, help)
      CROSS JOIN LATERAL (SELECT v.name, jsonb_build_object('schedule', s.name, 'task', s.task),
                                 v.value, 'gauge', v.help) m
-     WHERE s.enabled
+     WHERE s.enabled;
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_maintenance() IS
     'API: private. The maintenance scheduler''s metrics: runs by status, each schedule''s last run';
 
 -- Incidents: those not closed, by severity and status; all ever opened.
 CREATE FUNCTION adr_ops._metrics_incidents() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT v.* FROM (
         SELECT s.severity, s.status, count(*) AS open, count(*) FILTER (WHERE s.overdue) AS overdue
           FROM adr_ops.incident_status s WHERE s.status <> 'closed'
@@ -260,7 +291,8 @@ AS $$
     SELECT 'adr_ops_incidents_opened_total', jsonb_build_object('severity', sev.severity),
            (SELECT count(*) FROM adr_ops.incidents i WHERE i.severity = sev.severity)::float8, 'counter',
            'Incidents opened, by severity.'
-      FROM (VALUES ('P1'), ('P2'), ('P3')) sev(severity)
+      FROM (VALUES ('P1'), ('P2'), ('P3')) sev(severity);
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_incidents() IS
     'API: private. The incidents'' metrics';
@@ -268,9 +300,11 @@ COMMENT ON FUNCTION adr_ops._metrics_incidents() IS
 -- Sizes and counters from the latest capacity snapshot (the
 -- capacity_snapshot task): a scrape never walks the relations itself.
 CREATE FUNCTION adr_ops._metrics_capacity() RETURNS SETOF adr_ops._metric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH latest AS (
         SELECT max(h.taken_at) AS at FROM adr_ops.size_history h
     ), rows AS (
@@ -295,7 +329,8 @@ AS $$
     SELECT 'adr_ops_size_snapshot_age_seconds', '{}',
            coalesce(extract(epoch FROM now() - l.at)::float8, 'Infinity'), 'gauge',
            'Seconds since the latest capacity snapshot (+Inf when none was taken).'
-      FROM latest l
+      FROM latest l;
+END
 $$;
 COMMENT ON FUNCTION adr_ops._metrics_capacity() IS
     'API: private. Sizes and counters from the latest capacity snapshot';
