@@ -108,6 +108,8 @@ INSERT INTO adr_ops.metric_sources (name, position) VALUES ('metrics_test', 1000
 SELECT adr_ops.adr_metrics_text('metrics_test');
 SELECT name, labels, value FROM adr_ops.adr_metrics() WHERE labels->>'source' LIKE 'metrics\_%' OR name LIKE 'adr_ops_test%'
  ORDER BY name, labels::text;
+-- Read alone, a failing source raises its error.
+SELECT * FROM adr_ops.adr_metrics('metrics_broken');
 DELETE FROM adr_ops.metric_sources WHERE name IN ('metrics_test', 'metrics_broken');
 DROP FUNCTION adr_ops._metrics_metrics_test(), adr_ops._metrics_metrics_broken();
 

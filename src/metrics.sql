@@ -339,9 +339,11 @@ INSERT INTO adr_ops.metric_sources (name, position) VALUES
     ('health', 10), ('probes', 20), ('pipelines', 30), ('backup', 40),
     ('security', 50), ('maintenance', 60), ('incidents', 70), ('capacity', 80);
 
--- The registry.  Each source runs in its own exception block: one that
--- fails is reported by adr_ops_metrics_source_up 0 and a WARNING, and
--- never takes the others down.
+-- The registry.  Read whole, each source runs in its own exception block:
+-- one that fails is reported by adr_ops_metrics_source_up 0 and a WARNING,
+-- and never takes the others down.  Read one source at a time (as the
+-- exporter does), a failing source raises its error, so that the query
+-- fails where the monitoring system sees it.
 CREATE FUNCTION adr_ops.adr_metrics(source text DEFAULT NULL,
     OUT name text, OUT labels jsonb, OUT value float8, OUT type text, OUT help text)
 RETURNS SETOF record
@@ -354,14 +356,19 @@ DECLARE
     part adr_ops._metric[];
     up float8;
 BEGIN
-    IF source IS NOT NULL
-       AND NOT EXISTS (SELECT FROM adr_ops.metric_sources ms WHERE ms.name = source) THEN
-        RAISE EXCEPTION 'unrecognized metric source "%"', source
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The sources are the names in adr_ops.metric_sources.';
+    IF source IS NOT NULL THEN
+        IF NOT EXISTS (SELECT FROM adr_ops.metric_sources ms WHERE ms.name = source) THEN
+            RAISE EXCEPTION 'unrecognized metric source "%"', source
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The sources are the names in adr_ops.metric_sources.';
+        END IF;
+        EXECUTE format('SELECT array_agg(m) FROM adr_ops.%I() m', '_metrics_' || source) INTO part;
+        RETURN QUERY SELECT m.name, m.labels, m.value, m.type, m.help FROM unnest(part) m;
+        RETURN QUERY SELECT 'adr_ops_metrics_source_up', jsonb_build_object('source', source), 1::float8,
+                            'gauge', 'Whether each metric source of adr_metrics() could be read (1) or failed (0).';
+        RETURN;
     END IF;
-    FOR s IN SELECT ms.name FROM adr_ops.metric_sources ms
-              WHERE source IS NULL OR ms.name = source ORDER BY ms.position LOOP
+    FOR s IN SELECT ms.name FROM adr_ops.metric_sources ms ORDER BY ms.position LOOP
         BEGIN
             EXECUTE format('SELECT array_agg(m) FROM adr_ops.%I() m', '_metrics_' || s) INTO part;
             up := 1;
@@ -378,7 +385,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_metrics(text) IS
-    'every adr_ops reading as a metric (name, labels, value, gauge or counter, help), from all sources or the one named';
+    'every adr_ops reading as a metric (name, labels, value, gauge or counter, help), from all sources (one that fails is left out, with a WARNING) or the one named (its error is raised)';
 
 CREATE VIEW adr_ops.metrics AS
     SELECT m.name, m.labels, m.value, m.type, m.help FROM adr_ops.adr_metrics() m;
