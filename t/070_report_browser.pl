@@ -107,6 +107,12 @@ my $page = slurp_file($html);
 like($page, qr/^<!DOCTYPE html>/, 'the file is an HTML page');
 unlike($page, qr/<(?:script|link|img|iframe|object|embed)\b/i, 'the page has no script and loads no resource');
 
+# FILE - is standard output, the page alone.
+IPC::Run::run([ $script, '-h', $node->host, '-p', $node->port, '-d', 'postgres', '--days=3', '-' ],
+    '>', \$stdout, '2>', \$stderr);
+is($? >> 8, 0, 'adr-report - exits 0');
+like($stdout, qr/\A<!DOCTYPE html>.*\(3 days\).*<\/html>\n*\z/s, 'and prints the page, for the days asked');
+
 # Usage errors are UNKNOWN.
 IPC::Run::run([ $script, '--days=0', $html ], '>', \$stdout, '2>', \$stderr);
 is($? >> 8, 3, 'a bad period is UNKNOWN');

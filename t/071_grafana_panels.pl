@@ -3,8 +3,9 @@
 # is only a member of pg_monitor, after the macros are replaced the way
 # Grafana's PostgreSQL data source replaces them; it returns the columns
 # its panel type needs (a timestamp "time" first for time series, the
-# declared columns for tables, numbers for stats) and rows.  Grafana itself
-# is not in Debian's archive: this is what can be tested without it.
+# declared columns for tables and stats, numbers in stats) and rows.
+# Grafana itself is not in Debian's archive: this is what can be tested
+# without it.
 use strict;
 use warnings FATAL => 'all';
 
@@ -19,8 +20,15 @@ my $dir = dirname(__FILE__) . '/../dashboards/grafana';
 my @files = sort glob("$dir/*.json");
 ok(@files >= 7, 'an overview and a dashboard per concern (' . scalar(@files) . ' files)');
 
-# The columns of each table panel, by dashboard uid and panel title.
-my %table_columns = (
+# The columns of each table and stat panel, by dashboard uid and panel title.
+my %declared_columns = (
+	'adr-ops-overview/Checks by status now' => [qw(status checks)],
+	'adr-ops-overview/Open incidents' => [qw(incidents)],
+	'adr-ops-overview/Alerts' => [qw(alerts)],
+	'adr-ops-backups/Hours since the last passed verification' => [qw(hours)],
+	'adr-ops-backups/Verifications in range' => [qw(status verifications)],
+	'adr-ops-security/Ranges blocked now' => [qw(blocked)],
+	'adr-ops-security/Maintenance mode' => [qw(maintenance_mode)],
 	'adr-ops-overview/Checks now' => [qw(check_name status value unit warn crit taken_at detail)],
 	'adr-ops-overview/Alerts in range' => [qw(at source check_name from_status to_status detail delivered)],
 	'adr-ops-overview/Incidents not closed' => [qw(id severity status title opened_at ack_due resolve_due overdue)],
@@ -151,16 +159,16 @@ sub check_panel
 		}
 		push @problems, 'no value column' unless grep { $_->[1] =~ $numeric } @cols;
 	}
-	elsif ($type eq 'stat')
+	elsif ($type eq 'stat' || $type eq 'table')
 	{
 		push @problems, "format $format, not table" unless $format eq 'table';
-		my @num = grep { $_->[1] =~ $numeric } @cols;
-		push @problems, 'no number' unless @num;
-		push @problems, 'more than one label column' if @cols - @num > 1;
-	}
-	elsif ($type eq 'table')
-	{
-		my $want = $table_columns{$key};
+		if ($type eq 'stat')
+		{
+			my @num = grep { $_->[1] =~ $numeric } @cols;
+			push @problems, 'no number' unless @num;
+			push @problems, 'more than one label column' if @cols - @num > 1;
+		}
+		my $want = $declared_columns{$key};
 		if (!$want)
 		{
 			push @problems, 'no declared columns';
@@ -196,7 +204,7 @@ for my $file (@files)
 	for my $panel (@p)
 	{
 		my $key = "$d->{uid}/$panel->{title}";
-		$used{$key} = 1;
+		ok(!$used{$key}++, "$key: its title is its own");
 		is(scalar @{ $panel->{targets} // [] }, 1, "$key: one query");
 		my $t = $panel->{targets}[0];
 		is($t->{datasource}{type} // '', 'grafana-postgresql-datasource', "$key: on the PostgreSQL data source");
@@ -206,7 +214,7 @@ for my $file (@files)
 	}
 }
 ok($panels >= 30, "$panels panels checked");
-is_deeply([ grep { !$used{$_} } sort keys %table_columns ], [], 'every declared table is a panel');
+is_deeply([ grep { !$used{$_} } sort keys %declared_columns ], [], 'every declaration is a panel');
 
 # The checker catches what Grafana would not draw: a time series whose
 # time is not first, a table with other columns than declared, a macro it
@@ -217,6 +225,9 @@ ok(scalar check_panel('x/y', { type => 'timeseries', targets => [ { format => 't
 ok(scalar check_panel('adr-ops-overview/Checks now', { type => 'table', targets => [ { format => 'table' } ] },
 		'SELECT 1 AS check_name'),
 	'the check refuses a table with other columns');
+ok(scalar check_panel('adr-ops-overview/Alerts', { type => 'stat', targets => [ { format => 'table' } ] },
+		'SELECT 1 AS alerts, 2 AS more'),
+	'the check refuses a stat with other columns');
 ok(scalar check_panel('x/y', { type => 'stat', targets => [ { format => 'table' } ] }, 'SELECT $__unixEpochFilter(x)'),
 	'the check refuses an unknown macro');
 ok(scalar check_panel('x/y', { type => 'stat', targets => [ { format => 'table' } ] },
