@@ -3897,6 +3897,49 @@ $$;
 COMMENT ON FUNCTION adr_ops._anomaly_judge(float8, float8, float8, float8, integer, timestamptz, text, text, text, integer, float8) IS
     'API: private. Verdict, modified z-score and detail of a point against its history''s median and spread';
 
+-- The judgement of one series, the last element against the comparable
+-- earlier ones: what both entry points run, on arguments already checked
+-- (one-dimensional arrays of one length, oldest first, no nulls, finite).
+-- SQL, not PL/pgSQL: adr_anomalies() runs it once per series.
+CREATE FUNCTION adr_ops._anomaly_series(t timestamptz[], v float8[], direction text, seasonality text,
+    min_history integer, threshold float8, tz text,
+    OUT verdict text, OUT score float8, OUT expected float8, OUT mad float8,
+    OUT history integer, OUT detail text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH p AS (
+        SELECT u.t, u.v, u.i,
+               CASE _anomaly_series.seasonality
+               WHEN 'dow' THEN extract(dow FROM u.t AT TIME ZONE _anomaly_series.tz)::integer
+               WHEN 'hour' THEN extract(hour FROM u.t AT TIME ZONE _anomaly_series.tz)::integer
+               WHEN 'dow_hour' THEN (extract(dow FROM u.t AT TIME ZONE _anomaly_series.tz) * 24
+                                     + extract(hour FROM u.t AT TIME ZONE _anomaly_series.tz))::integer
+               ELSE 0 END AS season
+          FROM unnest(_anomaly_series.t, _anomaly_series.v) WITH ORDINALITY u(t, v, i)
+    ), last AS (
+        SELECT p.t, p.v, p.season FROM p WHERE p.i = cardinality(_anomaly_series.v)
+    ), hist AS (
+        SELECT p.v FROM p, last WHERE p.i < cardinality(_anomaly_series.v) AND p.season = last.season
+    ), med AS (
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY hist.v) AS median, count(*)::integer AS n FROM hist
+    ), dev AS (
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(hist.v - med.median)) AS mad,
+               avg(abs(hist.v - med.median)) AS meanad
+          FROM med LEFT JOIN hist ON true
+    )
+    SELECT j.verdict, j.score,
+           CASE WHEN j.verdict <> 'insufficient_history' THEN med.median END,
+           CASE WHEN j.verdict <> 'insufficient_history' THEN dev.mad END,
+           med.n, j.detail
+      FROM last, med, dev,
+           adr_ops._anomaly_judge(last.v, med.median, dev.mad, dev.meanad, med.n, last.t, _anomaly_series.tz,
+                                  _anomaly_series.direction, _anomaly_series.seasonality,
+                                  _anomaly_series.min_history, _anomaly_series.threshold) j
+$$;
+COMMENT ON FUNCTION adr_ops._anomaly_series(timestamptz[], float8[], text, text, integer, float8, text) IS
+    'API: private. The judgement of the last point of a checked series against the comparable earlier ones';
+
 -- One series given as two arrays, oldest first: the last element is judged
 -- against the earlier ones.
 CREATE FUNCTION adr_ops.adr_anomaly_score(at timestamptz[], val double precision[],
@@ -3908,16 +3951,11 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    tz text := adr_ops._anomaly_zone();
     npoints integer;
     null_at bigint;
     null_val bigint;
     not_finite bigint;
     unordered bigint;
-    x float8;
-    last_at timestamptz;
-    last_season integer;
-    meanad float8;
 BEGIN
     IF adr_anomaly_score.at IS NULL OR adr_anomaly_score.val IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
@@ -3969,59 +4007,23 @@ BEGIN
             HINT = 'Build the arrays with array_agg(... ORDER BY the time).';
     END IF;
 
-    SELECT s.t, s.v INTO last_at, x
-      FROM unnest(adr_anomaly_score.at, adr_anomaly_score.val) WITH ORDINALITY s(t, v, i)
-     WHERE s.i = npoints;
-    last_season := CASE adr_anomaly_score.seasonality
-                   WHEN 'dow' THEN extract(dow FROM last_at AT TIME ZONE tz)::integer
-                   WHEN 'hour' THEN extract(hour FROM last_at AT TIME ZONE tz)::integer
-                   WHEN 'dow_hour' THEN (extract(dow FROM last_at AT TIME ZONE tz) * 24
-                                         + extract(hour FROM last_at AT TIME ZONE tz))::integer
-                   ELSE 0 END;
-
-    -- The comparable earlier points: their median, then their deviations.
-    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY h.v), count(*)
-      INTO expected, history
-      FROM (SELECT s.v,
-                   CASE adr_anomaly_score.seasonality
-                   WHEN 'dow' THEN extract(dow FROM s.t AT TIME ZONE tz)::integer
-                   WHEN 'hour' THEN extract(hour FROM s.t AT TIME ZONE tz)::integer
-                   WHEN 'dow_hour' THEN (extract(dow FROM s.t AT TIME ZONE tz) * 24
-                                         + extract(hour FROM s.t AT TIME ZONE tz))::integer
-                   ELSE 0 END AS season
-              FROM unnest(adr_anomaly_score.at, adr_anomaly_score.val) WITH ORDINALITY s(t, v, i)
-             WHERE s.i < npoints) h
-     WHERE h.season = last_season;
-    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(h.v - expected)), avg(abs(h.v - expected))
-      INTO mad, meanad
-      FROM (SELECT s.v,
-                   CASE adr_anomaly_score.seasonality
-                   WHEN 'dow' THEN extract(dow FROM s.t AT TIME ZONE tz)::integer
-                   WHEN 'hour' THEN extract(hour FROM s.t AT TIME ZONE tz)::integer
-                   WHEN 'dow_hour' THEN (extract(dow FROM s.t AT TIME ZONE tz) * 24
-                                         + extract(hour FROM s.t AT TIME ZONE tz))::integer
-                   ELSE 0 END AS season
-              FROM unnest(adr_anomaly_score.at, adr_anomaly_score.val) WITH ORDINALITY s(t, v, i)
-             WHERE s.i < npoints) h
-     WHERE h.season = last_season;
-
-    SELECT j.verdict, j.score, j.detail INTO verdict, score, detail
-      FROM adr_ops._anomaly_judge(x, expected, mad, meanad, history, last_at, tz,
-                                  adr_anomaly_score.direction, adr_anomaly_score.seasonality,
-                                  adr_anomaly_score.min_history, adr_anomaly_score.threshold) j;
-    IF verdict = 'insufficient_history' THEN
-        expected := NULL;
-        mad := NULL;
-    END IF;
+    SELECT r.verdict, r.score, r.expected, r.mad, r.history, r.detail
+      INTO verdict, score, expected, mad, history, detail
+      FROM adr_ops._anomaly_series(adr_anomaly_score.at, adr_anomaly_score.val,
+                                   adr_anomaly_score.direction, adr_anomaly_score.seasonality,
+                                   adr_anomaly_score.min_history, adr_anomaly_score.threshold,
+                                   adr_ops._anomaly_zone()) r;
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_anomaly_score(timestamptz[], double precision[], text, text, integer, double precision) IS
     'judges the last point of a series against the earlier ones by a modified z-score (median and MAD), optionally per day of week and hour of day';
 
--- Every stored series at once: one pass per source, the same score.  days
--- is the history looked at; every series with a point in it has a row
--- (normal ones too, for dashboards), anomalies first.  A source is one
--- more branch of pts: (source, series, at, val).
+-- Every stored series at once: one pass over each source gathers each
+-- series into arrays, oldest first, and _anomaly_series() judges it, the
+-- same way adr_anomaly_score() does.  days is the history read; every
+-- series with a point in it has a row (normal ones too, for dashboards),
+-- anomalies first.  A source is one more branch of series: (source, name,
+-- times, values), values finite.
 CREATE FUNCTION adr_ops.adr_anomalies(days integer DEFAULT 7, direction text DEFAULT 'both',
     seasonality text DEFAULT 'none', min_history integer DEFAULT 14,
     threshold double precision DEFAULT 3.5,
@@ -4046,17 +4048,20 @@ BEGIN
     since := now() - make_interval(days => adr_anomalies.days);
 
     RETURN QUERY
-    WITH pts AS (
+    WITH series AS (
         -- health: each check's numeric reading
-        SELECT 'health' AS src, h.check_name AS name, h.taken_at AS t, h.value::float8 AS v
+        SELECT 'health' AS src, h.check_name AS name,
+               array_agg(h.taken_at ORDER BY h.taken_at) AS t, array_agg(h.value::float8 ORDER BY h.taken_at) AS v
           FROM adr_ops.health_history h
          WHERE h.taken_at > since AND h.value IS NOT NULL
+           AND h.value::float8 NOT IN ('NaN', 'Infinity', '-Infinity')
+         GROUP BY h.check_name
         UNION ALL
         -- size: sizes as stored; the counters (xid, multixact, wal_lsn) as
         -- their growth per hour between readings, which is what changes
-        SELECT 'size', z.name, z.t, z.v
-          FROM (SELECT s.kind || ':' || s.name || CASE WHEN c.counter THEN ' per hour' ELSE '' END AS name,
-                       s.taken_at AS t,
+        SELECT 'size', z.kind || ':' || z.name || CASE WHEN z.counter THEN ' per hour' ELSE '' END,
+               array_agg(z.t ORDER BY z.t), array_agg(z.v ORDER BY z.t)
+          FROM (SELECT s.kind, s.name, c.counter, s.taken_at AS t,
                        CASE WHEN NOT c.counter THEN s.value::float8
                             ELSE ((s.value - lag(s.value) OVER w)
                                   / nullif(extract(epoch FROM s.taken_at - lag(s.taken_at) OVER w), 0)
@@ -4065,67 +4070,39 @@ BEGIN
                  CROSS JOIN LATERAL (SELECT s.kind IN ('xid', 'multixact', 'wal_lsn') AS counter) c
                  WHERE s.taken_at > since
                 WINDOW w AS (PARTITION BY s.kind, s.name ORDER BY s.taken_at)) z
-         WHERE z.v IS NOT NULL AND z.v >= 0
+         WHERE z.v >= 0
+         GROUP BY z.kind, z.name, z.counter
         UNION ALL
         -- statements: the mean time per call of each entry over each
         -- interval between its stored snapshots; counters that went down
         -- (a reset) count whole
-        SELECT 'statements', q.name, q.t, q.dt / q.dc
-          FROM (SELECT format('queryid %s db %s user %s%s', c.queryid, coalesce(d.datname::text, c.dbid::text),
-                              coalesce(r.rolname::text, c.userid::text),
-                              CASE WHEN c.toplevel THEN '' ELSE ' (nested)' END) AS name,
-                       s.taken_at AS t,
-                       CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
-                            THEN c.calls ELSE c.calls - lag(c.calls) OVER w END AS dc,
-                       CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
-                            THEN c.total_ms ELSE c.total_ms - lag(c.total_ms) OVER w END AS dt,
-                       lag(c.calls) OVER w IS NOT NULL AS has_prev
-                  FROM adr_ops.statement_counters c
-                  JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
-                  LEFT JOIN pg_database d ON d.oid = c.dbid
-                  LEFT JOIN pg_roles r ON r.oid = c.userid
-                 WHERE s.taken_at > since
-                WINDOW w AS (PARTITION BY c.queryid, c.userid, c.dbid, c.toplevel ORDER BY c.snapshot_id)) q
-         WHERE q.has_prev AND q.dc > 0
-    ), seasoned AS (
-        SELECT p.src, p.name, p.t, p.v,
-               CASE adr_anomalies.seasonality
-               WHEN 'dow' THEN extract(dow FROM p.t AT TIME ZONE tz)::integer
-               WHEN 'hour' THEN extract(hour FROM p.t AT TIME ZONE tz)::integer
-               WHEN 'dow_hour' THEN (extract(dow FROM p.t AT TIME ZONE tz) * 24
-                                     + extract(hour FROM p.t AT TIME ZONE tz))::integer
-               ELSE 0 END AS season
-          FROM pts p
-    ), ranked AS (
-        SELECT e.*, row_number() OVER w AS rn, first_value(e.season) OVER w AS last_season
-          FROM seasoned e
-        WINDOW w AS (PARTITION BY e.src, e.name ORDER BY e.t DESC)
-    ), hist AS (
-        -- the comparable earlier points of each series
-        SELECT k.src, k.name, k.v FROM ranked k WHERE k.rn > 1 AND k.season = k.last_season
-    ), med AS (
-        SELECT m.src, m.name, percentile_cont(0.5) WITHIN GROUP (ORDER BY m.v) AS median,
-               count(*)::integer AS n
-          FROM hist m GROUP BY m.src, m.name
-    ), dev AS (
-        SELECT m.src, m.name, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(m.v - md.median)) AS mad,
-               avg(abs(m.v - md.median)) AS meanad
-          FROM hist m JOIN med md ON (md.src, md.name) = (m.src, m.name)
-         GROUP BY m.src, m.name
+        SELECT 'statements',
+               format('queryid %s db %s user %s%s', q.queryid, coalesce(d.datname::text, q.dbid::text),
+                      coalesce(r.rolname::text, q.userid::text), CASE WHEN q.toplevel THEN '' ELSE ' (nested)' END),
+               q.t, q.v
+          FROM (SELECT i.queryid, i.userid, i.dbid, i.toplevel,
+                       array_agg(i.t ORDER BY i.t) AS t, array_agg(i.dt / i.dc ORDER BY i.t) AS v
+                  FROM (SELECT c.queryid, c.userid, c.dbid, c.toplevel, s.taken_at AS t,
+                               CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
+                                    THEN c.calls ELSE c.calls - lag(c.calls) OVER w END AS dc,
+                               CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
+                                    THEN c.total_ms ELSE c.total_ms - lag(c.total_ms) OVER w END AS dt
+                          FROM adr_ops.statement_counters c
+                          JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
+                         WHERE s.taken_at > since
+                        WINDOW w AS (PARTITION BY c.queryid, c.userid, c.dbid, c.toplevel ORDER BY c.snapshot_id)) i
+                 WHERE i.dc > 0
+                 GROUP BY i.queryid, i.userid, i.dbid, i.toplevel) q
+          LEFT JOIN pg_database d ON d.oid = q.dbid
+          LEFT JOIN pg_roles r ON r.oid = q.userid
     )
-    SELECT l.src, l.name, l.t, l.v, j.verdict, j.score,
-           CASE WHEN j.verdict <> 'insufficient_history' THEN md.median END,
-           CASE WHEN j.verdict <> 'insufficient_history' THEN dv.mad END,
-           coalesce(md.n, 0), j.detail
-      FROM ranked l
-      LEFT JOIN med md ON (md.src, md.name) = (l.src, l.name)
-      LEFT JOIN dev dv ON (dv.src, dv.name) = (l.src, l.name)
-     CROSS JOIN LATERAL adr_ops._anomaly_judge(l.v, md.median, dv.mad, dv.meanad, coalesce(md.n, 0), l.t, tz,
-                                               adr_anomalies.direction, adr_anomalies.seasonality,
-                                               adr_anomalies.min_history, adr_anomalies.threshold) j
-     WHERE l.rn = 1
+    SELECT s.src, s.name, s.t[cardinality(s.t)], s.v[cardinality(s.v)],
+           j.verdict, j.score, j.expected, j.mad, j.history, j.detail
+      FROM series s
+     CROSS JOIN LATERAL adr_ops._anomaly_series(s.t, s.v, adr_anomalies.direction, adr_anomalies.seasonality,
+                                                adr_anomalies.min_history, adr_anomalies.threshold, tz) j
      ORDER BY CASE j.verdict WHEN 'anomaly' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
-              abs(j.score) DESC NULLS LAST, l.src, l.name;
+              abs(j.score) DESC NULLS LAST, s.src, s.name;
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_anomalies(integer, text, text, integer, double precision) IS
@@ -4141,6 +4118,7 @@ BEGIN
     FOREACH f IN ARRAY ARRAY['adr_ops._anomaly_check_args(text, text, integer, float8)',
                              'adr_ops._anomaly_zone()',
                              'adr_ops._anomaly_judge(float8, float8, float8, float8, integer, timestamptz, text, text, text, integer, float8)',
+                             'adr_ops._anomaly_series(timestamptz[], float8[], text, text, integer, float8, text)',
                              'adr_ops.adr_anomaly_score(timestamptz[], double precision[], text, text, integer, double precision)',
                              'adr_ops.adr_anomalies(integer, text, text, integer, double precision)'] LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
