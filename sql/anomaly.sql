@@ -236,6 +236,20 @@ SELECT series, verdict FROM adr_ops.adr_anomalies(direction => 'up')
 -- A longer window reaches the stale check.
 SELECT series, verdict, history FROM adr_ops.adr_anomalies(days => 30)
  WHERE source = 'health' AND series = 'stale';
+-- Seasonality over the stored series: a daily reading that dips every
+-- Monday, for nine weeks up to this week's Monday.  Against every day the
+-- dip is an anomaly; against the earlier Mondays it is normal.
+SET session_replication_role = replica;
+INSERT INTO adr_ops.health_history (taken_at, check_name, status, value)
+SELECT date_trunc('week', now()) + interval '12 hours' - k * interval '1 day', 'weekly', 'OK',
+       CASE WHEN k % 7 = 0 THEN 20 + k % 3 ELSE 100 + k % 4 END
+  FROM generate_series(0, 62) k;
+RESET session_replication_role;
+SELECT z.seasonality, x.verdict, x.expected, x.history
+  FROM unnest('{none,dow}'::text[]) z(seasonality),
+       adr_ops.adr_anomalies(days => 70, seasonality => z.seasonality, min_history => 8) x
+ WHERE x.source = 'health' AND x.series = 'weekly'
+ ORDER BY z.seasonality DESC;
 -- The same verdict, score and expected value as adr_anomaly_score on each
 -- series, with seasonality too.
 SELECT z.seasonality, count(*) AS series,
