@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * backup.c
+ * backup_worker.c
  *	  Backup verification: recency, format, a restore into a scratch
  *	  database done by a dynamic background worker, row counts, checks,
  *	  cleanup.
@@ -47,7 +47,7 @@
  * Locking: the advisory lock above; nothing in shared memory.
  *
  * IDENTIFICATION
- *	  src/backup.c
+ *	  src/backup_worker.c
  *
  *-------------------------------------------------------------------------
  */
