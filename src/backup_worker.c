@@ -34,7 +34,7 @@
  *     compared; DROP DATABASE, DROP ROLE; the outcome is recorded.
  * A plain dump is untrusted input to psql: psql runs it under a
  * "\restrict KEY" of the worker's own, so psql refuses every backslash
- * command in it (see bv_filter for the lines of pg_dump it removes).
+ * command in it (see dumpfilter.c for the lines of pg_dump it removes).
  *
  * Which scratch databases and roles adr_ops made: each gets a comment
  * naming the verification and its database; a scratch database is owned
@@ -97,6 +97,7 @@
 
 #include "adr_ops.h"
 #include "compat.h"
+#include "dumpfilter.h"
 #include "scheduler.h"
 
 PG_FUNCTION_INFO_V1(adr_verify_backup);
@@ -108,6 +109,7 @@ PGDLLEXPORT void adr_verify_main(Datum main_arg) pg_attribute_noreturn();
 #define ADR_VERIFY_ROLE_COMMENT	"adr_ops restore role of backup verification"
 #define BV_STDERR_MAX			8192	/* kept of each program's stderr */
 #define BV_CHUNK				65536
+#define BV_SCAN_LINE_MAX		256 /* read of a line scanned for extensions */
 
 /* Settings (adr_backup_init). */
 char	   *adr_ops_backup_directories = NULL;
@@ -998,343 +1000,11 @@ bv_fail(BvState *st, const char *fmt,...)
 	st->failures = lappend(st->failures, buf.data);
 }
 
-/*
- * The plain-dump filter.  psql itself enforces that a dump runs no
- * meta-command: the worker writes "\restrict KEY" with a key of its own
- * (random, never in the dump, on no command line) into psql's stdin before
- * the dump, and psql then refuses every backslash command, \! and \connect
- * included, whatever quoting, encoding or settings the dump plays with.
- * pg_dump (15.14 and later) brackets its output with its own \restrict and
- * \unrestrict lines, which psql would refuse in turn: the filter removes
- * exactly two lines and streams everything else unchanged:
- *   - the "\restrict KEY" line when it is the first line that is neither
- *     blank nor a "--" comment (no statement, so no COPY data, precedes it);
- *   - the "\unrestrict KEY" line with that same KEY when it is the last
- *     line that is not blank (held back until the end of the stream).
- * The restore runs as a role that owns what it creates and is a member of
- * no other role, so outside COPY data the filter also removes, like
- * pg_restore --no-owner, the lines of pg_dump that only a superuser could
- * run: "ALTER ... OWNER TO role;" and "COMMENT ON EXTENSION ...;" (the
- * worker created the extensions), and "CREATE SCHEMA s;" for a schema the
- * worker made for an extension (drop_lines).  COPY data starts after a line
- * "COPY ... FROM stdin;" and ends at "\.".  (A function body with such a
- * line at the start of a line would lose it: pg_dump cannot tell.)
- * A line that starts with \connect or \c is rejected before psql sees it,
- * for a clear reason (pg_dump --create writes one); psql would refuse it
- * anyway.  Only the first BV_HEAD_MAX bytes of a line are ever buffered.
- */
-#define BV_HEAD_MAX		256
-
-#define BV_LINE_MAX		65536	/* buffered of a COPY, ALTER or COMMENT line */
-
-typedef struct BvFilter
+/* The dump filter's output goes to the StringInfo arg. */
+static void
+bv_append(void *arg, const char *data, size_t len)
 {
-	bool		in_header;		/* no statement seen yet */
-	bool		in_copy;		/* in the data of a COPY ... FROM stdin */
-	bool		skip_copy;		/* ... which is removed */
-	List	   *drop_lines;		/* lines removed outside COPY data */
-	List	   *drop_prefixes;	/* ... and lines that start so */
-	List	   *skip_copies;	/* COPY lines whose data goes too */
-	bool		at_bol;			/* collecting the start of a line */
-	char		key[BV_HEAD_MAX];	/* pg_dump's \restrict key, once removed */
-	StringInfoData head;		/* the start of the current line */
-	StringInfoData held;		/* a trailing \unrestrict line, blank lines */
-	int64		lineno;
-	char	   *error;			/* why the dump is rejected */
-} BvFilter;
-
-/* Is the line (with its end) "<cmd> KEY", KEY alphanumeric?  Sets key. */
-static bool
-bv_key_line(const char *line, size_t len, const char *cmd, char *key)
-{
-	size_t		clen = strlen(cmd);
-	size_t		i,
-				start;
-
-	if (len < clen + 2 || strncmp(line, cmd, clen) != 0 || line[clen] != ' ')
-		return false;
-	start = i = clen + 1;
-	while (i < len && isalnum((unsigned char) line[i]))
-		i++;
-	if (i == start || i - start >= BV_HEAD_MAX)
-		return false;
-	memcpy(key, line + start, i - start);
-	key[i - start] = '\0';
-	if (i < len && line[i] == '\r')
-		i++;
-	if (i < len && line[i] == '\n')
-		i++;
-	return i == len;
-}
-
-static bool
-bv_blank(const char *line, size_t len)
-{
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-		if (!isspace((unsigned char) line[i]))
-			return false;
-	return true;
-}
-
-/* Does the line start with the psql command \connect or \c? */
-static bool
-bv_is_connect(const char *line, size_t len)
-{
-	size_t		n;
-
-	if (len >= 8 && strncmp(line, "\\connect", 8) == 0)
-		n = 8;
-	else if (len >= 2 && strncmp(line, "\\c", 2) == 0)
-		n = 2;
-	else
-		return false;
-	return len == n || isspace((unsigned char) line[n]);
-}
-
-static bool
-bv_reject_connect(BvFilter *f)
-{
-	f->error = psprintf("line " INT64_FORMAT ": the dump connects to another database with \\connect "
-						"(pg_dump --create or pg_dumpall output), which a verification does not run; "
-						"verify a dump made without --create",
-						f->lineno);
-	return false;
-}
-
-
-/* The line without its line end. */
-static size_t
-bv_line_len(const char *line, size_t len)
-{
-	if (len > 0 && line[len - 1] == '\n')
-		len--;
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	return len;
-}
-
-/* Is the line (length len, no line end) an owner change of pg_dump? */
-static bool
-bv_is_owner_line(const char *line, size_t len)
-{
-	const char *to = NULL;
-	const char *p;
-	size_t		i;
-
-	if (len < 16 || strncmp(line, "ALTER ", 6) != 0 || line[len - 1] != ';')
-		return false;
-	for (p = line; p + 10 <= line + len; p++)
-		if (strncmp(p, " OWNER TO ", 10) == 0)
-			to = p + 10;
-	if (to == NULL)
-		return false;
-	/* one role name: bare, or double-quoted */
-	i = to - line;
-	if (line[i] == '"')
-	{
-		for (i++; i < len - 1; i++)
-		{
-			if (line[i] == '"')
-			{
-				if (line[i + 1] == '"')
-					i++;
-				else
-					break;
-			}
-		}
-		return i == len - 2;
-	}
-	for (; i < len - 1; i++)
-		if (!(isalnum((unsigned char) line[i]) || line[i] == '_' || line[i] == '$' ||
-			  IS_HIGHBIT_SET(line[i])))
-			return false;
-	return (size_t) (to - line) < len - 1;
-}
-
-/* Does the line (with its end) go, outside COPY data? */
-static bool
-bv_drop_line(BvFilter *f, const char *line, size_t len)
-{
-	size_t		n = bv_line_len(line, len);
-	ListCell   *lc;
-
-	if (bv_is_owner_line(line, n))
-		return true;
-	if (n > 22 && strncmp(line, "COMMENT ON EXTENSION ", 21) == 0 && line[n - 1] == ';')
-		return true;
-	foreach(lc, f->drop_lines)
-	{
-		const char *d = lfirst(lc);
-
-		if (strlen(d) == n && strncmp(line, d, n) == 0)
-			return true;
-	}
-	foreach(lc, f->drop_prefixes)
-	{
-		const char *d = lfirst(lc);
-
-		if (strncmp(line, d, Min(strlen(d), n)) == 0 && n >= strlen(d))
-			return true;
-	}
-	return false;
-}
-
-/* How much of the start of a line the filter buffers. */
-static size_t
-bv_head_limit(BvFilter *f)
-{
-	const char *h = f->head.data;
-
-	if (f->in_copy || f->head.len < 6)
-		return BV_HEAD_MAX;
-	if (strncmp(h, "ALTER ", 6) == 0 || strncmp(h, "COPY ", 5) == 0 ||
-		strncmp(h, "COMMENT ON EXTENSION", Min(f->head.len, 20)) == 0)
-		return BV_LINE_MAX;
-	return BV_HEAD_MAX;
-}
-
-/* A complete line of at most bv_head_limit() bytes (or the last one). */
-static bool
-bv_filter_line(BvFilter *f, const char *line, size_t len, StringInfo out)
-{
-	char		key[BV_HEAD_MAX];
-
-	if (bv_is_connect(line, len))
-		return bv_reject_connect(f);
-	if (f->in_header)
-	{
-		if (bv_blank(line, len) || strncmp(line, "--", 2) == 0)
-		{
-			appendBinaryStringInfo(out, line, len);
-			return true;
-		}
-		f->in_header = false;
-		if (bv_key_line(line, len, "\\restrict", key))
-		{
-			strlcpy(f->key, key, sizeof(f->key));
-			return true;		/* removed */
-		}
-	}
-	if (f->held.len > 0)
-	{
-		if (bv_blank(line, len))
-		{
-			appendBinaryStringInfo(&f->held, line, len);
-			return true;
-		}
-		appendBinaryStringInfo(out, f->held.data, f->held.len);
-		resetStringInfo(&f->held);
-	}
-	if (f->key[0] != '\0' && bv_key_line(line, len, "\\unrestrict", key) &&
-		strcmp(key, f->key) == 0)
-	{
-		appendBinaryStringInfo(&f->held, line, len);
-		return true;
-	}
-	if (f->in_copy)
-	{
-		size_t		n = bv_line_len(line, len);
-		bool		skip = f->skip_copy;
-
-		if (n == 2 && line[0] == '\\' && line[1] == '.')
-			f->in_copy = f->skip_copy = false;
-		if (skip)
-			return true;		/* removed */
-	}
-	else
-	{
-		size_t		n = bv_line_len(line, len);
-
-		if (bv_drop_line(f, line, len))
-			return true;		/* removed */
-		if (n > 17 && strncmp(line, "COPY ", 5) == 0 &&
-			strncmp(line + n - 12, " FROM stdin;", 12) == 0)
-		{
-			ListCell   *lc;
-
-			f->in_copy = true;
-			foreach(lc, f->skip_copies)
-				if (strncmp(line, lfirst(lc), strlen(lfirst(lc))) == 0)
-					f->skip_copy = true;
-			if (f->skip_copy)
-				return true;	/* removed, with its data */
-		}
-	}
-	appendBinaryStringInfo(out, line, len);
-	return true;
-}
-
-/*
- * Filter a chunk of the plain dump into out.  Returns false when the dump
- * is rejected.
- */
-static bool
-bv_filter(BvFilter *f, const char *buf, size_t n, StringInfo out, bool eof)
-{
-	size_t		i = 0;
-
-	while (i < n)
-	{
-		if (!f->at_bol)
-		{
-			/* the rest of a long line passes unchanged (or goes with it) */
-			const char *nl = memchr(buf + i, '\n', n - i);
-			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : n - i;
-
-			if (!f->skip_copy)
-				appendBinaryStringInfo(out, buf + i, take);
-			i += take;
-			if (nl)
-				f->at_bol = true;
-			continue;
-		}
-		else
-		{
-			size_t		limit = bv_head_limit(f);
-			size_t		avail = Min((size_t) (limit - f->head.len), n - i);
-			const char *nl = memchr(buf + i, '\n', avail);
-			size_t		take = nl ? (size_t) (nl - (buf + i)) + 1 : avail;
-
-			appendBinaryStringInfo(&f->head, buf + i, take);
-			i += take;
-			if (nl)
-			{
-				f->lineno++;
-				if (!bv_filter_line(f, f->head.data, f->head.len, out))
-					return false;
-				resetStringInfo(&f->head);
-			}
-			else if (f->head.len >= bv_head_limit(f))
-			{
-				/* a long line: neither a \restrict nor an \unrestrict line */
-				f->lineno++;
-				if (bv_is_connect(f->head.data, f->head.len))
-					return bv_reject_connect(f);
-				f->in_header = false;
-				appendBinaryStringInfo(out, f->held.data, f->held.len);
-				resetStringInfo(&f->held);
-				if (!f->skip_copy)
-					appendBinaryStringInfo(out, f->head.data, f->head.len);
-				resetStringInfo(&f->head);
-				f->at_bol = false;
-			}
-		}
-	}
-	if (eof)
-	{
-		if (f->head.len > 0)
-		{
-			f->lineno++;
-			if (!bv_filter_line(f, f->head.data, f->head.len, out))
-				return false;
-			resetStringInfo(&f->head);
-		}
-		/* pg_dump's trailing \unrestrict line and the blank lines after it */
-		resetStringInfo(&f->held);
-	}
-	return true;
+	appendBinaryStringInfo((StringInfo) arg, data, len);
 }
 
 /* A random alphanumeric key for psql's \restrict. */
@@ -1364,7 +1034,8 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	int			errpipe[2];
 	pid_t		pid;
 	int			status;
-	BvFilter	filter = {0};
+	AdrDumpFilter filter;
+	AdrDumpFilterRules rules = {0};
 	StringInfoData pending;
 	size_t		pending_off = 0;
 	bool		src_eof = (gz == NULL);
@@ -1377,29 +1048,32 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 	sigset_t	all,
 				saved;
 	int			fork_errno;
+	AdrDumpFilterResult fresult;
 
 	initStringInfo(&pending);
-	initStringInfo(&filter.head);
-	initStringInfo(&filter.held);
-	filter.in_header = true;
-	filter.at_bol = true;
 	{
 		ListCell   *lc;
+		const char **drop_lines = palloc0(sizeof(char *) * (list_length(st->skip_schemas) + 1));
+		const char **drop_prefixes = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
+		const char **skip_copies = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
 
 		foreach(lc, st->skip_schemas)
-			filter.drop_lines = lappend(filter.drop_lines,
-										psprintf("CREATE SCHEMA %s;", quote_identifier(lfirst(lc))));
+			drop_lines[rules.ndrop_lines++] = psprintf("CREATE SCHEMA %s;", quote_identifier(lfirst(lc)));
 		foreach(lc, st->ext_rels)
 		{
 			List	   *r = lfirst(lc);
 			char	   *qname = psprintf("%s.%s", quote_identifier(linitial(r)),
 										 quote_identifier(lsecond(r)));
 
-			filter.skip_copies = lappend(filter.skip_copies, psprintf("COPY %s ", qname));
-			filter.drop_prefixes = lappend(filter.drop_prefixes,
-										   psprintf("SELECT pg_catalog.setval(%s, ", quote_literal_cstr(qname)));
+			skip_copies[rules.nskip_copies++] = psprintf("COPY %s ", qname);
+			drop_prefixes[rules.ndrop_prefixes++] =
+				psprintf("SELECT pg_catalog.setval(%s, ", quote_literal_cstr(qname));
 		}
+		rules.drop_lines = drop_lines;
+		rules.drop_prefixes = drop_prefixes;
+		rules.skip_copies = skip_copies;
 	}
+	adr_dump_filter_init(&filter, &rules, bv_append, &pending);
 	if (gz)
 		appendStringInfo(&pending, "\\restrict %s\n", restrict_key);
 	else if (input)
@@ -1515,10 +1189,16 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 						goto kill_it;
 					}
 				}
-				if (!bv_filter(&filter, chunk, got, &pending, src_eof))
+				fresult = adr_dump_filter(&filter, chunk, got, src_eof);
+				if (fresult == ADR_DUMP_FILTER_NOMEM)
+					ereport(ERROR,
+							(errcode(ERRCODE_OUT_OF_MEMORY),
+							 errmsg("out of memory"),
+							 errdetail("The filter of a plain dump could not allocate memory.")));
+				if (fresult == ADR_DUMP_FILTER_REJECTED)
 				{
 					if (rejected)
-						*rejected = filter.error;
+						*rejected = pstrdup(filter.error);
 					goto kill_it;
 				}
 			}
@@ -1611,6 +1291,7 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 
 	close(outpipe[0]);
 	close(errpipe[0]);
+	adr_dump_filter_free(&filter);
 	for (;;)
 	{
 		pid_t		r = waitpid(pid, &status, WNOHANG);
@@ -1640,6 +1321,7 @@ kill_it:
 		close(inpipe[1]);
 	close(outpipe[0]);
 	close(errpipe[0]);
+	adr_dump_filter_free(&filter);
 	bv_kill_child(0, 0);
 	return -1;
 }
@@ -2335,12 +2017,12 @@ static void
 bv_plain_extensions(BvState *st)
 {
 	gzFile		gz = bv_gzopen(st);
-	char	   *line = palloc(BV_HEAD_MAX + 1);
+	char	   *line = palloc(BV_SCAN_LINE_MAX + 1);
 	bool		at_bol = true;
 
 	if (gz == NULL)
 		return;
-	while (gzgets(gz, line, BV_HEAD_MAX + 1) != NULL)
+	while (gzgets(gz, line, BV_SCAN_LINE_MAX + 1) != NULL)
 	{
 		size_t		len = strlen(line);
 		bool		bol = at_bol;
@@ -2601,7 +2283,7 @@ bv_create_extensions(BvState *st)
 	 * The dump holds the rows of the extensions' configuration tables
 	 * (pg_extension_config_dump) and the values of their sequences, which
 	 * only a superuser could write: they are not restored (bv_restore_list,
-	 * bv_filter).  The extensions' tables and sequences, as name triples.
+	 * the dump filter).  The extensions' tables and sequences, as name triples.
 	 */
 	appendStringInfoString(&sql,
 						   "\\pset format unaligned\n\\pset tuples_only on\n"
