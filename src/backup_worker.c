@@ -56,12 +56,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -86,7 +82,6 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
-#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -96,6 +91,7 @@
 #include "utils/varlena.h"
 
 #include "adr_ops.h"
+#include "backup.h"
 #include "compat.h"
 #include "dumpfilter.h"
 #include "scheduler.h"
@@ -107,7 +103,6 @@ PGDLLEXPORT void adr_verify_main(Datum main_arg) pg_attribute_noreturn();
 #define ADR_VERIFY_LOCK_FIELD4	0xAD05	/* advisory lock of a live worker */
 #define ADR_VERIFY_COMMENT		"adr_ops scratch database of backup verification"
 #define ADR_VERIFY_ROLE_COMMENT	"adr_ops restore role of backup verification"
-#define BV_STDERR_MAX			8192	/* kept of each program's stderr */
 #define BV_CHUNK				65536
 #define BV_SCAN_LINE_MAX		256 /* read of a line scanned for extensions */
 
@@ -168,9 +163,6 @@ typedef struct BvState
 } BvState;
 
 static bool bv_check_conninfo(char **newval, void **extra, GucSource source);
-
-/* The program the worker is running, killed at exit. */
-static volatile pid_t bv_child = 0;
 
 static void bv_task(AdrTaskRun *run);
 
@@ -951,30 +943,7 @@ bv_cleanup_leftovers(int64 my_id)
 	}
 }
 
-/* ---------- the worker: programs ---------- */
-
-static void
-bv_kill_child(int code, Datum arg)
-{
-	pid_t		pid = bv_child;
-	int			i;
-
-	if (pid <= 0)
-		return;
-	kill(-pid, SIGTERM);
-	for (i = 0; i < 50; i++)
-	{
-		if (waitpid(pid, NULL, WNOHANG) != 0)
-		{
-			bv_child = 0;
-			return;
-		}
-		pg_usleep(100000);
-	}
-	kill(-pid, SIGKILL);
-	(void) waitpid(pid, NULL, 0);
-	bv_child = 0;
-}
+/* ---------- the worker: programs (run by backup_run.c) ---------- */
 
 static void
 bv_fail(BvState *st, const char *fmt,...) pg_attribute_printf(2, 3);
@@ -1000,13 +969,6 @@ bv_fail(BvState *st, const char *fmt,...)
 	st->failures = lappend(st->failures, buf.data);
 }
 
-/* The dump filter's output goes to the StringInfo arg. */
-static void
-bv_append(void *arg, const char *data, size_t len)
-{
-	appendBinaryStringInfo((StringInfo) arg, data, len);
-}
-
 /* A random alphanumeric key for psql's \restrict. */
 static char *
 bv_restrict_key(void)
@@ -1015,315 +977,63 @@ bv_restrict_key(void)
 }
 
 /*
- * Run a program from the server's bindir with an argument vector.  When
- * gz is given, "\\restrict restrict_key" and then the plain dump it reads,
- * filtered, go to the program's stdin.  stdout is captured into out (when
- * given), stderr into err (its end is kept).  With watch_space (a restore),
- * the program is stopped when free space falls below
- * adr_ops.verify_min_free_space.  Waits at most a second at a time and
- * checks for interrupts in between; the exit callback kills the program's
- * process group.  Returns the exit status (-1: killed, or could not run);
- * sets *rejected when the filter rejected the input.
+ * Run a program from the server's bindir (adr_backup_run): with the
+ * backup as its descriptor 3, and the restore role's password when
+ * st->use_password says so (for this run only).  With gz, the plain dump
+ * goes to its stdin after "\\restrict restrict_key", through the dump
+ * filter with the lines of this verification's extensions; else input,
+ * when given.  A run stopped for a reason (corrupt or truncated input,
+ * low disk space) adds a failure; *rejected is set when the filter
+ * rejected the dump.  Returns the exit status (-1: killed, or could not
+ * run).
  */
 static int
 bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key,
 	   const char *input, StringInfo out, StringInfo err, char **rejected, bool watch_space)
 {
-	int			inpipe[2] = {-1, -1};
-	int			outpipe[2];
-	int			errpipe[2];
-	pid_t		pid;
-	int			status;
-	AdrDumpFilter filter;
+	AdrBackupProgram prog = {0};
 	AdrDumpFilterRules rules = {0};
-	StringInfoData pending;
-	size_t		pending_off = 0;
-	bool		src_eof = (gz == NULL);
-	bool		feed = (gz != NULL || input != NULL);
-	bool		with_password = st->use_password;
-	char	   *chunk = palloc(BV_CHUNK);
-	bool		out_open = true,
-				err_open = true;
-	time_t		space_checked = 0;
-	sigset_t	all,
-				saved;
-	int			fork_errno;
-	AdrDumpFilterResult fresult;
+	const char **drop_lines = palloc0(sizeof(char *) * (list_length(st->skip_schemas) + 1));
+	const char **drop_prefixes = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
+	const char **skip_copies = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
+	ListCell   *lc;
+	int			rc;
 
-	initStringInfo(&pending);
+	foreach(lc, st->skip_schemas)
+		drop_lines[rules.ndrop_lines++] = psprintf("CREATE SCHEMA %s;", quote_identifier(lfirst(lc)));
+	foreach(lc, st->ext_rels)
 	{
-		ListCell   *lc;
-		const char **drop_lines = palloc0(sizeof(char *) * (list_length(st->skip_schemas) + 1));
-		const char **drop_prefixes = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
-		const char **skip_copies = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
+		List	   *r = lfirst(lc);
+		char	   *qname = psprintf("%s.%s", quote_identifier(linitial(r)),
+									 quote_identifier(lsecond(r)));
 
-		foreach(lc, st->skip_schemas)
-			drop_lines[rules.ndrop_lines++] = psprintf("CREATE SCHEMA %s;", quote_identifier(lfirst(lc)));
-		foreach(lc, st->ext_rels)
-		{
-			List	   *r = lfirst(lc);
-			char	   *qname = psprintf("%s.%s", quote_identifier(linitial(r)),
-										 quote_identifier(lsecond(r)));
-
-			skip_copies[rules.nskip_copies++] = psprintf("COPY %s ", qname);
-			drop_prefixes[rules.ndrop_prefixes++] =
-				psprintf("SELECT pg_catalog.setval(%s, ", quote_literal_cstr(qname));
-		}
-		rules.drop_lines = drop_lines;
-		rules.drop_prefixes = drop_prefixes;
-		rules.skip_copies = skip_copies;
+		skip_copies[rules.nskip_copies++] = psprintf("COPY %s ", qname);
+		drop_prefixes[rules.ndrop_prefixes++] =
+			psprintf("SELECT pg_catalog.setval(%s, ", quote_literal_cstr(qname));
 	}
-	adr_dump_filter_init(&filter, &rules, bv_append, &pending);
-	if (gz)
-		appendStringInfo(&pending, "\\restrict %s\n", restrict_key);
-	else if (input)
-		appendStringInfoString(&pending, input);
+	rules.drop_lines = drop_lines;
+	rules.drop_prefixes = drop_prefixes;
+	rules.skip_copies = skip_copies;
+
+	prog.argv = argv;
+	prog.backup_fd = st->fd;
+	prog.password = st->use_password ? st->password : NULL;
+	prog.input = input;
+	prog.dump = gz;
+	prog.restrict_key = restrict_key;
+	prog.rules = &rules;
+	prog.watch_space = watch_space;
+	prog.out = out;
+	prog.err = err;
 	st->use_password = false;
 	if (rejected)
 		*rejected = NULL;
-
-	if ((feed && pipe(inpipe) != 0) || pipe(outpipe) != 0 || pipe(errpipe) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create a pipe: %m")));
-
-	/*
-	 * Every signal is blocked across fork(), so that no handler of the
-	 * server runs in the child (where it would act on the worker's shared
-	 * state) before the child has reset them all.
-	 */
-	sigfillset(&all);
-	fflush(NULL);
-	sigprocmask(SIG_SETMASK, &all, &saved);
-	pid = fork();
-	if (pid == 0)
-	{
-		/* child: its own process group, default signals, then exec */
-		sigset_t	none;
-		int			devnull = open("/dev/null", O_RDWR);
-		int			backup = st->fd >= 0 ? fcntl(st->fd, F_DUPFD, 10) : -1;
-		int			sig;
-
-		setpgid(0, 0);
-		for (sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP)
-				signal(sig, SIG_DFL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(feed ? inpipe[0] : devnull, 0);
-		dup2(outpipe[1], 1);
-		dup2(errpipe[1], 2);
-		/* the backup the worker opened, as /proc/self/fd/3 */
-		if (backup >= 0)
-		{
-			dup2(backup, 3);
-			closefrom(4);
-		}
-		else
-			closefrom(3);
-		/* the restore role's password: in the environment, never in argv */
-		unsetenv("PGPASSWORD");
-		if (with_password)
-			setenv("PGPASSWORD", st->password, 1);
-		execv(argv[0], (char *const *) argv);
-		_exit(127);
-	}
-	fork_errno = errno;
-	if (pid > 0)
-		bv_child = pid;
-	sigprocmask(SIG_SETMASK, &saved, NULL);
-	if (pid < 0)
-	{
-		errno = fork_errno;
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not fork: %m")));
-	}
-	setpgid(pid, pid);			/* either side may win the race */
-	close(outpipe[1]);
-	close(errpipe[1]);
-	if (feed)
-	{
-		close(inpipe[0]);
-		fcntl(inpipe[1], F_SETFL, O_NONBLOCK);
-	}
-	fcntl(outpipe[0], F_SETFL, O_NONBLOCK);
-	fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
-
-	while (out_open || err_open || (feed && inpipe[1] >= 0))
-	{
-		struct pollfd fds[3];
-		int			nfds = 0;
-		int			in_idx = -1,
-					out_idx = -1,
-					err_idx = -1;
-
-		/* refill what goes to the program */
-		if (feed && inpipe[1] >= 0 && pending_off >= (size_t) pending.len)
-		{
-			resetStringInfo(&pending);
-			pending_off = 0;
-			while (pending.len == 0 && !src_eof)
-			{
-				int			got = gzread(gz, chunk, BV_CHUNK);
-
-				if (got < 0 || (got == 0 && !gzeof(gz)))
-				{
-					int			errnum;
-					const char *msg = gzerror(gz, &errnum);
-
-					bv_fail(st, "corrupt: could not decompress the backup: %s",
-							errnum == Z_ERRNO ? strerror(errno) : msg);
-					src_eof = true;
-					goto kill_it;
-				}
-				if (got == 0)
-				{
-					int			errnum;
-					const char *msg = gzerror(gz, &errnum);
-
-					src_eof = true;
-					if (errnum != Z_OK && errnum != Z_STREAM_END)
-					{
-						bv_fail(st, "truncated: the compressed backup ends early: %s", msg);
-						goto kill_it;
-					}
-				}
-				fresult = adr_dump_filter(&filter, chunk, got, src_eof);
-				if (fresult == ADR_DUMP_FILTER_NOMEM)
-					ereport(ERROR,
-							(errcode(ERRCODE_OUT_OF_MEMORY),
-							 errmsg("out of memory"),
-							 errdetail("The filter of a plain dump could not allocate memory.")));
-				if (fresult == ADR_DUMP_FILTER_REJECTED)
-				{
-					if (rejected)
-						*rejected = pstrdup(filter.error);
-					goto kill_it;
-				}
-			}
-			/* all sent: gzread's end was checked where it was reached */
-			if (pending.len == 0 && src_eof)
-			{
-				close(inpipe[1]);
-				inpipe[1] = -1;
-			}
-		}
-		if (feed && inpipe[1] >= 0)
-		{
-			fds[nfds].fd = inpipe[1];
-			fds[nfds].events = POLLOUT;
-			in_idx = nfds++;
-		}
-		if (out_open)
-		{
-			fds[nfds].fd = outpipe[0];
-			fds[nfds].events = POLLIN;
-			out_idx = nfds++;
-		}
-		if (err_open)
-		{
-			fds[nfds].fd = errpipe[0];
-			fds[nfds].events = POLLIN;
-			err_idx = nfds++;
-		}
-		if (poll(fds, nfds, 1000) < 0 && errno != EINTR)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not poll the pipes of a program: %m")));
-		CHECK_FOR_INTERRUPTS();
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-
-		/* a restore must not fill the disk of the live databases */
-		if (watch_space && adr_ops_verify_min_free_space > 0 && time(NULL) != space_checked)
-		{
-			struct statvfs vfs;
-
-			space_checked = time(NULL);
-			if (statvfs(DataDir, &vfs) == 0 &&
-				(uint64) vfs.f_bavail * vfs.f_frsize / (1024 * 1024) <
-				(uint64) adr_ops_verify_min_free_space)
-			{
-				bv_fail(st, "disk space: %llu MB are free on the file system of the data directory, "
-						"less than adr_ops.verify_min_free_space (%d MB); the restore was stopped",
-						(unsigned long long) ((uint64) vfs.f_bavail * vfs.f_frsize / (1024 * 1024)),
-						adr_ops_verify_min_free_space);
-				goto kill_it;
-			}
-		}
-
-		if (in_idx >= 0 && (fds[in_idx].revents & (POLLOUT | POLLERR | POLLHUP)))
-		{
-			ssize_t		w = write(inpipe[1], pending.data + pending_off, pending.len - pending_off);
-
-			if (w > 0)
-				pending_off += w;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR)
-			{
-				/* the program stopped reading: it failed; its status says */
-				close(inpipe[1]);
-				inpipe[1] = -1;
-			}
-		}
-		if (out_idx >= 0 && (fds[out_idx].revents & (POLLIN | POLLHUP | POLLERR)))
-		{
-			ssize_t		r = read(outpipe[0], chunk, BV_CHUNK);
-
-			if (r > 0 && out)
-				appendBinaryStringInfo(out, chunk, r);
-			else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-				out_open = false;
-		}
-		if (err_idx >= 0 && (fds[err_idx].revents & (POLLIN | POLLHUP | POLLERR)))
-		{
-			ssize_t		r = read(errpipe[0], chunk, BV_CHUNK);
-
-			if (r > 0)
-			{
-				if (err->len < BV_STDERR_MAX)
-					appendBinaryStringInfo(err, chunk, Min(r, BV_STDERR_MAX - err->len));
-			}
-			else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-				err_open = false;
-		}
-	}
-
-	close(outpipe[0]);
-	close(errpipe[0]);
-	adr_dump_filter_free(&filter);
-	for (;;)
-	{
-		pid_t		r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-		{
-			status = -1;
-			break;
-		}
-		/* the program has closed its pipes: it is exiting */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-	bv_child = 0;
-	if (status == -1)
-		return -1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return -1;
-
-kill_it:
-	if (inpipe[1] >= 0)
-		close(inpipe[1]);
-	close(outpipe[0]);
-	close(errpipe[0]);
-	adr_dump_filter_free(&filter);
-	bv_kill_child(0, 0);
-	return -1;
+	rc = adr_backup_run(&prog);
+	if (prog.failure)
+		bv_fail(st, "%s", prog.failure);
+	if (rejected)
+		*rejected = prog.rejected;
+	return rc;
 }
 
 static char *
@@ -2688,7 +2398,7 @@ adr_verify_main(Datum main_arg)
 		proc_exit(0);			/* the caller gave up */
 	shared = dsm_segment_address(seg);
 	memcpy(&req, shared, sizeof(BvRequest));
-	on_shmem_exit(bv_kill_child, (Datum) 0);
+	on_shmem_exit(adr_backup_kill_program, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(req.dboid, InvalidOid, 0);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
@@ -2775,7 +2485,7 @@ adr_verify_main(Datum main_arg)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		bv_kill_child(0, 0);
+		adr_backup_kill_program(0, 0);
 		RESUME_INTERRUPTS();
 		bv_fail(&st, "error: %s", edata->message);
 	}
