@@ -7,6 +7,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
+	src/backup.o \
 	src/backup_run.o \
 	src/backup_worker.o \
 	src/bloat.o \

@@ -5,9 +5,9 @@
  *	  files share.
  *
  * The concern's files:
- *   backup_worker.c  settings, path confinement, the SQL entry
- *                    adr_verify_backup(), the verify_backup task, and the
- *                    dynamic background worker and its steps (SPI)
+ *   backup.c         settings, path confinement, the SQL entry
+ *                    adr_verify_backup() and the verify_backup task
+ *   backup_worker.c  the dynamic background worker and its steps (SPI)
  *   backup_run.c     the program runner: fork/exec, pipes, disk-space watch
  *   dumpfilter.c     the plain-dump filter, free of PostgreSQL headers
  *                    (its own header, dumpfilter.h)
@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
 #include "dumpfilter.h"
 
@@ -40,6 +41,32 @@ extern int	adr_ops_verify_min_free_space;
 extern void adr_backup_init(void);
 
 /* ---------- between the files of the concern ---------- */
+
+/* The request the caller hands to the worker, in a DSM segment. */
+typedef struct AdrBackupRequest
+{
+	Oid			dboid;
+	Oid			caller;
+	int64		max_age_us;		/* -1: no recency check */
+	int			jobs;
+	char		path[MAXPGPATH];	/* as given (glob resolved), for the row */
+	char		dirs[MAXPGPATH * 4];	/* adr_ops.backup_directories of the
+										 * call; empty: not confined */
+	char		compare_to[NAMEDATALEN];
+	/* written by the worker */
+	volatile int64 id;			/* the row, once committed */
+	char		error[256];
+} AdrBackupRequest;
+
+/* Path confinement and the conninfo setting's syntax (backup.c). */
+extern int	adr_backup_openat_beneath(int dirfd, const char *rel, int flags);
+extern int	adr_backup_open_confined(const char *dirs, const char *path, int flags,
+									 bool *outside);
+extern bool adr_backup_conninfo_parse(const char *s, List **keys, List **values,
+									  char **error);
+
+/* The worker's entry point (backup_worker.c), named in bgw_function_name. */
+extern PGDLLEXPORT void adr_verify_main(Datum main_arg) pg_attribute_noreturn();
 
 /* One program for adr_backup_run() (backup_run.c). */
 typedef struct AdrBackupProgram
