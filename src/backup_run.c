@@ -79,11 +79,52 @@ adr_backup_kill_program(int code, Datum arg)
 	br_child = 0;
 }
 
+/*
+ * What a run holds that an ERROR must not leak: the pipes' descriptors
+ * (-1 once closed) and the dump filter's buffers.  palloc'd by
+ * adr_backup_run(), so that its PG_CATCH finds them whatever br_run() had
+ * done when the ERROR came.
+ */
+typedef struct BrHeld
+{
+	int			inpipe[2];
+	int			outpipe[2];
+	int			errpipe[2];
+	AdrDumpFilter filter;
+} BrHeld;
+
+static int	br_run(AdrBackupProgram *prog, BrHeld *held);
+
 /* The dump filter's output goes to the StringInfo arg. */
 static void
 br_append(void *arg, const char *data, size_t len)
 {
 	appendBinaryStringInfo((StringInfo) arg, data, len);
+}
+
+static void
+br_close(int *fd)
+{
+	if (*fd >= 0)
+	{
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Close what is still open, free the filter's buffers. */
+static void
+br_release(BrHeld *held)
+{
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		br_close(&held->inpipe[i]);
+		br_close(&held->outpipe[i]);
+		br_close(&held->errpipe[i]);
+	}
+	adr_dump_filter_free(&held->filter);
 }
 
 /*
@@ -97,16 +138,48 @@ br_append(void *arg, const char *data, size_t len)
  * process group.  Returns the exit status (-1: killed, or could not run);
  * sets prog->failure when the run was stopped for a reason worth a
  * failure, prog->rejected when the filter rejected the dump.
+ *
+ * On an ERROR (an interrupt, a failed poll, no memory) the program is
+ * killed, the pipes are closed and the filter's buffers freed before the
+ * ERROR goes on: a caller that catches it (the worker records the error
+ * and goes on to drop the scratch database) holds nothing of the run.
  */
 int
 adr_backup_run(AdrBackupProgram *prog)
 {
-	int			inpipe[2] = {-1, -1};
-	int			outpipe[2];
-	int			errpipe[2];
+	BrHeld	   *held = palloc(sizeof(BrHeld));
+	int			rc;
+	int			i;
+
+	for (i = 0; i < 2; i++)
+		held->inpipe[i] = held->outpipe[i] = held->errpipe[i] = -1;
+	adr_dump_filter_init(&held->filter, NULL, NULL, NULL);
+	PG_TRY();
+	{
+		rc = br_run(prog, held);
+	}
+	PG_CATCH();
+	{
+		br_release(held);
+		adr_backup_kill_program(0, 0);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	br_release(held);
+	pfree(held);
+	return rc;
+}
+
+/* adr_backup_run(), with what it holds in held. */
+static int
+br_run(AdrBackupProgram *prog, BrHeld *held)
+{
+	int		   *inpipe = held->inpipe;
+	int		   *outpipe = held->outpipe;
+	int		   *errpipe = held->errpipe;
 	pid_t		pid;
 	int			status;
-	AdrDumpFilter filter;
+	AdrDumpFilter *filter = &held->filter;
 	StringInfoData pending;
 	size_t		pending_off = 0;
 	gzFile		gz = prog->dump;
@@ -122,7 +195,7 @@ adr_backup_run(AdrBackupProgram *prog)
 	AdrDumpFilterResult fresult;
 
 	initStringInfo(&pending);
-	adr_dump_filter_init(&filter, prog->rules, br_append, &pending);
+	adr_dump_filter_init(filter, prog->rules, br_append, &pending);
 	if (gz)
 		appendStringInfo(&pending, "\\restrict %s\n", prog->restrict_key);
 	else if (prog->input)
@@ -188,11 +261,11 @@ adr_backup_run(AdrBackupProgram *prog)
 				 errmsg("could not fork: %m")));
 	}
 	setpgid(pid, pid);			/* either side may win the race */
-	close(outpipe[1]);
-	close(errpipe[1]);
+	br_close(&outpipe[1]);
+	br_close(&errpipe[1]);
 	if (feed)
 	{
-		close(inpipe[0]);
+		br_close(&inpipe[0]);
 		fcntl(inpipe[1], F_SETFL, O_NONBLOCK);
 	}
 	fcntl(outpipe[0], F_SETFL, O_NONBLOCK);
@@ -237,7 +310,7 @@ adr_backup_run(AdrBackupProgram *prog)
 						goto kill_it;
 					}
 				}
-				fresult = adr_dump_filter(&filter, chunk, got, src_eof);
+				fresult = adr_dump_filter(filter, chunk, got, src_eof);
 				if (fresult == ADR_DUMP_FILTER_NOMEM)
 					ereport(ERROR,
 							(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -245,15 +318,14 @@ adr_backup_run(AdrBackupProgram *prog)
 							 errdetail("The filter of a plain dump could not allocate memory.")));
 				if (fresult == ADR_DUMP_FILTER_REJECTED)
 				{
-					prog->rejected = pstrdup(filter.error);
+					prog->rejected = pstrdup(filter->error);
 					goto kill_it;
 				}
 			}
 			/* all sent: gzread's end was checked where it was reached */
 			if (pending.len == 0 && src_eof)
 			{
-				close(inpipe[1]);
-				inpipe[1] = -1;
+				br_close(&inpipe[1]);
 			}
 		}
 		if (feed && inpipe[1] >= 0)
@@ -309,8 +381,7 @@ adr_backup_run(AdrBackupProgram *prog)
 			else if (w < 0 && errno != EAGAIN && errno != EINTR)
 			{
 				/* the program stopped reading: it failed; its status says */
-				close(inpipe[1]);
-				inpipe[1] = -1;
+				br_close(&inpipe[1]);
 			}
 		}
 		if (out_idx >= 0 && (fds[out_idx].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -336,9 +407,8 @@ adr_backup_run(AdrBackupProgram *prog)
 		}
 	}
 
-	close(outpipe[0]);
-	close(errpipe[0]);
-	adr_dump_filter_free(&filter);
+	br_close(&outpipe[0]);
+	br_close(&errpipe[0]);
 	for (;;)
 	{
 		pid_t		r = waitpid(pid, &status, WNOHANG);
@@ -364,11 +434,9 @@ adr_backup_run(AdrBackupProgram *prog)
 	return -1;
 
 kill_it:
-	if (inpipe[1] >= 0)
-		close(inpipe[1]);
-	close(outpipe[0]);
-	close(errpipe[0]);
-	adr_dump_filter_free(&filter);
+	br_close(&inpipe[1]);
+	br_close(&outpipe[0]);
+	br_close(&errpipe[0]);
 	adr_backup_kill_program(0, 0);
 	return -1;
 }
