@@ -8,9 +8,12 @@ MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
 	src/backup.o \
+	src/backup_run.o \
+	src/backup_worker.o \
 	src/bloat.o \
 	src/capacity.o \
 	src/cron.o \
+	src/dumpfilter.o \
 	src/guc.o \
 	src/health.o \
 	src/http.o \
@@ -74,12 +77,18 @@ $(OBJS): $(wildcard src/*.h)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) $(EXTENSION).control
 	cat $(SQL_FRAGMENTS) > $@
 
-.PHONY: fuzz cron-check shellcheck
+.PHONY: fuzz cron-check dumpfilter-check dumpfilter-fuzz shellcheck
 # The schedule parser alone: table-driven checks, and libFuzzer (clang).
 cron-check:
 	$(MAKE) -C fuzz check
 fuzz:
 	$(MAKE) -C fuzz run
+# The plain-dump filter of backup verification alone: the cases of
+# t/fixtures/dump_filter_cases.txt, and libFuzzer (clang).
+dumpfilter-check:
+	$(MAKE) -C fuzz dumpfilter-check
+dumpfilter-fuzz:
+	$(MAKE) -C fuzz dumpfilter-run
 
 shellcheck:
 	shellcheck scripts/adr-* scripts/*.sh .ci/run
