@@ -19,6 +19,7 @@ OBJS = \
 	src/perf.o \
 	src/plans.o \
 	src/probe.o \
+	src/prom_text.o \
 	src/schedule.o \
 	src/security.o \
 	src/scheduler.o \

@@ -38,8 +38,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type_d.h"
@@ -62,6 +60,7 @@
 #include "compat.h"
 #include "http.h"
 #include "probe.h"
+#include "prom_text.h"
 
 PG_FUNCTION_INFO_V1(adr_http_check);
 PG_FUNCTION_INFO_V1(adr_http_metric);
@@ -359,173 +358,12 @@ adr_http_check(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
-/* ---- Prometheus text exposition format ---- */
-
-static bool
-pm_name_start(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
-}
-
-static bool
-pm_name_char(char c)
-{
-	return pm_name_start(c) || (c >= '0' && c <= '9');
-}
-
-/*
- * Parse one sample line into its name, labels (as JSON text) and value;
- * lv is the caller's scratch buffer for a label value, so that a page of
- * many lines does not allocate one per line.  Returns false for a line
- * that is not a well-formed sample.
- */
-static bool
-pm_parse_sample(const char *p, char **name, StringInfo labels, StringInfo lv,
-				double *value)
-{
-	const char *start = p;
-	char	   *end;
-	char		tok[64];
-	int			n = 0;
-	bool		first = true;
-
-	if (!pm_name_start(*p))
-		return false;
-	while (pm_name_char(*p))
-		p++;
-	*name = pnstrdup(start, p - start);
-
-	resetStringInfo(labels);
-	appendStringInfoChar(labels, '{');
-	if (*p == '{')
-	{
-		p++;
-		for (;;)
-		{
-			const char *ls;
-			char	   *lname;
-
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (*p == '}')
-				break;
-			if (!pm_name_start(*p) || *p == ':')
-				return false;
-			ls = p;
-			while (pm_name_char(*p) && *p != ':')
-				p++;
-			lname = pnstrdup(ls, p - ls);
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (*p++ != '=')
-				return false;
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (*p++ != '"')
-				return false;
-			resetStringInfo(lv);
-			while (*p != '"')
-			{
-				if (*p == '\0')
-					return false;
-				if (*p == '\\')
-				{
-					p++;
-					if (*p == 'n')
-						appendStringInfoChar(lv, '\n');
-					else if (*p == '\\' || *p == '"')
-						appendStringInfoChar(lv, *p);
-					else if (*p == '\0')
-						return false;
-					else
-					{
-						appendStringInfoChar(lv, '\\');
-						appendStringInfoChar(lv, *p);
-					}
-					p++;
-				}
-				else
-					appendStringInfoChar(lv, *p++);
-			}
-			p++;				/* the closing quote */
-			if (!first)
-				appendStringInfoString(labels, ", ");
-			first = false;
-			escape_json(labels, lname);
-			appendStringInfoString(labels, ": ");
-			escape_json(labels, adr_http_valid_text(lv->data));
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (*p == ',')
-			{
-				p++;
-				continue;
-			}
-			if (*p != '}')
-				return false;
-			break;
-		}
-		p++;					/* the closing brace */
-	}
-	appendStringInfoChar(labels, '}');
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	while (*p && *p != ' ' && *p != '\t')
-	{
-		/* A value longer than any float's text is malformed, not cut. */
-		if (n >= (int) sizeof(tok) - 1)
-			return false;
-		tok[n++] = *p++;
-	}
-	tok[n] = '\0';
-	if (n == 0)
-		return false;
-
-	/*
-	 * strtod reads NaN, Inf, +Inf and -Inf as the format writes them.  A
-	 * number out of range (1e999, 1e-999) is malformed, as for float8in:
-	 * strtod would make it an infinity or zero.
-	 */
-	errno = 0;
-	*value = strtod(tok, &end);
-	if (*end != '\0' || (errno == ERANGE && (*value == 0 || isinf(*value))))
-		return false;
-	/* An optional timestamp follows; it is not returned. */
-	return true;
-}
-
-/*
- * Does the sample name belong to the wanted metric?  Its own name always;
- * the _bucket, _sum, _count and _created series of a histogram or summary,
- * and the _total and _created series of a counter, as declared by the
- * page's # TYPE line.
- */
-static bool
-pm_wanted(const char *name, const char *want, const char *type)
-{
-	size_t		wl = strlen(want);
-	const char *suffix;
-
-	if (strcmp(name, want) == 0)
-		return true;
-	if (type == NULL || strncmp(name, want, wl) != 0)
-		return false;
-	suffix = name + wl;
-	if (strcmp(type, "histogram") == 0 || strcmp(type, "summary") == 0)
-		return strcmp(suffix, "_bucket") == 0 || strcmp(suffix, "_sum") == 0 ||
-			strcmp(suffix, "_count") == 0 || strcmp(suffix, "_created") == 0;
-	if (strcmp(type, "counter") == 0)
-		return strcmp(suffix, "_total") == 0 || strcmp(suffix, "_created") == 0;
-	return false;
-}
-
 /*
  * adr_http_metric(url text, metric text, timeout_ms int) returns
  * (metric text, labels jsonb, value float8): the samples of one metric of
- * a Prometheus text page.  Comments, HELP and TYPE lines and malformed
- * lines are skipped.  A page that cannot be fetched is an ERROR, since the
- * function has no row to carry it.
+ * a Prometheus text page, as prom_text.c parses it (comments, HELP and
+ * TYPE lines and malformed lines are skipped).  A page that cannot be
+ * fetched is an ERROR, since the function has no row to carry it.
  */
 Datum
 adr_http_metric(PG_FUNCTION_ARGS)
@@ -535,11 +373,9 @@ adr_http_metric(PG_FUNCTION_ARGS)
 	AdrHttpResult res;
 	AdrHttpLimits limits;
 	char	   *want = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *type = NULL;
-	char	   *line;
-	char	   *save = NULL;
+	AdrPromScan scan;
+	AdrPromSample sample;
 	StringInfoData labels;
-	StringInfoData lv;
 
 	if (PG_GETARG_INT32(2) < 1 || PG_GETARG_INT32(2) > 3600 * 1000)
 		ereport(ERROR,
@@ -566,49 +402,33 @@ adr_http_metric(PG_FUNCTION_ARGS)
 				 errhint("Raise \"adr_ops.http_max_body\".")));
 
 	initStringInfo(&labels);
-	initStringInfo(&lv);
-	for (line = strtok_r(res.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	adr_prom_scan_init(&scan, res.body, want);
+	while (adr_prom_scan_next(&scan, &sample))
 	{
-		char	   *p = line;
-		char	   *name;
-		double		value;
-		size_t		len = strlen(line);
+		Datum		values[3];
+		bool		nulls[3] = {0};
+		char	   *pair = sample.labels;
+		int			i;
 
-		if (len > 0 && line[len - 1] == '\r')
-			line[len - 1] = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			continue;
-		if (*p == '#')
+		resetStringInfo(&labels);
+		appendStringInfoChar(&labels, '{');
+		for (i = 0; i < sample.nlabels; i++)
 		{
-			/* "# TYPE name type" declares the family of the samples below. */
-			char	   *tname = NULL;
-			char	   *ttype = NULL;
-			char	   *tsave = NULL;
-			char	   *w = strtok_r(p + 1, " \t", &tsave);
+			char	   *lvalue = pair + strlen(pair) + 1;
 
-			if (w && strcmp(w, "TYPE") == 0)
-			{
-				tname = strtok_r(NULL, " \t", &tsave);
-				ttype = strtok_r(NULL, " \t", &tsave);
-				if (tname && ttype && strcmp(tname, want) == 0)
-					type = pstrdup(ttype);
-			}
-			continue;
+			if (i > 0)
+				appendStringInfoString(&labels, ", ");
+			escape_json(&labels, pair);
+			appendStringInfoString(&labels, ": ");
+			escape_json(&labels, adr_http_valid_text(lvalue));
+			pair = adr_prom_label_next(pair);
 		}
-		if (!pm_parse_sample(p, &name, &labels, &lv, &value))
-			continue;
-		if (pm_wanted(name, want, type))
-		{
-			Datum		values[3];
-			bool		nulls[3] = {0};
+		appendStringInfoChar(&labels, '}');
 
-			values[0] = CStringGetTextDatum(name);
-			values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(labels.data));
-			values[2] = Float8GetDatum(value);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
+		values[0] = CStringGetTextDatum(sample.name);
+		values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(labels.data));
+		values[2] = Float8GetDatum(sample.value);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
 }
