@@ -7,6 +7,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
+	src/alert.o \
 	src/backup.o \
 	src/bloat.o \
 	src/capacity.o \
@@ -19,6 +20,7 @@ OBJS = \
 	src/perf.o \
 	src/plans.o \
 	src/probe.o \
+	src/probe_task.o \
 	src/prom_text.o \
 	src/schedule.o \
 	src/security.o \

@@ -20,6 +20,7 @@
 #include "fmgr.h"
 
 #include "adr_ops.h"
+#include "alert.h"
 #include "probe.h"
 #include "scheduler.h"
 
@@ -33,6 +34,8 @@ _PG_init(void)
 	adr_guc_init();
 	adr_bloat_init();
 	adr_http_init();
+	adr_probe_task_init();
+	adr_alert_init();
 	adr_security_init();
 	adr_backup_init();
 	adr_capacity_init();
