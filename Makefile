@@ -17,18 +17,18 @@ OBJS = \
 	src/http.o \
 	src/incident.o \
 	src/info.o \
+	src/maint_launcher.o \
+	src/maint_request.o \
+	src/maint_schedule.o \
+	src/maint_shmem.o \
+	src/maint_task.o \
 	src/perf.o \
 	src/plans.o \
 	src/probe.o \
 	src/probe_task.o \
 	src/prom_text.o \
-	src/schedule.o \
 	src/security.o \
-	src/scheduler.o \
-	src/serverlog.o \
-	src/shmem.o \
-	src/tasks.o \
-	src/worker.o
+	src/serverlog.o
 
 # The install script is assembled from the per-concern fragments, in this
 # order: schema.sql first (it refuses a hostile pre-created schema).

@@ -29,7 +29,7 @@ extern int	adr_ops_snapshot_retention;
 extern void adr_guc_init(void);
 extern void adr_guc_reserve(void);
 
-/* shmem.c: the ERROR of a feature that needs adr_ops preloaded */
+/* maint_shmem.c: the ERROR of a feature that needs adr_ops preloaded */
 extern void adr_preload_error(const char *what) pg_attribute_noreturn();
 
 /* info.c */

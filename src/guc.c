@@ -29,8 +29,9 @@
 int			adr_ops_log_scan_limit = 64 * 1024;
 
 /*
- * The maintenance scheduler (worker.c, schedule.c).  adr_ops.database
- * exists only when adr_ops is preloaded; it stays NULL otherwise.
+ * The maintenance scheduler (maint_launcher.c, maint_schedule.c).
+ * adr_ops.database exists only when adr_ops is preloaded; it stays NULL
+ * otherwise.
  */
 char	   *adr_ops_database = NULL;
 int			adr_ops_max_workers = 2;

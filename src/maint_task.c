@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tasks.c
+ * maint_task.c
  *	  The built-in maintenance tasks, run inside a run worker.
  *
  * A task is an AdrTask: a name, whether the task writes (so cannot run on
@@ -24,7 +24,7 @@
  * extension need not be installed: the queries here name only catalogs.
  *
  * IDENTIFICATION
- *	  src/tasks.c
+ *	  src/maint_task.c
  *
  *-------------------------------------------------------------------------
  */

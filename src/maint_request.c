@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * scheduler.c
+ * maint_request.c
  *	  SQL entry points of the maintenance scheduler that talk to the
  *	  launcher: adr_run_task(), the trigger that wakes the launcher when
  *	  the schedules change, and the launcher's view of each schedule.
@@ -11,7 +11,7 @@
  * with a fresh snapshot each time, until the run has ended.
  *
  * IDENTIFICATION
- *	  src/scheduler.c
+ *	  src/maint_request.c
  *
  *-------------------------------------------------------------------------
  */

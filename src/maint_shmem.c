@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * shmem.c
+ * maint_shmem.c
  *	  The scheduler's shared memory (see scheduler.h for what it holds and
  *	  its locking rule).  Other modules with shared memory (security.c)
  *	  chain hooks of their own.
@@ -10,7 +10,7 @@
  * plain CREATE EXTENSION gets a clear error instead of a crash.
  *
  * IDENTIFICATION
- *	  src/shmem.c
+ *	  src/maint_shmem.c
  *
  *-------------------------------------------------------------------------
  */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * worker.c
+ * maint_launcher.c
  *	  The maintenance scheduler's launcher and run workers: the loop, the
  *	  signals, the history they record.
  *
@@ -26,11 +26,11 @@
  * published in shared memory for adr_maintenance_status().
  *
  * A run worker connects to the run's database as the bootstrap superuser,
- * runs the task (tasks.c), and writes the outcome into its slot; an ERROR
+ * runs the task (maint_task.c), and writes the outcome into its slot; an ERROR
  * is copied into the slot before the worker exits with it.
  *
  * IDENTIFICATION
- *	  src/worker.c
+ *	  src/maint_launcher.c
  *
  *-------------------------------------------------------------------------
  */

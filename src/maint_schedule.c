@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * schedule.c
+ * maint_schedule.c
  *	  Schedules in a time zone: the glue between the zone-free cron
  *	  evaluator (cron.c) and timestamptz, the maintenance window, and the
  *	  SQL functions that parse and evaluate schedules.
@@ -15,7 +15,7 @@
  * fire, a job fires once per matching civil minute, never twice.
  *
  * IDENTIFICATION
- *	  src/schedule.c
+ *	  src/maint_schedule.c
  *
  *-------------------------------------------------------------------------
  */
