@@ -14,13 +14,16 @@ OBJS = \
 	src/cron.o \
 	src/guc.o \
 	src/health.o \
+	src/health_task.o \
 	src/http.o \
 	src/incident.o \
 	src/info.o \
+	src/jobs.o \
 	src/maint_launcher.o \
 	src/maint_request.o \
 	src/maint_schedule.o \
 	src/maint_shmem.o \
+	src/maint_tables.o \
 	src/maint_task.o \
 	src/perf.o \
 	src/plans.o \
@@ -28,7 +31,8 @@ OBJS = \
 	src/probe_task.o \
 	src/prom_text.o \
 	src/security.o \
-	src/serverlog.o
+	src/serverlog.o \
+	src/statements.o
 
 # The install script is assembled from the per-concern fragments, in this
 # order: schema.sql first (it refuses a hostile pre-created schema).

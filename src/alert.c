@@ -39,6 +39,7 @@
 #include "adr_ops.h"
 #include "alert.h"
 #include "http.h"
+#include "incident.h"
 #include "probe.h"
 #include "scheduler.h"
 

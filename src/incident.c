@@ -22,6 +22,7 @@
 #include "utils/json.h"
 
 #include "adr_ops.h"
+#include "incident.h"
 #include "scheduler.h"
 
 typedef enum
