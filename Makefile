@@ -79,12 +79,17 @@ $(OBJS): $(wildcard src/*.h)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) $(EXTENSION).control
 	cat $(SQL_FRAGMENTS) > $@
 
-.PHONY: fuzz cron-check shellcheck
-# The schedule parser alone: table-driven checks, and libFuzzer (clang).
+.PHONY: fuzz cron-check prom-check prom-fuzz shellcheck
+# The PostgreSQL-free parsers alone: table-driven checks, and libFuzzer
+# (clang): the schedule parser (cron) and the Prometheus text parser (prom).
 cron-check:
-	$(MAKE) -C fuzz check
+	$(MAKE) -C fuzz cron-check
 fuzz:
 	$(MAKE) -C fuzz run
+prom-check:
+	$(MAKE) -C fuzz prom-check
+prom-fuzz:
+	$(MAKE) -C fuzz prom-run
 
 shellcheck:
 	shellcheck scripts/adr-* scripts/*.sh .ci/run
