@@ -7,25 +7,35 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
+	src/alert.o \
 	src/backup.o \
+	src/backup_run.o \
+	src/backup_worker.o \
 	src/bloat.o \
 	src/capacity.o \
 	src/cron.o \
+	src/dumpfilter.o \
 	src/guc.o \
 	src/health.o \
+	src/health_task.o \
 	src/http.o \
 	src/incident.o \
 	src/info.o \
+	src/jobs.o \
+	src/maint_launcher.o \
+	src/maint_request.o \
+	src/maint_schedule.o \
+	src/maint_shmem.o \
+	src/maint_tables.o \
+	src/maint_task.o \
 	src/perf.o \
 	src/plans.o \
 	src/probe.o \
-	src/schedule.o \
+	src/probe_task.o \
+	src/prom_text.o \
 	src/security.o \
-	src/scheduler.o \
 	src/serverlog.o \
-	src/shmem.o \
-	src/tasks.o \
-	src/worker.o
+	src/statements.o
 
 # The install script is assembled from the per-concern fragments, in this
 # order: schema.sql first (it refuses a hostile pre-created schema).
@@ -45,18 +55,20 @@ SQL_FRAGMENTS = \
 	src/capacity.sql \
 	src/plans.sql \
 	src/incident.sql \
-	src/metrics.sql
+	src/metrics.sql \
+	src/anomaly.sql \
+	src/report.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # The frozen install scripts of released versions and the update scripts.
 DATA = $(wildcard updates/$(EXTENSION)--*.sql)
-SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup scripts/adr-incident
+SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup scripts/adr-incident scripts/adr-report
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident metrics
+REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident anomaly report metrics
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)
@@ -73,12 +85,23 @@ $(OBJS): $(wildcard src/*.h)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) $(EXTENSION).control
 	cat $(SQL_FRAGMENTS) > $@
 
-.PHONY: fuzz cron-check shellcheck
-# The schedule parser alone: table-driven checks, and libFuzzer (clang).
+.PHONY: fuzz cron-check prom-check prom-fuzz dumpfilter-check dumpfilter-fuzz shellcheck
+# The PostgreSQL-free parsers alone: table-driven checks, and libFuzzer
+# (clang): the schedule parser (cron) and the Prometheus text parser (prom).
 cron-check:
-	$(MAKE) -C fuzz check
+	$(MAKE) -C fuzz cron-check
 fuzz:
 	$(MAKE) -C fuzz run
+prom-check:
+	$(MAKE) -C fuzz prom-check
+prom-fuzz:
+	$(MAKE) -C fuzz prom-run
+# The plain-dump filter of backup verification alone: the cases of
+# t/fixtures/dump_filter_cases.txt, and libFuzzer (clang).
+dumpfilter-check:
+	$(MAKE) -C fuzz dumpfilter-check
+dumpfilter-fuzz:
+	$(MAKE) -C fuzz dumpfilter-run
 
 shellcheck:
 	shellcheck scripts/adr-* scripts/*.sh .ci/run

@@ -18,6 +18,9 @@ readonly PACKAGES=(
     # t/025_prometheus.pl runs the exporter on dashboards/prometheus/queries.yaml
     # and promtool (package prometheus) on the alert rules and their tests
     prometheus-postgres-exporter prometheus
+    # t/070_report_browser.pl renders scripts/adr-report's page in headless
+    # Chromium (skipped without it)
+    chromium
 )
 PG_BINDIR="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BINDIR}/pg_config"
