@@ -553,8 +553,8 @@ ig_task_run(AdrTaskRun *run)
 	if (missing)
 		appendStringInfoString(&run->detail, missing);
 	else
-		appendStringInfo(&run->detail, "verified %d relations (%.1f MB) in %.1f s (%.1f MB/s)%s",
-						 run->objects, pages * (double) BLCKSZ / (1024 * 1024), elapsed,
+		appendStringInfo(&run->detail, "verified %d relation%s (%.1f MB) in %.1f s (%.1f MB/s)%s",
+						 run->objects, run->objects == 1 ? "" : "s", pages * (double) BLCKSZ / (1024 * 1024), elapsed,
 						 elapsed > 0 ? pages * (double) BLCKSZ / (1024 * 1024) / elapsed : 0.0,
 						 heapallindexed ? ", heapallindexed" : "");
 	if (corrupt.len)
@@ -564,7 +564,8 @@ ig_task_run(AdrTaskRun *run)
 	if (skipped.len)
 		appendStringInfo(&run->detail, "; skipped (locked): %s", skipped.data);
 	if (left)
-		appendStringInfo(&run->detail, "; time budget spent, %d relations left for the next runs", left);
+		appendStringInfo(&run->detail, "; time budget spent, %d relation%s left for the next runs",
+						 left, left == 1 ? "" : "s");
 	if (news)
 		appendStringInfo(&run->detail, "; new checksum failures: %s", news);
 	run->failed = missing != NULL || corrupt.len > 0 || errors.len > 0;
