@@ -112,11 +112,16 @@ typedef struct IgRelation
 	char	   *detail;
 } IgRelation;
 
-/* amcheck's functions, from adr_ops._integrity_functions(). */
+/*
+ * amcheck's functions, from adr_ops._integrity_functions(), and the
+ * prepared calls of them, with the relation as parameter $1.
+ */
 typedef struct IgFunctions
 {
 	Oid			heap;
 	Oid			btree;
+	SPIPlanPtr	heap_plan;
+	SPIPlanPtr	btree_plan;
 } IgFunctions;
 
 /*
@@ -180,9 +185,43 @@ ig_query_text(const char *sql, int nargs, Oid *argtypes, Datum *args)
 	return v;
 }
 
-/* amcheck's functions in this database, or the ERROR of _integrity_functions(). */
+/*
+ * The prepared call of fn: _extension_call() writes it (schema-qualified,
+ * each argument cast to its exact type) with args, whose first is the
+ * placeholder relation '0'; that literal becomes the parameter $1 (an
+ * oid), so that one plan serves every relation of a run.  select_fmt puts
+ * the call in a query.
+ */
+static SPIPlanPtr
+ig_prepare_call(Oid fn, const char *args_sql, bool heapallindexed, const char *select_fmt)
+{
+	Oid			argtypes[2] = {REGPROCEDUREOID, BOOLOID};
+	Datum		args[2] = {ObjectIdGetDatum(fn), BoolGetDatum(heapallindexed)};
+	Oid			paramtypes[1] = {OIDOID};
+	char	   *call;
+	char	   *first;
+	SPIPlanPtr	plan;
+
+	call = ig_query_text(psprintf("SELECT adr_ops._extension_call($1, %s)", args_sql),
+						 2, argtypes, args);
+	first = strstr(call, "('0'::");
+	if (first == NULL)
+		elog(ERROR, "unexpected call of amcheck: %s", call);
+	call = psprintf("%.*s($1::%s", (int) (first - call), call, first + 6);
+	plan = SPI_prepare(psprintf(select_fmt, call), 1, paramtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", call, SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * amcheck's functions in this database, or the ERROR of
+ * _integrity_functions(), with their calls prepared (heapallindexed is the
+ * second argument of bt_index_check()).  The plans live until SPI_finish(),
+ * unless the caller keeps them.
+ */
 static IgFunctions
-ig_functions(void)
+ig_functions(bool heapallindexed)
 {
 	IgFunctions fns;
 	bool		isnull;
@@ -192,6 +231,10 @@ ig_functions(void)
 		elog(ERROR, "could not bind the functions of amcheck");
 	fns.heap = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	fns.btree = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* verify_heapam(relation, on_error_stop, check_toast, skip, startblock, endblock) */
+	fns.heap_plan = ig_prepare_call(fns.heap, "ARRAY['0', 'false', 'true', 'none', NULL, NULL]", false,
+									"SELECT blkno, offnum, attnum, msg FROM %s ORDER BY blkno, offnum");
+	fns.btree_plan = ig_prepare_call(fns.btree, "ARRAY['0', $2::text]", heapallindexed, "SELECT %s");
 	return fns;
 }
 
@@ -201,7 +244,7 @@ ig_functions(void)
  * survives in the caller's memory context.
  */
 static void
-ig_verify(IgRelation *rel, const IgFunctions *fns, bool heapallindexed)
+ig_verify(IgRelation *rel, const IgFunctions *fns)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -217,31 +260,18 @@ ig_verify(IgRelation *rel, const IgFunctions *fns, bool heapallindexed)
 	MemoryContextSwitchTo(caller);
 	PG_TRY();
 	{
-		Oid			argtypes[3] = {REGPROCEDUREOID, OIDOID, BOOLOID};
-		Datum		args[3];
-		char	   *call;
+		Datum		args[1] = {ObjectIdGetDatum(rel->relid)};
 
-		args[1] = ObjectIdGetDatum(rel->relid);
-		args[2] = BoolGetDatum(heapallindexed);
 		if (rel->is_index)
 		{
-			args[0] = ObjectIdGetDatum(fns->btree);
-			call = ig_query_text("SELECT adr_ops._extension_call($1, ARRAY[$2::text, $3::text])",
-								 3, argtypes, args);
-			if (SPI_execute(psprintf("SELECT %s", call), false, 0) != SPI_OK_SELECT)
+			if (SPI_execute_plan(fns->btree_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not run bt_index_check()");
 		}
 		else
 		{
 			uint64		i;
 
-			/* verify_heapam(relation, on_error_stop, check_toast, skip, startblock, endblock) */
-			args[0] = ObjectIdGetDatum(fns->heap);
-			call = ig_query_text("SELECT adr_ops._extension_call($1, "
-								 "ARRAY[$2::text, 'false', 'true', 'none', NULL, NULL])",
-								 2, argtypes, args);
-			if (SPI_execute(psprintf("SELECT blkno, offnum, attnum, msg FROM %s ORDER BY blkno, offnum",
-									 call), false, 0) != SPI_OK_SELECT)
+			if (SPI_execute_plan(fns->heap_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not run verify_heapam()");
 			rel->findings = (int) SPI_processed;
 			for (i = 0; i < SPI_processed; i++)
@@ -439,7 +469,7 @@ ig_task_run(AdrTaskRun *run)
 	const char *budget_text = adr_option_string(run->options, "time_budget");
 	bool		heapallindexed = ig_option_bool(run->options, "heapallindexed");
 	int			budget_ms = IG_DEFAULT_BUDGET_MS;
-	IgFunctions fns = {InvalidOid, InvalidOid};
+	IgFunctions fns = {0};
 	char	   *missing = NULL;
 	List	   *queue = NIL;
 	ListCell   *lc;
@@ -462,6 +492,13 @@ ig_task_run(AdrTaskRun *run)
 		(void) parse_int(budget_text, &budget_ms, GUC_UNIT_MS, &hint);
 	}
 	deadline = TimestampTzPlusMilliseconds(start, budget_ms);
+
+	/*
+	 * One commit per relation: without waiting for its WAL flush, a run over
+	 * hundreds of small catalogs is not bound by fsync.  A crash loses at
+	 * most the last results, and those relations are verified again first.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION);
 	initStringInfo(&corrupt);
 	initStringInfo(&errors);
 	initStringInfo(&skipped);
@@ -475,7 +512,7 @@ ig_task_run(AdrTaskRun *run)
 		MemoryContextSwitchTo(caller);
 		PG_TRY();
 		{
-			fns = ig_functions();
+			fns = ig_functions(heapallindexed);
 			ReleaseCurrentSubTransaction();
 		}
 		PG_CATCH();
@@ -497,6 +534,10 @@ ig_task_run(AdrTaskRun *run)
 	{
 		Oid			argtypes[1] = {JSONBOID};
 		Datum		args[1] = {JsonbPGetDatum(run->options)};
+
+		/* the plans serve every transaction of the run */
+		if (SPI_keepplan(fns.heap_plan) != 0 || SPI_keepplan(fns.btree_plan) != 0)
+			elog(ERROR, "could not keep the prepared calls of amcheck");
 
 		queue = ig_relations("SELECT relid, tableid, relation, kind, pages "
 							 "  FROM adr_ops._integrity_queue($1)", 1, argtypes, args, caller);
@@ -525,7 +566,7 @@ ig_task_run(AdrTaskRun *run)
 		{
 			if (StatementTimeout > 0)
 				enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
-			ig_verify(rel, &fns, heapallindexed);
+			ig_verify(rel, &fns);
 			disable_timeout(STATEMENT_TIMEOUT, false);
 			ig_store(rel, heapallindexed);
 			run->objects++;
@@ -537,6 +578,12 @@ ig_task_run(AdrTaskRun *run)
 		}
 		MemoryContextSwitchTo(caller);
 		adr_task_xact_end(caller);
+	}
+
+	if (missing == NULL)
+	{
+		SPI_freeplan(fns.heap_plan);
+		SPI_freeplan(fns.btree_plan);
 	}
 
 	/* the checksum failure counters, and the history's retention */
@@ -638,7 +685,7 @@ adr_verify_integrity(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	fns = ig_functions();
+	fns = ig_functions(heapallindexed);
 	args[0] = ObjectIdGetDatum(relid);
 	rels = ig_relations("SELECT r.relid, r.tableid, r.relation, r.kind, "
 						"       pg_catalog.pg_relation_size(r.relid) "
@@ -660,7 +707,7 @@ adr_verify_integrity(PG_FUNCTION_ARGS)
 		bool		nulls[IG_RESULT_COLUMNS];
 
 		CHECK_FOR_INTERRUPTS();
-		ig_verify(rel, &fns, heapallindexed);
+		ig_verify(rel, &fns);
 		ig_store(rel, heapallindexed);
 		ig_result_values(rel, heapallindexed, values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
