@@ -48,6 +48,19 @@ SELECT count(*) AS stored FROM adr_ops.integrity_results WHERE relation ~ 'adr_i
 SELECT status, value, detail ~ '[0-9]+ of [0-9]+ relations verified' AS coverage
   FROM adr_ops.adr_health_check() WHERE check_name = 'data_integrity';
 
+-- Many corrupt relations: the row names the first 10, then how many more.
+INSERT INTO adr_ops.integrity_results
+       (verified_at, relid, relation, kind, pages, heapallindexed, duration, status, findings, blkno, detail)
+SELECT now() + interval '1 hour', c.oid, 'x.r' || lpad((row_number() OVER (ORDER BY c.oid))::text, 2, '0'),
+       'table', 1, false, '0', 'corrupt', 1, 0, 'fake'
+  FROM pg_class c WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r'
+ ORDER BY c.oid LIMIT 12;
+SELECT status, value,
+       detail ~ 'corruption found in 12 relations: x\.r01 block 0: fake; (x\.r[0-9]+ block 0: fake; ){8}x\.r10 block 0: fake; and 2 more' AS first_ten,
+       detail !~ 'x\.r1[12]' AS not_the_rest
+  FROM adr_ops.adr_health_check() WHERE check_name = 'data_integrity';
+DELETE FROM adr_ops.integrity_results WHERE detail = 'fake';
+
 -- A function outside amcheck that shares a name with one of its functions,
 -- in its schema: adr_ops calls neither.
 CREATE FUNCTION public.bt_index_check(text) RETURNS void LANGUAGE sql AS 'SELECT';

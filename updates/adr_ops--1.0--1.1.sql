@@ -4315,6 +4315,8 @@ REVOKE ALL ON FUNCTION adr_ops.adr_verify_integrity(regclass, boolean) FROM PUBL
 -- plus relations whose latest verification found corruption (CRITICAL
 -- beyond 0 by default).  WARNING for failures counted before (until the
 -- statistics are reset) and for relations that could not be verified.
+-- The first 10 relations of each kind are named (by name), then how many
+-- more.
 -- The detail also says whether data checksums are on and how far the
 -- rotation has got.
 CREATE FUNCTION adr_ops._check_data_integrity() RETURNS SETOF adr_ops._health_reading
@@ -4375,19 +4377,22 @@ BEGIN
          WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = x.relid)
          ORDER BY x.relid, x.verified_at DESC)
     SELECT count(*) FILTER (WHERE l.status = 'corrupt'),
-           string_agg(format('%s%s: %s', l.relation, ' block ' || l.blkno, left(l.detail, 200)), '; '
-                      ORDER BY l.relation) FILTER (WHERE l.status = 'corrupt'),
+           array_to_string((array_agg(format('%s%s: %s', l.relation, ' block ' || l.blkno, left(l.detail, 200))
+                                      ORDER BY l.relation) FILTER (WHERE l.status = 'corrupt'))[1:10], '; '),
            count(*) FILTER (WHERE l.status = 'error'),
-           string_agg(format('%s (%s)', l.relation, l.detail), '; ' ORDER BY l.relation) FILTER (WHERE l.status = 'error'),
+           array_to_string((array_agg(format('%s (%s)', l.relation, left(l.detail, 200))
+                                      ORDER BY l.relation) FILTER (WHERE l.status = 'error'))[1:10], '; '),
            count(*) FILTER (WHERE l.status <> 'error'),
            min(l.verified_at)
       INTO corrupt_n, corrupt_text, error_n, error_text, verified, oldest
       FROM latest l;
     IF corrupt_n > 0 THEN
-        parts := parts || ('corruption found in ' || adr_ops._count_of(corrupt_n, 'relation') || ': ' || corrupt_text);
+        parts := parts || ('corruption found in ' || adr_ops._count_of(corrupt_n, 'relation') || ': ' || corrupt_text
+                           || CASE WHEN corrupt_n > 10 THEN format('; and %s more', corrupt_n - 10) ELSE '' END);
     END IF;
     IF error_n > 0 THEN
-        parts := parts || ('could not verify ' || error_text);
+        parts := parts || ('could not verify ' || error_text
+                           || CASE WHEN error_n > 10 THEN format('; and %s more', error_n - 10) ELSE '' END);
     END IF;
 
     IF NOT EXISTS (SELECT FROM pg_extension e WHERE e.extname = 'amcheck') THEN
