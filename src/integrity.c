@@ -69,6 +69,7 @@
 
 #include "adr_ops.h"
 #include "compat.h"
+#include "integrity.h"
 #include "scheduler.h"
 
 #define IG_DEFAULT_BUDGET_MS	(30 * 60 * 1000)
