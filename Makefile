@@ -19,6 +19,7 @@ OBJS = \
 	src/perf.o \
 	src/plans.o \
 	src/probe.o \
+	src/quality.o \
 	src/schedule.o \
 	src/security.o \
 	src/scheduler.o \
@@ -36,6 +37,7 @@ SQL_FRAGMENTS = \
 	src/health.sql \
 	src/maintenance.sql \
 	src/jobs.sql \
+	src/quality.sql \
 	src/statements.sql \
 	src/perf.sql \
 	src/bloat.sql \
@@ -55,7 +57,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident
+REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)

@@ -38,6 +38,7 @@ _PG_init(void)
 	adr_capacity_init();
 	adr_plans_init();
 	adr_incident_init();
+	adr_quality_init();
 	adr_shmem_init();
 	adr_worker_register();
 	adr_guc_reserve();			/* last: after every module's settings */

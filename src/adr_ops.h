@@ -44,6 +44,7 @@ extern int	adr_ops_wal_replay_rate;
 extern void adr_capacity_init(void);
 extern void adr_incident_init(void);
 extern void adr_plans_init(void);
+extern void adr_quality_init(void);
 extern char *adr_incident_payload_finish(char *payload, MemoryContext cxt);
 
 /* bloat.c */
