@@ -90,6 +90,7 @@ SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'range', '{"column": "amo
 SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'range', '{"column": "amount", "min": "ten"}');
 SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'regex', '{"column": "code", "pattern": "("}');
 SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'freshness', '{}');
+SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'freshness', '{"column": "email", "max_age": "1 day"}');
 SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'referential', '{"column": "customer", "references": "qt.nope"}');
 SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'row_count', '{"sample_percent": 0}');
 SELECT adr_ops.adr_quality_check_add('x', NULL, 'custom', '{}');
@@ -103,6 +104,12 @@ SELECT check_name, status FROM adr_ops.adr_quality_run(checks => '{sampled}');
 SELECT check_name, status, round(metric::numeric, 4) AS metric, rows_scanned, sample_percent,
        round(error_bound::numeric, 4) AS error_bound, detail
   FROM adr_ops.quality_results WHERE check_name = 'sampled';
+
+-- A query failing on the data is recorded by its SQLSTATE: a message could
+-- quote a value.
+SELECT adr_ops.adr_quality_check_add('div0', NULL, 'custom', '{"sql": "SELECT 1 / (SELECT count(*) FROM qt.orders WHERE email = ''secret'')"}');
+SELECT check_name, status, detail FROM adr_ops.adr_quality_run(checks => '{div0}');
+SELECT adr_ops.adr_quality_check_drop('div0');
 
 -- The time budget of one relation's scan.
 CREATE VIEW qt.slow AS SELECT pg_sleep(0.5)::text AS s FROM generate_series(1, 3);

@@ -4150,6 +4150,13 @@ BEGIN
                     MESSAGE = 'a freshness check needs params max_age, an interval';
             END IF;
             PERFORM (p ->> 'max_age')::interval;
+            IF p ? 'column' AND NOT EXISTS (
+                    SELECT FROM pg_attribute a
+                     WHERE a.attrelid = adr_quality_check_add.relation AND a.attname = p ->> 'column'
+                       AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)) THEN
+                RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                    MESSAGE = format('column "%s" of a freshness check must be a timestamp or a date', p ->> 'column');
+            END IF;
         ELSIF adr_quality_check_add.kind = 'range' THEN
             -- the bounds must read as the column's type
             -- the bounds must read as the column's type, cast as the owner
@@ -4248,6 +4255,8 @@ AS $$
                  THEN format('role "%s" owns this custom check and is no longer a superuser', c.owner) END
         WHEN NOT EXISTS (SELECT FROM pg_class k WHERE k.oid = c.relation)
             THEN format('relation %s no longer exists', c.relation_name)
+        WHEN c.kind = 'referential' AND to_regclass(c.params ->> 'references') IS NULL
+            THEN format('referenced relation %s no longer exists', c.params ->> 'references')
         WHEN NOT adr_ops._quality_readable(c.owner, c.relation, adr_ops._quality_columns(c.params))
             THEN format('permission denied for relation %s: the check''s owner, role "%s", can no longer read %s',
                         c.relation, c.owner,
@@ -4295,15 +4304,19 @@ COMMENT ON FUNCTION adr_ops._quality_sample(adr_ops.quality_checks, integer) IS
 REVOKE ALL ON FUNCTION adr_ops._quality_sample(adr_ops.quality_checks, integer) FROM PUBLIC;
 
 -- The orphans of a referential check: rows of r whose key is set and has
--- no match in the referenced relation.
+-- no match in the referenced relation (a dropped one makes the query
+-- fail: the check is UNKNOWN).
 CREATE FUNCTION adr_ops._quality_orphan_predicate(c adr_ops.quality_checks) RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT format('%s AND NOT EXISTS (SELECT FROM %s t WHERE %s)',
                   string_agg(format('r.%I IS NOT NULL', k.c), ' AND '),
-                  -- stored qualified and quoted by adr_quality_check_add()
-                  c.params ->> 'references',
+                  -- the name as the catalog spells it now, never the text
+                  coalesce((SELECT format('%I.%I', n.nspname, x.relname)
+                              FROM pg_class x JOIN pg_namespace n ON n.oid = x.relnamespace
+                             WHERE x.oid = to_regclass(c.params ->> 'references')),
+                           format('%I', c.params ->> 'references')),
                   string_agg(format('t.%I = r.%I', k.t, k.c), ' AND '))
       FROM unnest(adr_ops._quality_columns(c.params),
                   ARRAY(SELECT jsonb_array_elements_text(c.params -> 'referenced_columns'))) AS k(c, t)
@@ -4338,6 +4351,7 @@ DECLARE
     why text;
     msg text;
     runnable adr_ops.quality_checks[];
+    state text;
     i integer;
     prev adr_ops.quality_results;
     writes double precision;
@@ -4422,7 +4436,12 @@ BEGIN
                 END IF;
                 msg := format('the check did not finish within its time budget (%s ms)', tmo);
             WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                -- a data exception's message may quote a value: row data
+                -- stays out of results and alerts, which pg_monitor reads
+                IF state LIKE '22%' THEN
+                    msg := format('the check''s query failed on the data (SQLSTATE %s)', state);
+                END IF;
         END;
         dur := extract(epoch FROM clock_timestamp() - t0) * 1000;
         n := vals[1];
