@@ -796,7 +796,7 @@ for my $db ('mallorydb', 'postgres')
             SELECT adr_ops.adr_quality_check_add('m_values', '$own.victim', 'accepted_values',
                 '{"column": "pad", "values": ["a''); DROP TABLE adr_vault.secret; --"]}', dataset => 'm');
             SELECT adr_ops.adr_quality_check_add('m"; DROP TABLE adr_vault.secret; --', '$own."we;ird""tab"', 'regex',
-                '{"column": "co\\"l; DROP TABLE adr_vault.secret; --", "pattern": "^[ab]\$|''); DROP TABLE adr_vault.secret; --"}', dataset => 'm');
+                '{"column": "co\\"l; DROP TABLE adr_vault.secret; --", "pattern": "^[ab]\$|''; DROP TABLE adr_vault.secret; --"}', dataset => 'm');
             SELECT adr_ops.adr_quality_check_add('m_shared', 'adr_vault.shared', 'duplicate_count',
                                                  '{"column": "v"}', dataset => 'm');},
             extra_params => [ '-U', 'mallory', '-v', 'ON_ERROR_STOP=1' ]);
