@@ -46,7 +46,8 @@ SQL_FRAGMENTS = \
 	src/backup.sql \
 	src/capacity.sql \
 	src/plans.sql \
-	src/incident.sql
+	src/incident.sql \
+	src/anomaly.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # The frozen install scripts of released versions and the update scripts.
@@ -57,7 +58,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident
+REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident anomaly
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)
