@@ -178,6 +178,19 @@ SELECT current_date - day AS days_ago, runs, passes, warnings, failures, metric_
 SELECT count(*) FROM adr_ops.adr_quality_trend(days => 1) WHERE check_name = 'trend_demo';
 DELETE FROM adr_ops.quality_results WHERE check_name = 'trend_demo';
 
+-- Anomaly detection on a check's own history: a metric far from its usual
+-- values is a WARNING even within its levels; too short a history says
+-- nothing.
+SELECT adr_ops.adr_quality_check_add('x', 'qt.orders', 'row_count', '{"anomaly": "sideways"}');
+SELECT adr_ops.adr_quality_check_add('spiky', 'qt.orders', 'row_count', '{"anomaly": "both", "min": 1}') > 0 AS added;
+SELECT check_name, status, detail FROM adr_ops.adr_quality_run(checks => '{spiky}');
+INSERT INTO adr_ops.quality_results (check_id, check_name, ran_at, status, metric, source)
+SELECT c.id, c.name, now() - make_interval(hours => 30 - i), 'OK', 200 + (i % 3), 'test'
+  FROM adr_ops.quality_checks c, generate_series(1, 20) i WHERE c.name = 'spiky';
+SELECT check_name, status, detail LIKE '%anomaly: 21, expected about 201%' AS anomaly
+  FROM adr_ops.adr_quality_run(checks => '{spiky}');
+SELECT adr_ops.adr_quality_check_drop('spiky');
+
 -- Health rows for the failing checks, and an alert per status change.
 SELECT check_name, status FROM adr_ops.adr_health_check()
  WHERE check_name LIKE 'quality%' AND check_name NOT LIKE 'quality:fresh%' ORDER BY check_name;

@@ -4539,6 +4539,10 @@ BEGIN
             p := p || jsonb_build_object('columns_expected', adr_ops._quality_schema(adr_quality_check_add.relation));
         END IF;
     END IF;
+    IF p ? 'anomaly' AND (p ->> 'anomaly') NOT IN ('up', 'down', 'both') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('params anomaly must be up, down or both, not "%s"', p ->> 'anomaly');
+    END IF;
     IF p ? 'sample_percent' AND NOT ((p ->> 'sample_percent')::float8 > 0 AND (p ->> 'sample_percent')::float8 <= 100) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'params sample_percent must be above 0 and at most 100';
@@ -4857,12 +4861,12 @@ BEGIN
                 -- A metric out of its own history is a WARNING, when asked.
                 IF has_anomaly AND c.params ->> 'anomaly' IN ('up', 'down', 'both') AND r.status = 'OK' THEN
                     BEGIN
-                        EXECUTE 'SELECT * FROM adr_ops.adr_anomaly_score($1, $2, $3)' INTO an
+                        EXECUTE 'SELECT * FROM adr_ops.adr_anomaly_score($1, $2, $3, $4)' INTO an
                           USING (SELECT array_agg(x.ran_at ORDER BY x.ran_at) || r.ran_at FROM adr_ops.quality_results x
                                   WHERE x.check_id = c.id AND x.metric IS NOT NULL),
                                 (SELECT array_agg(x.metric ORDER BY x.ran_at) || m FROM adr_ops.quality_results x
                                   WHERE x.check_id = c.id AND x.metric IS NOT NULL),
-                                c.params ->> 'anomaly';
+                                c.params ->> 'anomaly', coalesce(c.params ->> 'seasonality', 'none');
                         IF an.verdict = 'anomaly' THEN
                             r.status := 'WARNING';
                             r.detail := concat_ws('; ', r.detail,
