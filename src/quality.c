@@ -38,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "adr_ops.h"
+#include "quality.h"
 #include "scheduler.h"
 
 PG_FUNCTION_INFO_V1(adr_quality_exec);
