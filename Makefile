@@ -20,6 +20,7 @@ OBJS = \
 	src/health_task.o \
 	src/http.o \
 	src/incident.o \
+	src/integrity.o \
 	src/info.o \
 	src/jobs.o \
 	src/maint_launcher.o \
@@ -57,6 +58,7 @@ SQL_FRAGMENTS = \
 	src/capacity.sql \
 	src/plans.sql \
 	src/incident.sql \
+	src/integrity.sql \
 	src/anomaly.sql \
 	src/report.sql
 
@@ -69,7 +71,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident anomaly report
+REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident integrity anomaly report
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)
