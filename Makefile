@@ -40,12 +40,15 @@ OBJS = \
 	src/statements.o
 
 # The install script is assembled from the per-concern fragments, in this
-# order: schema.sql first (it refuses a hostile pre-created schema).
+# order: schema.sql first (it refuses a hostile pre-created schema);
+# health.sql and metrics.sql early, so that every later concern can
+# register its health checks and metric sources from its own fragment.
 SQL_FRAGMENTS = \
 	src/schema.sql \
 	src/info.sql \
 	src/serverlog.sql \
 	src/health.sql \
+	src/metrics.sql \
 	src/maintenance.sql \
 	src/jobs.sql \
 	src/quality.sql \
@@ -58,7 +61,6 @@ SQL_FRAGMENTS = \
 	src/capacity.sql \
 	src/plans.sql \
 	src/incident.sql \
-	src/metrics.sql \
 	src/integrity.sql \
 	src/anomaly.sql \
 	src/report.sql
