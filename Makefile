@@ -8,9 +8,12 @@ MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
 	src/backup.o \
+	src/backup_run.o \
+	src/backup_worker.o \
 	src/bloat.o \
 	src/capacity.o \
 	src/cron.o \
+	src/dumpfilter.o \
 	src/guc.o \
 	src/health.o \
 	src/http.o \
@@ -44,12 +47,14 @@ SQL_FRAGMENTS = \
 	src/backup.sql \
 	src/capacity.sql \
 	src/plans.sql \
-	src/incident.sql
+	src/incident.sql \
+	src/anomaly.sql \
+	src/report.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # The frozen install scripts of released versions and the update scripts.
 DATA = $(wildcard updates/$(EXTENSION)--*.sql)
-SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup scripts/adr-incident
+SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup scripts/adr-incident scripts/adr-report
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
 # libcurl is not linked: http.c opens it on first use (dlopen), so that it
@@ -59,7 +64,7 @@ ADR_CURL_LIB ?= libcurl.so.4
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" -DADR_CURL_LIB=\"$(ADR_CURL_LIB)\" $(shell curl-config --cflags)
 SHLIB_LINK = -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident
+REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident anomaly report
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)
@@ -76,12 +81,18 @@ $(OBJS): $(wildcard src/*.h)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) $(EXTENSION).control
 	cat $(SQL_FRAGMENTS) > $@
 
-.PHONY: fuzz cron-check shellcheck
+.PHONY: fuzz cron-check dumpfilter-check dumpfilter-fuzz shellcheck
 # The schedule parser alone: table-driven checks, and libFuzzer (clang).
 cron-check:
 	$(MAKE) -C fuzz check
 fuzz:
 	$(MAKE) -C fuzz run
+# The plain-dump filter of backup verification alone: the cases of
+# t/fixtures/dump_filter_cases.txt, and libFuzzer (clang).
+dumpfilter-check:
+	$(MAKE) -C fuzz dumpfilter-check
+dumpfilter-fuzz:
+	$(MAKE) -C fuzz dumpfilter-run
 
 shellcheck:
 	shellcheck scripts/adr-* scripts/*.sh .ci/run

@@ -15,6 +15,9 @@ readonly PACKAGES=(
     # t/091_adr_block_ip.pl tests scripts/adr-block-ip's nft rules in a
     # network namespace (skipped without nft)
     nftables
+    # t/070_report_browser.pl renders scripts/adr-report's page in headless
+    # Chromium (skipped without it)
+    chromium
 )
 PG_BINDIR="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BINDIR}/pg_config"

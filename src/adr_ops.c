@@ -20,6 +20,7 @@
 #include "fmgr.h"
 
 #include "adr_ops.h"
+#include "backup.h"
 #include "probe.h"
 #include "scheduler.h"
 

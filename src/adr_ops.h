@@ -64,15 +64,4 @@ extern char *adr_ops_maintenance_allow_roles;
 extern void adr_security_init(void);
 extern void adr_security_launcher_sync(bool in_recovery, bool extension_ready);
 
-/* backup.c */
-extern char *adr_ops_backup_directories;
-extern char *adr_ops_backup_path;
-extern int	adr_ops_backup_max_age;
-extern int	adr_ops_verify_jobs;
-extern char *adr_ops_verify_conninfo;
-extern char *adr_ops_verify_compare_to;
-extern int	adr_ops_verify_min_free_space;
-
-extern void adr_backup_init(void);
-
 #endif							/* ADR_OPS_ADR_OPS_H */

@@ -6,7 +6,7 @@
  * adr_ops is built and tested against PostgreSQL 15; the shims below keep
  * 14 to 17 possible (13 lacks the predefined-role constants that
  * serverlog.c, bloat.c and backup.c use, and the common/cryptohash.h of
- * backup.c).  Code elsewhere calls the newest API by its newest name.
+ * backup_worker.c).  Code elsewhere calls the newest API by its newest name.
  *
  * IDENTIFICATION
  *	  src/compat.h

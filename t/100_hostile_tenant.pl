@@ -688,6 +688,7 @@ my @calls = (
     [ 'adr_weekly_review and adr_weekly_review_markdown', q{
         SELECT pg_catalog.count(*) FROM adr_ops.adr_weekly_review();
         SELECT pg_catalog.length(adr_ops.adr_weekly_review_markdown())} ],
+    [ 'adr_report_html', 'SELECT pg_catalog.length(adr_ops.adr_report_html())' ],
     [ 'slow log and plans: adr_slow_log, adr_slow_log_counts, adr_collect_plans, adr_query_plans, adr_plan_changes, adr_plan_findings, adr_explain', q{
         SELECT pg_catalog.count(*) FROM adr_ops.adr_slow_log(NULL);
         SELECT pg_catalog.count(*) FROM adr_ops.adr_slow_log_counts();
