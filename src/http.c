@@ -109,6 +109,11 @@ typedef struct HtXfer
 	char		errbuf[CURL_ERROR_SIZE];
 } HtXfer;
 
+/* The soname opened; the Makefile's ADR_CURL_LIB. */
+#ifndef ADR_CURL_LIB
+#define ADR_CURL_LIB "libcurl.so.4"
+#endif
+
 /* The libcurl functions used here, with curl.h's types, resolved by ht_curl_load(). */
 static struct
 {
