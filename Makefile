@@ -7,6 +7,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = adr_ops
 OBJS = \
 	src/adr_ops.o \
+	src/alert.o \
 	src/backup.o \
 	src/backup_run.o \
 	src/backup_worker.o \
@@ -16,19 +17,25 @@ OBJS = \
 	src/dumpfilter.o \
 	src/guc.o \
 	src/health.o \
+	src/health_task.o \
 	src/http.o \
 	src/incident.o \
 	src/info.o \
+	src/jobs.o \
+	src/maint_launcher.o \
+	src/maint_request.o \
+	src/maint_schedule.o \
+	src/maint_shmem.o \
+	src/maint_tables.o \
+	src/maint_task.o \
 	src/perf.o \
 	src/plans.o \
 	src/probe.o \
-	src/schedule.o \
+	src/probe_task.o \
+	src/prom_text.o \
 	src/security.o \
-	src/scheduler.o \
 	src/serverlog.o \
-	src/shmem.o \
-	src/tasks.o \
-	src/worker.o
+	src/statements.o
 
 # The install script is assembled from the per-concern fragments, in this
 # order: schema.sql first (it refuses a hostile pre-created schema).
@@ -81,12 +88,17 @@ $(OBJS): $(wildcard src/*.h)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) $(EXTENSION).control
 	cat $(SQL_FRAGMENTS) > $@
 
-.PHONY: fuzz cron-check dumpfilter-check dumpfilter-fuzz shellcheck
-# The schedule parser alone: table-driven checks, and libFuzzer (clang).
+.PHONY: fuzz cron-check prom-check prom-fuzz dumpfilter-check dumpfilter-fuzz shellcheck
+# The PostgreSQL-free parsers alone: table-driven checks, and libFuzzer
+# (clang): the schedule parser (cron) and the Prometheus text parser (prom).
 cron-check:
-	$(MAKE) -C fuzz check
+	$(MAKE) -C fuzz cron-check
 fuzz:
 	$(MAKE) -C fuzz run
+prom-check:
+	$(MAKE) -C fuzz prom-check
+prom-fuzz:
+	$(MAKE) -C fuzz prom-run
 # The plain-dump filter of backup verification alone: the cases of
 # t/fixtures/dump_filter_cases.txt, and libFuzzer (clang).
 dumpfilter-check:

@@ -31,6 +31,12 @@ SELECT s, adr_ops.adr_next_run(s, a, 'UTC') AS next
                ('10 seconds',        '2026-11-26 18:00:00.5+00')) AS t(s, a)
  ORDER BY s, a;
 
+-- A day-of-week step runs to the end of the field, 7 (Sunday): from
+-- Saturday 2026-11-28, 6/1 fires next on Sunday, as 6-7/1 does.
+SELECT s, adr_ops.adr_next_run(s, '2026-11-28 00:00:00+00', 'UTC') AS next
+  FROM (VALUES ('0 0 * * 6/1'), ('0 0 * * 6-7/1')) AS t(s)
+ ORDER BY s;
+
 -- Daylight saving in America/New_York: 2026-03-08 02:00 -> 03:00 and
 -- 2026-11-01 02:00 -> 01:00.  A job in the skipped hour runs once, at the
 -- jump; a job in the repeated hour runs once.

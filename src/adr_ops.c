@@ -20,9 +20,19 @@
 #include "fmgr.h"
 
 #include "adr_ops.h"
+#include "alert.h"
 #include "backup.h"
+#include "bloat.h"
+#include "capacity.h"
+#include "health_task.h"
+#include "incident.h"
+#include "jobs.h"
+#include "plans.h"
 #include "probe.h"
 #include "scheduler.h"
+#include "security.h"
+#include "serverlog.h"
+#include "statements.h"
 
 PG_MODULE_MAGIC;
 
@@ -32,8 +42,15 @@ void
 _PG_init(void)
 {
 	adr_guc_init();
+	adr_serverlog_init();
+	adr_maint_tables_init();
+	adr_health_task_init();
+	adr_statements_init();
+	adr_jobs_init();
 	adr_bloat_init();
 	adr_http_init();
+	adr_probe_task_init();
+	adr_alert_init();
 	adr_security_init();
 	adr_backup_init();
 	adr_capacity_init();

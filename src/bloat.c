@@ -90,6 +90,7 @@
 #include "utils/syscache.h"
 
 #include "adr_ops.h"
+#include "bloat.h"
 #include "compat.h"
 
 PG_FUNCTION_INFO_V1(adr_bloat_scan);

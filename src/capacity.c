@@ -23,6 +23,7 @@
 #include "utils/guc.h"
 
 #include "adr_ops.h"
+#include "capacity.h"
 #include "scheduler.h"
 
 int			adr_ops_recovery_time_objective = 4 * 3600;

@@ -25,10 +25,10 @@
  * Design: this file includes no PostgreSQL header and allocates nothing, so
  * that it can be fuzzed and tested on its own (fuzz/).  Errors come back as
  * a message in the caller's buffer plus the 1-based position of the
- * offending token; the glue in schedule.c turns them into an ereport.  The
- * character classes are ASCII and written out here rather than taken from
- * <ctype.h>, whose answers for bytes above 0x7F depend on the backend's
- * LC_CTYPE.  Numbers saturate instead of overflowing, and the text is read
+ * offending token; the glue in maint_schedule.c turns them into an
+ * ereport.  The character classes are ASCII and written out here rather
+ * than taken from <ctype.h>, whose answers for bytes above 0x7F depend on
+ * the backend's LC_CTYPE.  Numbers saturate instead of overflowing, and the text is read
  * no further than its terminator or ADR_CRON_MAXLEN + 1 bytes.
  *
  * adr_cron_next searches forward from the minute after the start, skipping

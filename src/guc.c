@@ -1,15 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * guc.c
- *	  The settings of the scheduler, the server log reader, the pipeline
- *	  jobs and the statement history, and the reservation of the prefix.
+ *	  The settings of the maintenance scheduler, and the reservation of the
+ *	  "adr_ops" prefix.
  *
- * The other concerns define their own settings in their own files
- * (bloat.c, probe.c, security.c, backup.c, capacity.c).  Settings are named
- * adr_ops.<snake> and live in C variables adr_ops_<snake>.
- * adr_guc_reserve() reserves the "adr_ops" prefix and must run after every
- * module has defined its settings: a setting defined after it loses the
- * value postgresql.conf gave it.
+ * Every other module defines its own settings in its own file and declares
+ * them in its own header.  Settings are named adr_ops.<snake> and live in C
+ * variables adr_ops_<snake>.  adr_guc_reserve() reserves the "adr_ops"
+ * prefix and must run after every module has defined its settings: a
+ * setting defined after it loses the value postgresql.conf gave it.
  *
  * IDENTIFICATION
  *	  src/guc.c
@@ -25,12 +24,10 @@
 #include "compat.h"
 #include "scheduler.h"
 
-/* How much of the end of the server log adr_log_lines() reads, in kB. */
-int			adr_ops_log_scan_limit = 64 * 1024;
-
 /*
- * The maintenance scheduler (worker.c, schedule.c).  adr_ops.database
- * exists only when adr_ops is preloaded; it stays NULL otherwise.
+ * The maintenance scheduler (maint_launcher.c, maint_schedule.c).
+ * adr_ops.database exists only when adr_ops is preloaded; it stays NULL
+ * otherwise.
  */
 char	   *adr_ops_database = NULL;
 int			adr_ops_max_workers = 2;
@@ -38,27 +35,9 @@ char	   *adr_ops_timezone = NULL;
 char	   *adr_ops_maintenance_window = NULL;
 int			adr_ops_task_run_retention = 30 * 24 * 3600;
 
-/* Pipeline jobs (jobs.sql reads it through current_setting). */
-int			adr_ops_job_stale_after = 300;
-
-/* Statement snapshots (statements.sql reads it through current_setting). */
-int			adr_ops_snapshot_retention = 30 * 24 * 3600;
-
 void
 adr_guc_init(void)
 {
-	DefineCustomIntVariable("adr_ops.log_scan_limit",
-							"Sets how much of the end of the current server log adr_ops reads.",
-							"adr_log_lines() and the recent_errors health check read at most "
-							"this much of the newest log file.",
-							&adr_ops_log_scan_limit,
-							64 * 1024,
-							1024,
-							1024 * 1024,
-							PGC_SUSET,
-							GUC_UNIT_KB,
-							NULL, NULL, NULL);
-
 	/* A postmaster setting can only be defined while preloading. */
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomStringVariable("adr_ops.database",
@@ -108,28 +87,6 @@ adr_guc_init(void)
 							0,
 							INT_MAX,
 							PGC_SIGHUP,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("adr_ops.job_stale_after",
-							"Sets how long a running pipeline job may go without a heartbeat before it counts as lost.",
-							"adr_job_reap() fails such jobs; adr_job_restart(force) restarts only such running jobs.",
-							&adr_ops_job_stale_after,
-							300,
-							1,
-							INT_MAX,
-							PGC_SUSET,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("adr_ops.snapshot_retention",
-							"Sets how long adr_snapshot_statements() keeps statement history.",
-							"Each entry's newest stored row is kept whatever its age.",
-							&adr_ops_snapshot_retention,
-							30 * 24 * 3600,
-							3600,
-							INT_MAX,
-							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 }

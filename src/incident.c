@@ -5,7 +5,7 @@
  *	  PagerDuty routing key.
  *
  * The concern itself is SQL (incident.sql).  Its notifications are alert
- * rows delivered by alert_delivery (probe.c); adr_ops._alert_payload()
+ * rows delivered by alert_delivery (alert.c); adr_ops._alert_payload()
  * writes them in the format adr_ops.alert_format names.  The PagerDuty
  * routing key is a secret: SQL cannot read it (SHOW gives ********), so it
  * is added here, to the payload being posted, never stored in a table.
@@ -22,6 +22,7 @@
 #include "utils/json.h"
 
 #include "adr_ops.h"
+#include "incident.h"
 #include "scheduler.h"
 
 typedef enum

@@ -47,6 +47,7 @@
 #include "utils/timestamp.h"
 
 #include "adr_ops.h"
+#include "plans.h"
 #include "scheduler.h"
 
 /* The collection of logged plans, registered by adr_plans_init(). */

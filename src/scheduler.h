@@ -4,8 +4,9 @@
  *	  Shared state of the maintenance scheduler: the launcher, its run
  *	  workers, and the backends that ask it to run a task now.
  *
- * One launcher (worker.c) reads adr_ops.schedules in adr_ops.database and
- * starts one dynamic background worker per run, in the run's database.
+ * One launcher (maint_launcher.c) reads adr_ops.schedules in
+ * adr_ops.database and starts one dynamic background worker per run, in
+ * the run's database.
  * Run workers cannot write to the launcher's database, so each one gets a
  * slot in shared memory: the launcher fills in what to run, the worker
  * writes back what happened, and the launcher records it in
@@ -105,7 +106,7 @@ typedef struct AdrShared
 	AdrScheduleState schedules[ADR_MAX_SCHEDULE_STATES];
 } AdrShared;
 
-/* A built-in task: tasks.c holds the table of them. */
+/* A task: each concern registers its own with adr_task_register(). */
 typedef struct AdrTaskRun
 {
 	Jsonb	   *options;
@@ -132,13 +133,20 @@ typedef struct AdrTask
 								 * detail text) */
 } AdrTask;
 
-/* shmem.c */
+/* guc.c: the scheduler's settings */
+extern char *adr_ops_database;
+extern int	adr_ops_max_workers;
+extern char *adr_ops_timezone;
+extern char *adr_ops_maintenance_window;
+extern int	adr_ops_task_run_retention;
+
+/* maint_shmem.c */
 extern AdrShared *adr_shared;
 extern void adr_shmem_init(void);
 extern void adr_require_preload(const char *what);
 extern void adr_wake_launcher(void);
 
-/* schedule.c */
+/* maint_schedule.c */
 extern void adr_schedule_parse(const char *text, AdrCronSchedule *out);
 extern TimestampTz adr_schedule_next(const AdrCronSchedule *s, TimestampTz after,
 									 pg_tz *tz);
@@ -148,7 +156,7 @@ extern void adr_require_scheduler_database(const char *what);
 extern bool adr_window_check(char **newval, void **extra, GucSource source);
 extern bool adr_timezone_check(char **newval, void **extra, GucSource source);
 
-/* tasks.c */
+/* maint_task.c */
 extern const char *const adr_task_no_options[];
 extern void adr_task_register(const AdrTask *task);
 extern const AdrTask *adr_task_find(const char *name);
@@ -157,11 +165,26 @@ extern void adr_task_validate(const char *task, Jsonb *options);
 extern void adr_task_execute(const AdrTask *task, AdrTaskRun *run);
 extern void adr_task_xact_begin(const char *what, bool need_extension);
 extern void adr_task_xact_end(MemoryContext caller);
+extern void adr_task_timer_on(void);
+extern void adr_task_timer_off(void);
 extern const char *adr_option_string(Jsonb *options, const char *key);
 extern char *adr_utility(const char *sql);
 extern char *adr_utility_code(const char *sql, int *sqlerrcode);
 
-/* worker.c */
+/* maint_tables.c */
+extern void adr_maint_tables_init(void);
+
+/*
+ * maint_launcher.c.  A module that keeps state in step with its tables
+ * from the launcher registers a pass hook: the launcher calls it in every
+ * pass, inside the pass's transaction with SPI connected, telling whether
+ * the server is in recovery and whether adr_ops is installed in
+ * adr_ops.database.  A hook must not fail the pass: it catches its own
+ * errors.
+ */
+typedef void (*AdrLauncherPassHook) (bool in_recovery, bool extension_ready);
+
+extern void adr_launcher_pass_register(AdrLauncherPassHook hook);
 extern void adr_worker_register(void);
 extern bool adr_start_run_worker(int slotno, int64 run_id);
 

@@ -94,6 +94,7 @@
 #include "adr_ops.h"
 #include "compat.h"
 #include "scheduler.h"
+#include "security.h"
 
 PG_FUNCTION_INFO_V1(adr_security_stage);
 PG_FUNCTION_INFO_V1(adr_security_state);
@@ -1161,8 +1162,8 @@ adr_maintenance_admits(PG_FUNCTION_ARGS)
  * every pass.  A failure is logged and retried on the next pass; it never
  * fails the launcher's pass.
  */
-void
-adr_security_launcher_sync(bool in_recovery, bool extension_ready)
+static void
+sec_launcher_sync(bool in_recovery, bool extension_ready)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1393,6 +1394,8 @@ sec_roles_check(char **newval, void **extra, GucSource source)
 }
 
 /* Called from _PG_init. */
+static void sec_launcher_sync(bool in_recovery, bool extension_ready);
+
 void
 adr_security_init(void)
 {
@@ -1489,4 +1492,5 @@ adr_security_init(void)
 		prev_client_auth_hook = ClientAuthentication_hook;
 		ClientAuthentication_hook = sec_client_auth;
 	}
+	adr_launcher_pass_register(sec_launcher_sync);
 }

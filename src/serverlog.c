@@ -80,13 +80,35 @@
 #include "utils/datetime.h"
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
+#include "utils/guc.h"
 #include "utils/tuplestore.h"
 
 #include "adr_ops.h"
 #include "compat.h"
+#include "serverlog.h"
 
 PG_FUNCTION_INFO_V1(adr_log_lines);
 PG_FUNCTION_INFO_V1(adr_slow_log);
+
+/* How much of the end of the server log adr_log_lines() reads, in kB. */
+int			adr_ops_log_scan_limit = 64 * 1024;
+
+/* The setting of the log reader; called from _PG_init. */
+void
+adr_serverlog_init(void)
+{
+	DefineCustomIntVariable("adr_ops.log_scan_limit",
+							"Sets how much of the end of the current server log adr_ops reads.",
+							"adr_log_lines() and the recent_errors health check read at most "
+							"this much of the newest log file.",
+							&adr_ops_log_scan_limit,
+							64 * 1024,
+							1024,
+							1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+}
 
 #define LOG_LINES_COLS	3
 #define SLOW_LOG_COLS	10

@@ -159,6 +159,14 @@ http_response_time_seconds_bucket|0.1|7
 http_response_time_seconds_count||9
 http_response_time_seconds_sum||0.75},
 	'a histogram family returns its buckets, sum and count');
+
+# The parser on its own (src/prom_text.c has no PostgreSQL headers): its
+# table-driven checks, built with the strictest warnings.
+{
+	my ($stdout, $stderr) = run_command([ 'make', '-s', '-C', 'fuzz', 'prom-check' ]);
+	like($stdout, qr/^\d+ passed, 0 failed$/m, 'every case of the Prometheus parser passes');
+	unlike($stderr, qr/warning|error/i, 'prom_text.c compiles without warnings');
+}
 ($ret, $out, $err) = $node->psql('postgres', qq{
     SELECT * FROM adr_ops.adr_http_metric('$base/status/500', 'up')});
 like($err, qr/could not fetch metrics from .*\n.*unexpected status: got 500/,

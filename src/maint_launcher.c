@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * worker.c
+ * maint_launcher.c
  *	  The maintenance scheduler's launcher and run workers: the loop, the
  *	  signals, the history they record.
  *
@@ -26,11 +26,11 @@
  * published in shared memory for adr_maintenance_status().
  *
  * A run worker connects to the run's database as the bootstrap superuser,
- * runs the task (tasks.c), and writes the outcome into its slot; an ERROR
+ * runs the task (maint_task.c), and writes the outcome into its slot; an ERROR
  * is copied into the slot before the worker exits with it.
  *
  * IDENTIFICATION
- *	  src/worker.c
+ *	  src/maint_launcher.c
  *
  *-------------------------------------------------------------------------
  */
@@ -108,7 +108,34 @@ static bool ln_waiting_logged = false;
 static bool ln_version_logged = false;
 static TimestampTz ln_last_prune = 0;
 
+/* The pass hooks other modules registered, in order. */
+#define LN_MAX_PASS_HOOKS	8
+static AdrLauncherPassHook ln_pass_hooks[LN_MAX_PASS_HOOKS];
+static int	ln_npass_hooks = 0;
+
 /* ---------- registration ---------- */
+
+/*
+ * Register a hook the launcher calls in every pass (see scheduler.h).
+ * Called from a module's initialisation.
+ */
+void
+adr_launcher_pass_register(AdrLauncherPassHook hook)
+{
+	if (ln_npass_hooks >= LN_MAX_PASS_HOOKS)
+		elog(ERROR, "adr_ops: more than %d launcher pass hooks registered", LN_MAX_PASS_HOOKS);
+	ln_pass_hooks[ln_npass_hooks++] = hook;
+}
+
+/* Call the pass hooks. */
+static void
+ln_call_pass_hooks(bool in_recovery, bool extension_ready)
+{
+	int			i;
+
+	for (i = 0; i < ln_npass_hooks; i++)
+		ln_pass_hooks[i] (in_recovery, extension_ready);
+}
 
 /* Called from _PG_init: the launcher, when preloading and not upgrading. */
 void
@@ -747,7 +774,7 @@ ln_pass(void)
 	if (!ln_extension_ready())
 	{
 		sleep_ms = LN_RETRY_MS;
-		adr_security_launcher_sync(in_recovery, false);
+		ln_call_pass_hooks(in_recovery, false);
 	}
 	else
 	{
@@ -766,7 +793,7 @@ ln_pass(void)
 		if (!in_recovery)
 			ln_prune(now);
 		ln_publish();
-		adr_security_launcher_sync(in_recovery, true);
+		ln_call_pass_hooks(in_recovery, true);
 
 		for (i = 0; i < ln_nschedules; i++)
 		{

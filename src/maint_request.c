@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * scheduler.c
+ * maint_request.c
  *	  SQL entry points of the maintenance scheduler that talk to the
  *	  launcher: adr_run_task(), the trigger that wakes the launcher when
  *	  the schedules change, and the launcher's view of each schedule.
@@ -11,7 +11,7 @@
  * with a fresh snapshot each time, until the run has ended.
  *
  * IDENTIFICATION
- *	  src/scheduler.c
+ *	  src/maint_request.c
  *
  *-------------------------------------------------------------------------
  */
@@ -40,14 +40,14 @@ PG_FUNCTION_INFO_V1(adr_run_task);
 PG_FUNCTION_INFO_V1(adr_scheduler_wake);
 PG_FUNCTION_INFO_V1(adr_launcher_schedules);
 
-#define SC_POLL_MS 100
+#define MR_POLL_MS 100
 
-static bool sc_wake_registered = false;
-static bool sc_wake_pending = false;
+static bool mr_wake_registered = false;
+static bool mr_wake_pending = false;
 
 /* Hand a request to the launcher; returns its slot in requests[]. */
 static int
-sc_request(const char *task, const char *dbname, const char *options)
+mr_request(const char *task, const char *dbname, const char *options)
 {
 	Latch	   *launcher;
 	int			r;
@@ -94,7 +94,7 @@ sc_request(const char *task, const char *dbname, const char *options)
  * request slot is freed however this ends (a cancel included).
  */
 static int64
-sc_wait_accepted(int r)
+mr_wait_accepted(int r)
 {
 	AdrRequest *req = &adr_shared->requests[r];
 	volatile int64 run_id = 0;
@@ -195,7 +195,7 @@ adr_run_task(PG_FUNCTION_ARGS)
 				 errdetail("The transaction's snapshot would never see the run end."),
 				 errhint("Call adr_run_task() with wait => false, or in a READ COMMITTED transaction.")));
 
-	run_id = sc_wait_accepted(sc_request(task, dbname, options_text));
+	run_id = mr_wait_accepted(mr_request(task, dbname, options_text));
 
 	SPI_connect();
 	values[0] = Int64GetDatum(run_id);
@@ -215,7 +215,7 @@ adr_run_task(PG_FUNCTION_ARGS)
 		if (!wait || strcmp(status, "running") != 0)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 SC_POLL_MS, PG_WAIT_EXTENSION);
+						 MR_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -230,13 +230,13 @@ adr_run_task(PG_FUNCTION_ARGS)
 }
 
 static void
-sc_wake_at_commit(XactEvent event, void *arg)
+mr_wake_at_commit(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_COMMIT && sc_wake_pending)
+	if (event == XACT_EVENT_COMMIT && mr_wake_pending)
 		adr_wake_launcher();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
-		sc_wake_pending = false;
+		mr_wake_pending = false;
 }
 
 /*
@@ -249,12 +249,12 @@ adr_scheduler_wake(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "_scheduler_wake() must be called as a trigger");
-	if (!sc_wake_registered)
+	if (!mr_wake_registered)
 	{
-		RegisterXactCallback(sc_wake_at_commit, NULL);
-		sc_wake_registered = true;
+		RegisterXactCallback(mr_wake_at_commit, NULL);
+		mr_wake_registered = true;
 	}
-	sc_wake_pending = true;
+	mr_wake_pending = true;
 	return PointerGetDatum(NULL);
 }
 

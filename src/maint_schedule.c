@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * schedule.c
+ * maint_schedule.c
  *	  Schedules in a time zone: the glue between the zone-free cron
  *	  evaluator (cron.c) and timestamptz, the maintenance window, and the
  *	  SQL functions that parse and evaluate schedules.
@@ -15,7 +15,7 @@
  * fire, a job fires once per matching civil minute, never twice.
  *
  * IDENTIFICATION
- *	  src/schedule.c
+ *	  src/maint_schedule.c
  *
  *-------------------------------------------------------------------------
  */
@@ -43,7 +43,7 @@ PG_FUNCTION_INFO_V1(adr_schedule_valid);
 
 /* The civil time of an instant in tz. */
 static void
-sc_to_civil(pg_time_t t, pg_tz *tz, AdrCivilTime *c, long *gmtoff)
+ms_to_civil(pg_time_t t, pg_tz *tz, AdrCivilTime *c, long *gmtoff)
 {
 	struct pg_tm *tm = pg_localtime(&t, tz);
 
@@ -58,7 +58,7 @@ sc_to_civil(pg_time_t t, pg_tz *tz, AdrCivilTime *c, long *gmtoff)
 }
 
 static bool
-sc_civil_equal(const AdrCivilTime *a, const AdrCivilTime *b)
+ms_civil_equal(const AdrCivilTime *a, const AdrCivilTime *b)
 {
 	return a->year == b->year && a->month == b->month && a->day == b->day &&
 		a->hour == b->hour && a->minute == b->minute && a->second == b->second;
@@ -70,7 +70,7 @@ sc_civil_equal(const AdrCivilTime *a, const AdrCivilTime *b)
  * the clocks jumped over it.
  */
 static bool
-sc_from_civil(const AdrCivilTime *c, pg_tz *tz, pg_time_t after,
+ms_from_civil(const AdrCivilTime *c, pg_tz *tz, pg_time_t after,
 			  pg_time_t *result, pg_time_t *jump)
 {
 	pg_time_t	base = (pg_time_t) adr_cron_days_from_civil(c->year, c->month, c->day) * SECS_PER_DAY_T +
@@ -83,15 +83,15 @@ sc_from_civil(const AdrCivilTime *c, pg_tz *tz, pg_time_t after,
 	int			i;
 
 	/* The offsets in force a day either side cover any single transition. */
-	sc_to_civil(base - SECS_PER_DAY_T, tz, &probe, &off_before);
-	sc_to_civil(base + SECS_PER_DAY_T, tz, &probe, &off_after);
+	ms_to_civil(base - SECS_PER_DAY_T, tz, &probe, &off_before);
+	ms_to_civil(base + SECS_PER_DAY_T, tz, &probe, &off_after);
 	candidates[0] = base - off_before;
 	candidates[1] = base - off_after;
 
 	for (i = 0; i < 2; i++)
 	{
-		sc_to_civil(candidates[i], tz, &probe, NULL);
-		if (sc_civil_equal(&probe, c) && candidates[i] > after &&
+		ms_to_civil(candidates[i], tz, &probe, NULL);
+		if (ms_civil_equal(&probe, c) && candidates[i] > after &&
 			(!found || candidates[i] < *result))
 		{
 			*result = candidates[i];
@@ -114,7 +114,7 @@ sc_from_civil(const AdrCivilTime *c, pg_tz *tz, pg_time_t after,
 			pg_time_t	mid = lo + (hi - lo) / 2;
 			long		off;
 
-			sc_to_civil(mid, tz, &probe, &off);
+			ms_to_civil(mid, tz, &probe, &off);
 			if (off == off_after)
 				hi = mid;
 			else
@@ -139,7 +139,7 @@ adr_schedule_next(const AdrCronSchedule *s, TimestampTz after, pg_tz *tz)
 	if (s->interval_seconds > 0)
 		return after + (TimestampTz) s->interval_seconds * USECS_PER_SEC;
 
-	sc_to_civil(after_t, tz, &civil, NULL);
+	ms_to_civil(after_t, tz, &civil, NULL);
 
 	for (guard = 0; guard < 1000; guard++)
 	{
@@ -149,7 +149,7 @@ adr_schedule_next(const AdrCronSchedule *s, TimestampTz after, pg_tz *tz)
 
 		if (!adr_cron_next(s, &civil, &next))
 			return DT_NOEND;
-		if (sc_from_civil(&next, tz, after_t, &result, &jump))
+		if (ms_from_civil(&next, tz, after_t, &result, &jump))
 			return time_t_to_timestamptz(result);
 		if (jump > after_t)
 			return time_t_to_timestamptz(jump);
@@ -196,7 +196,7 @@ adr_schedule_tz(void)
  * Parse "HH:MM-HH:MM" into minutes of the day.  Returns false if malformed.
  */
 static bool
-sc_parse_window(const char *text, int *start, int *end)
+ms_parse_window(const char *text, int *start, int *end)
 {
 	int			h1,
 				m1,
@@ -221,7 +221,7 @@ adr_window_check(char **newval, void **extra, GucSource source)
 	int			start,
 				end;
 
-	if (**newval == '\0' || sc_parse_window(*newval, &start, &end))
+	if (**newval == '\0' || ms_parse_window(*newval, &start, &end))
 		return true;
 	GUC_check_errdetail("The maintenance window must be empty or look like \"02:00-05:00\" (it may cross midnight).");
 	return false;
@@ -247,9 +247,9 @@ adr_window_contains(TimestampTz t, pg_tz *tz)
 	AdrCivilTime c;
 
 	if (adr_ops_maintenance_window[0] == '\0' ||
-		!sc_parse_window(adr_ops_maintenance_window, &start, &end))
+		!ms_parse_window(adr_ops_maintenance_window, &start, &end))
 		return true;
-	sc_to_civil(timestamptz_to_time_t(t), tz, &c, NULL);
+	ms_to_civil(timestamptz_to_time_t(t), tz, &c, NULL);
 	now = c.hour * 60 + c.minute;
 	if (start < end)
 		return now >= start && now < end;

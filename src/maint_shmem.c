@@ -1,16 +1,18 @@
 /*-------------------------------------------------------------------------
  *
- * shmem.c
+ * maint_shmem.c
  *	  The scheduler's shared memory (see scheduler.h for what it holds and
- *	  its locking rule).  Other modules with shared memory (security.c)
- *	  chain hooks of their own.
+ *	  its locking rule), and the launcher's wake-up.  Every other module
+ *	  with shared memory chains shmem hooks of its own.
  *
  * Shared memory exists only when adr_ops is in shared_preload_libraries;
- * everything that needs it calls adr_require_preload() first, so that a
- * plain CREATE EXTENSION gets a clear error instead of a crash.
+ * everything that needs the scheduler's calls adr_require_preload() first,
+ * so that a plain CREATE EXTENSION gets a clear error instead of a crash.
+ * adr_wake_launcher() is the scheduler's API for a module whose change the
+ * launcher should act on now; it does nothing without a launcher.
  *
  * IDENTIFICATION
- *	  src/shmem.c
+ *	  src/maint_shmem.c
  *
  *-------------------------------------------------------------------------
  */
