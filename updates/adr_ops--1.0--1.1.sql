@@ -4472,7 +4472,7 @@ COMMENT ON FUNCTION adr_ops.adr_report_html(integer) IS
 REVOKE ALL ON FUNCTION adr_ops.adr_report_html(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_report_html(integer) TO pg_monitor;
 
--- Issue 19: pipeline jobs, faster claim and completion (src/jobs.sql): _job_move
+-- Pipeline jobs, faster claim and completion (src/jobs.sql): _job_move
 -- moves a job in one UPDATE joined to job_transitions, and the one-call
 -- wrappers are PL/pgSQL, whose statement is planned once a session.
 
