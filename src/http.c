@@ -35,8 +35,8 @@
  * an ERROR: a dashboard query that probes ten URLs gets ten rows.
  *
  * libcurl is opened on first use (ht_curl_load: dlopen of ADR_CURL_LIB),
- * not linked: linked, it and the seven libraries it needs were mapped into
- * the postmaster and so into every backend, whose exit ran their
+ * not linked: linked, it and the six libraries only it needs were mapped
+ * into the postmaster and so into every backend, whose exit ran their
  * destructors, faulting their pages in, although almost no backend ever
  * makes a request.  Only a process that probes, delivers an alert or asks
  * adr_version() for the libcurl version loads it.
