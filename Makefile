@@ -20,6 +20,7 @@ OBJS = \
 	src/health_task.o \
 	src/http.o \
 	src/incident.o \
+	src/integrity.o \
 	src/info.o \
 	src/jobs.o \
 	src/maint_launcher.o \
@@ -55,6 +56,7 @@ SQL_FRAGMENTS = \
 	src/capacity.sql \
 	src/plans.sql \
 	src/incident.sql \
+	src/integrity.sql \
 	src/anomaly.sql \
 	src/report.sql
 
@@ -71,7 +73,7 @@ ADR_CURL_LIB ?= libcurl.so.4
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" -DADR_CURL_LIB=\"$(ADR_CURL_LIB)\" $(shell curl-config --cflags)
 SHLIB_LINK = -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident anomaly report
+REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident integrity anomaly report
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)

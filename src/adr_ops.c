@@ -26,6 +26,7 @@
 #include "capacity.h"
 #include "health_task.h"
 #include "incident.h"
+#include "integrity.h"
 #include "jobs.h"
 #include "plans.h"
 #include "probe.h"
@@ -56,6 +57,7 @@ _PG_init(void)
 	adr_capacity_init();
 	adr_plans_init();
 	adr_incident_init();
+	adr_integrity_init();
 	adr_shmem_init();
 	adr_worker_register();
 	adr_guc_reserve();			/* last: after every module's settings */

@@ -140,10 +140,21 @@ tk_in_list(const char *const *list, const char *key)
 	return false;
 }
 
+/* Does key end with suffix? */
+static bool
+tk_suffix(const char *key, const char *suffix)
+{
+	size_t		k = strlen(key),
+				s = strlen(suffix);
+
+	return k >= s && strcmp(key + k - s, suffix) == 0;
+}
+
 /*
  * ERROR unless options is an object whose keys the task takes, with values
- * of the right kind: percentages 0-100, "tables" an array, timeouts
- * durations such as "5s".
+ * of the right kind, told by the key's name: "tables" an array, timeouts
+ * and "*_budget" durations such as "5s", "*_pct" percentages 0-100, any
+ * other key true or false.
  */
 void
 adr_task_validate(const char *name, Jsonb *options)
@@ -200,7 +211,7 @@ adr_task_validate(const char *name, Jsonb *options)
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("option \"tables\" must be an array of table names")));
 			}
-			else if (tk_in_list(tk_common_options, key))
+			else if (tk_in_list(tk_common_options, key) || tk_suffix(key, "_budget"))
 			{
 				int			ms;
 				const char *hint = NULL;
@@ -211,6 +222,13 @@ adr_task_validate(const char *name, Jsonb *options)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("option \"%s\" must be a duration such as \"5s\" or \"10min\"", key)));
+			}
+			else if (!tk_suffix(key, "_pct"))
+			{
+				if (v.type != jbvBool)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"%s\" must be true or false", key)));
 			}
 			else
 			{

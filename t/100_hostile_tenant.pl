@@ -104,6 +104,10 @@ $node->safe_psql('mallorydb', q{
     CREATE EXTENSION pg_stat_statements;
     UPDATE adr_ops.schedules SET enabled = false;});
 $node->safe_psql('mallorydb', 'CREATE SCHEMA mallory', extra_params => [ '-U', 'mallory' ]);
+# amcheck, in a schema of the superuser's in each database: her look-alikes
+# of its functions go in the schemas she can write.
+$node->safe_psql($_, 'CREATE SCHEMA amcheck_ext; CREATE EXTENSION amcheck SCHEMA amcheck_ext')
+  for ('postgres', 'mallorydb');
 
 # Her own schema in each database: the recorder lives there.
 my %own = (postgres => 'tenant', mallorydb => 'mallory');
@@ -545,7 +549,8 @@ $node->safe_psql('mallorydb',
 my %task_options = (
     analyze        => '{"mod_pct": 0}',
     vacuum_analyze => '{"dead_pct": 0}',
-    reindex        => '{"bloat_pct": 0}',);
+    reindex        => '{"bloat_pct": 0}',
+    integrity_check => '{"heapallindexed": true}',);
 
 sub run_task
 {
@@ -593,7 +598,9 @@ my %todo = ();
 my %reaches = (
     analyze        => qr/statistics expression as mallory/,
     vacuum_analyze => qr/statistics expression as mallory/,
-    reindex        => qr/partial index predicate as mallory/,);
+    reindex        => qr/partial index predicate as mallory/,
+    # heapallindexed evaluates her index's expression and predicate
+    integrity_check => qr/index (expression|predicate) as mallory/,);
 
 # alert_delivery last: it posts what the tasks before it could not.
 my @tasks = split /\n/, sq('postgres',
@@ -719,6 +726,9 @@ my @calls = (
     [ 'adr_access_review', 'SELECT pg_catalog.count(*) FROM adr_ops.adr_access_review()' ],
     [ 'adr_security_audit', 'SELECT pg_catalog.count(*) FROM adr_ops.adr_security_audit()' ],
     [ 'adr_evidence_snapshot', q{SELECT adr_ops.adr_evidence_snapshot('hostile')} ],
+    [ 'adr_verify_integrity of her table and index, heapallindexed', q{
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_verify_integrity('OWN.victim', true);
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_verify_integrity('OWN.victim_expr', true)} ],
     [ 'adr_lock_role', q{SELECT adr_ops.adr_lock_role('adr_victim'); ALTER ROLE adr_victim LOGIN} ]);
 
 # Only in the launcher's database.
@@ -800,6 +810,40 @@ for my $db ('mallorydb', 'postgres')
         nothing_gained("health check in $db, mallory in pg_monitor");
     };
 }
+
+# Her index expression raises, during a verification, an error that looks
+# like amcheck's (its SQLSTATE, an index and a block) and carries a marker:
+# the result records only the SQLSTATE, and nothing pg_monitor reads, the
+# health row included, holds her text.
+subtest 'her index expression raises a look-alike of a corruption report' => sub {
+    my ($ret, $out, $err) = $node->psql('mallorydb', q{
+        SET search_path = pg_catalog, pg_temp;
+        CREATE TABLE mallory.liar (x integer);
+        CREATE TABLE mallory.flag (raise boolean);
+        CREATE FUNCTION mallory.liar_key(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+            AS $f$BEGIN
+                 IF EXISTS (SELECT FROM mallory.flag) THEN
+                     RAISE EXCEPTION USING ERRCODE = 'XX002',
+                         MESSAGE = 'index "victim_id" contains unexpected zero page at block 7 adr-fake-77';
+                 END IF;
+                 RETURN x;
+               END$f$;
+        INSERT INTO mallory.liar SELECT pg_catalog.generate_series(1, 10);
+        CREATE INDEX liar_idx ON mallory.liar (mallory.liar_key(x));
+        INSERT INTO mallory.flag VALUES (true);},
+        extra_params => [ '-U', 'mallory', '-v', 'ON_ERROR_STOP=1' ]);
+    is($ret, 0, 'mallory made her liar') or diag $err;
+    is( sq('mallorydb', q{
+            SELECT status || '|' || detail FROM adr_ops.adr_verify_integrity('mallory.liar_idx', true)}),
+        'error|error XX002 (its message is in the server log)',
+        'the verification records her error by its SQLSTATE only');
+    my $row = sq('mallorydb', q{
+        SELECT status || '|' || detail FROM adr_ops.adr_health_check() WHERE check_name = 'data_integrity'});
+    like($row, qr/^WARNING\|.*could not verify mallory\.liar_idx \(error XX002/, 'the health row: could not verify');
+    unlike($row, qr/adr-fake-77|block 7/, 'the health row holds none of her text');
+    is((pg_monitor_sees('mallorydb', 'adr-fake-77'))[0], '', 'no table or view that pg_monitor reads holds her text');
+    nothing_gained('adr_verify_integrity of her liar');
+};
 
 # What pg_monitor reads, and what the webhook received, hold no file's
 # content: not the secret file her code tried to read, not /etc/passwd that
