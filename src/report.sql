@@ -147,7 +147,10 @@ BEGIN
     -- mean moved against the period before.  Each entry's cumulative
     -- counters at a bound are its last stored ones at or before it (a
     -- snapshot stores only the entries that changed); a reset of
-    -- pg_stat_statements in a period counts from zero.
+    -- pg_stat_statements in a period counts from zero.  The oldest stored
+    -- snapshot is a baseline, as on the Grafana panels: a bound before it
+    -- takes its counters, so what ran before the history began is not
+    -- counted in a period; an entry first stored after it counts whole.
     WITH counters AS (
         SELECT c.queryid, c.userid, c.dbid, c.toplevel, b.bound,
                (array_agg(c.calls ORDER BY s.taken_at DESC))[1] AS calls,
@@ -155,7 +158,7 @@ BEGIN
           FROM adr_ops.statement_counters c
           JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
           CROSS JOIN LATERAL (VALUES (0, p0), (1, w0), (2, w1)) AS b(bound, at)
-         WHERE s.taken_at <= b.at
+         WHERE s.taken_at <= greatest(b.at, (SELECT min(f.taken_at) FROM adr_ops.statement_snapshots f))
          GROUP BY c.queryid, c.userid, c.dbid, c.toplevel, b.bound
     ), periods AS (
         SELECT k2.queryid, k2.userid, k2.dbid,
