@@ -134,8 +134,16 @@ static const char *const ig_trusted_files[] = {
 	"verify_nbtree.c", "verify_heapam.c", "verify_common.c", "bufmgr.c", "md.c", NULL
 };
 
+/*
+ * Where the server cancels a statement for its statement or lock timeout
+ * (ProcessInterrupts).  The owner's code can raise query_canceled or
+ * lock_not_available with any message too, but not from this file.
+ */
+static const char *const ig_interrupt_files[] = {"postgres.c", NULL};
+
+/* Was edata raised in one of files? */
 static bool
-ig_trusted(const ErrorData *edata)
+ig_raised_in(const ErrorData *edata, const char *const *files)
 {
 	const char *const *f;
 	const char *base;
@@ -144,10 +152,16 @@ ig_trusted(const ErrorData *edata)
 		return false;
 	base = strrchr(edata->filename, '/');
 	base = base ? base + 1 : edata->filename;
-	for (f = ig_trusted_files; *f; f++)
+	for (f = files; *f; f++)
 		if (strcmp(base, *f) == 0)
 			return true;
 	return false;
+}
+
+static bool
+ig_trusted(const ErrorData *edata)
+{
+	return ig_raised_in(edata, ig_trusted_files);
 }
 
 /* The first "block N" of a message, or -1. */
@@ -336,8 +350,9 @@ ig_verify(IgRelation *rel, const IgFunctions *fns)
 		{
 			rel->status = "error";
 			if (ig_trusted(edata) ||
-				edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-				edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+				((edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+				  edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) &&
+				 ig_raised_in(edata, ig_interrupt_files)))
 				appendStringInfoString(&detail, edata->message);
 			else
 			{
