@@ -63,7 +63,6 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -580,10 +579,9 @@ ig_task_run(AdrTaskRun *run)
 			ig_append(&skipped, ", ", "%s%s", rel->relation, "");
 		else if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rel->relid)))
 		{
-			if (StatementTimeout > 0)
-				enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+			adr_task_timer_on();
 			ig_verify(rel, &fns);
-			disable_timeout(STATEMENT_TIMEOUT, false);
+			adr_task_timer_off();
 			ig_store(rel, heapallindexed);
 			run->objects++;
 			pages += rel->pages;
