@@ -579,6 +579,10 @@ ig_task_run(AdrTaskRun *run)
 			ig_append(&skipped, ", ", "%s%s", rel->relation, "");
 		else if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rel->relid)))
 		{
+			/* its size now that the lock is held (the queue's is an estimate) */
+			rel->pages = DatumGetInt64(DirectFunctionCall2(pg_relation_size,
+														   ObjectIdGetDatum(rel->relid),
+														   CStringGetTextDatum("main"))) / BLCKSZ;
 			adr_task_timer_on();
 			ig_verify(rel, &fns);
 			adr_task_timer_off();

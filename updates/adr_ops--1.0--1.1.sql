@@ -5063,3 +5063,27 @@ BEGIN
         || E'\n</body></html>\n';
 END
 $$;
+
+-- integrity: the rotation's queue takes relation sizes from the catalog and locks
+-- nothing, so that one relation held in ACCESS EXCLUSIVE mode does not stop a run
+CREATE OR REPLACE FUNCTION adr_ops._integrity_queue(options jsonb,
+    OUT relid oid, OUT tableid oid, OUT relation text, OUT kind text, OUT pages bigint,
+    OUT last_verified timestamptz)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.relid, r.tableid, r.relation, r.kind,
+           (SELECT greatest(c.relpages, 0)::bigint FROM pg_class c WHERE c.oid = r.relid),
+           l.at
+      FROM adr_ops._integrity_relations() r
+      LEFT JOIN LATERAL (SELECT max(x.verified_at) AS at FROM adr_ops.integrity_results x
+                          WHERE x.relid = r.relid) l ON true
+     WHERE options -> 'tables' IS NULL
+        OR EXISTS (SELECT FROM jsonb_array_elements_text(options -> 'tables') t(name)
+                     JOIN pg_class c ON c.oid = r.owner_table
+                     JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE t.name IN (c.relname, n.nspname || '.' || c.relname,
+                                     format('%I.%I', n.nspname, c.relname)))
+     ORDER BY l.at NULLS FIRST, r.relid
+$$;
