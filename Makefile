@@ -34,6 +34,7 @@ OBJS = \
 	src/probe.o \
 	src/probe_task.o \
 	src/prom_text.o \
+	src/quality.o \
 	src/security.o \
 	src/serverlog.o \
 	src/statements.o
@@ -47,6 +48,7 @@ SQL_FRAGMENTS = \
 	src/health.sql \
 	src/maintenance.sql \
 	src/jobs.sql \
+	src/quality.sql \
 	src/statements.sql \
 	src/perf.sql \
 	src/bloat.sql \
@@ -69,7 +71,7 @@ EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
 SHLIB_LINK = $(shell curl-config --libs) -lz
 
-REGRESS = install health serverlog maintenance jobs statements perf bloat http backup plans privileges security incident integrity anomaly report
+REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident integrity anomaly report
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)

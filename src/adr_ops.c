@@ -30,6 +30,7 @@
 #include "jobs.h"
 #include "plans.h"
 #include "probe.h"
+#include "quality.h"
 #include "scheduler.h"
 #include "security.h"
 #include "serverlog.h"
@@ -57,6 +58,7 @@ _PG_init(void)
 	adr_capacity_init();
 	adr_plans_init();
 	adr_incident_init();
+	adr_quality_init();
 	adr_integrity_init();
 	adr_shmem_init();
 	adr_worker_register();

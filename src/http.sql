@@ -153,6 +153,7 @@ BEGIN
              WHERE h.check_name = r.check_name AND h.taken_at < r.taken_at
              ORDER BY h.taken_at DESC LIMIT 1) p ON true
      WHERE r.check_name NOT LIKE 'probe:%'
+       AND r.check_name NOT LIKE 'quality:%'   -- quality_results alerts for them
        -- a restored dump's old rows are history, not news
        AND r.taken_at > now() - interval '10 minutes'
        AND p.status IS DISTINCT FROM r.status

@@ -274,13 +274,17 @@ $$;
 COMMENT ON FUNCTION adr_ops.adr_job_checkpoint(bigint, text, jsonb) IS
     'records that a running job completed a stage; returns its sequence number';
 
+-- The pipeline's blocking quality checks are its gate (quality.sql).
 CREATE FUNCTION adr_ops.adr_job_complete(id bigint) RETURNS adr_ops.processing_jobs
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT adr_ops._job_move(adr_job_complete.id, 'complete')
+BEGIN
+    RETURN adr_ops._job_quality_gate(adr_job_complete.id);
+END
 $$;
-COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS 'marks a running job succeeded';
+COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS
+    'marks a running job succeeded, or failed when a blocking quality check of its pipeline fails';
 
 CREATE FUNCTION adr_ops.adr_job_fail(id bigint, error text) RETURNS adr_ops.processing_jobs
 LANGUAGE sql SECURITY DEFINER

@@ -773,6 +773,106 @@ for my $db ('mallorydb', 'postgres')
 }
 
 # ---------------------------------------------------------------------------
+# Data-quality checks: a check runs as the role that created it.  Mallory
+# may define checks: on her own table (its code then runs as her), never on
+# a table she cannot read, never a custom (SQL) one; the names she picks are
+# quoted, her parameters are literals; her check on a table whose privilege
+# she lost fails clearly and reads nothing.  Then the superuser, the
+# validation and the quality_check task run them.
+my $quality_add = 'adr_ops.adr_quality_check_add(text, regclass, text, jsonb, double precision, '
+  . 'double precision, text, boolean, boolean)';
+for my $db ('mallorydb', 'postgres')
+{
+    my $own = $own{$db};
+    subtest "quality checks in $db: mallory's own, run as her" => sub {
+        sq($db, qq{
+            GRANT USAGE ON SCHEMA adr_ops TO mallory;
+            GRANT EXECUTE ON FUNCTION $quality_add, adr_ops.adr_quality_check_drop(text),
+                                      adr_ops.adr_dataset_validate(text, interval) TO mallory;
+            CREATE SCHEMA adr_vault;
+            GRANT USAGE ON SCHEMA adr_vault TO mallory;
+            CREATE TABLE adr_vault.secret (id integer, secret text);
+            INSERT INTO adr_vault.secret VALUES (1, 'adr-secret-4a1d7c');
+            CREATE TABLE adr_vault.shared (id integer, v text);
+            INSERT INTO adr_vault.shared VALUES (1, 'adr-secret-4a1d7c'), (2, 'adr-secret-4a1d7c');
+            GRANT SELECT ON adr_vault.shared TO mallory;
+            SELECT adr_ops.adr_quality_check_add('dba_rows', 'adr_vault.secret', 'row_count');});
+        my ($ret, $out, $err) = $node->psql($db, qq{
+            SET client_min_messages = warning;
+            CREATE TABLE $own."we;ird""tab" ("co""l; DROP TABLE adr_vault.secret; --" text);
+            INSERT INTO $own."we;ird""tab" VALUES ('a'), ('b');
+            SELECT adr_ops.adr_quality_check_add('m_rows', '$own.victim', 'row_count', '{"min": 1}', dataset => 'm');
+            SELECT adr_ops.adr_quality_check_add('m_range', '$own.victim', 'range',
+                                                 '{"column": "d", "min": 5, "max": 100}', dataset => 'm');
+            SELECT adr_ops.adr_quality_check_add('m_values', '$own.victim', 'accepted_values',
+                '{"column": "pad", "values": ["a''); DROP TABLE adr_vault.secret; --"]}', dataset => 'm');
+            SELECT adr_ops.adr_quality_check_add('m"; DROP TABLE adr_vault.secret; --', '$own."we;ird""tab"', 'regex',
+                '{"column": "co\\"l; DROP TABLE adr_vault.secret; --", "pattern": "^[ab]\$|''; DROP TABLE adr_vault.secret; --"}', dataset => 'm');
+            SELECT adr_ops.adr_quality_check_add('m_shared', 'adr_vault.shared', 'duplicate_count',
+                                                 '{"column": "v"}', dataset => 'm');},
+            extra_params => [ '-U', 'mallory', '-v', 'ON_ERROR_STOP=1' ]);
+        is($ret, 0, "mallory defined checks on what she may read in $db") or diag $err;
+
+        my @refused = (
+            [ 'a check on a table she cannot read',
+              q{SELECT adr_ops.adr_quality_check_add('m_secret', 'adr_vault.secret', 'null_fraction', '{"column": "secret"}')},
+              qr/permission denied for relation adr_vault\.secret/ ],
+            [ 'an orphan check against a table she cannot read',
+              qq{SELECT adr_ops.adr_quality_check_add('m_ref', '$own.victim', 'referential',
+                     '{"column": "id", "references": "adr_vault.secret", "referenced_columns": ["id"]}')},
+              qr/permission denied for relation adr_vault\.secret/ ],
+            [ 'a custom check', q{SELECT adr_ops.adr_quality_check_add('m_custom', NULL, 'custom',
+                     '{"sql": "SELECT count(*) FROM adr_vault.secret"}')},
+              qr/permission denied to create a custom quality check/ ],
+            [ "dropping the superuser's check", q{SELECT adr_ops.adr_quality_check_drop('dba_rows')},
+              qr/must be a member of role/ ],
+            [ 'reading the samples', q{SELECT sample FROM adr_ops.quality_results},
+              qr/permission denied/ ],
+            [ 'writing a check directly', q{UPDATE adr_ops.quality_checks SET owner = 'postgres'},
+              qr/permission denied/ ]);
+        for my $r (@refused)
+        {
+            my ($what, $sql, $re) = @$r;
+            ($ret, $out, $err) = $node->psql($db, $sql, extra_params => [ '-U', 'mallory' ]);
+            like($err, $re, "$db: mallory is refused $what");
+        }
+        nothing_gained("quality check definitions in $db");
+
+        # She loses what one of her checks reads.
+        sq($db, 'REVOKE SELECT ON adr_vault.shared FROM mallory');
+        ($ret, $out, $err) = $node->psql($db, q{SELECT pg_catalog.count(*) FROM adr_ops.adr_quality_run()},
+            extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+        is($ret, 0, "adr_quality_run() as superuser in $db") or diag $err;
+        is( sq($db, q{SELECT string_agg(check_name || ' ' || status, ', ' ORDER BY check_name)
+                        FROM adr_ops.quality_results WHERE detail LIKE '%can no longer read%'}),
+            'm_shared UNKNOWN', "$db: her check on a table she lost fails clearly");
+        is( sq($db, q{SELECT count(*) FROM adr_ops.quality_results
+                       WHERE sample::text LIKE '%adr-secret%' OR detail LIKE '%adr-secret%'}),
+            '0', "$db: nothing read through a check that its owner could not read");
+        is( sq($db, q{SELECT string_agg(check_name || ' ' || status, ', ' ORDER BY check_name COLLATE "C")
+                        FROM adr_ops.quality_results WHERE check_name LIKE 'm%' AND status <> 'UNKNOWN'}),
+            'm"; DROP TABLE adr_vault.secret; -- OK, m_range CRITICAL, m_rows OK, m_values CRITICAL',
+            "$db: her checks ran, her quoting games measured as data");
+        is(sq($db, q{SELECT count(*) FROM adr_vault.secret}), '1', "$db: the superuser's table is intact");
+        my $ran = nothing_gained("adr_quality_run in $db");
+        like($ran, qr/row security policy as mallory/, "$db: the scan ran her table's code, as mallory");
+
+        ($ret, $out, $err) = $node->psql($db, q{SELECT verdict FROM adr_ops.adr_dataset_validate('m')},
+            extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+        is($out, 'fail', "adr_dataset_validate as superuser in $db") or diag $err;
+        ($ret, $out, $err) = $node->psql($db, q{SELECT verdict FROM adr_ops.adr_dataset_validate('m')},
+            extra_params => [ '-U', 'mallory', '-v', 'ON_ERROR_STOP=1' ]);
+        is($out, 'fail', "adr_dataset_validate as mallory in $db") or diag $err;
+        nothing_gained("adr_dataset_validate in $db");
+
+        my $result = run_task('quality_check', $db);
+        like($result, qr/^succeeded\|/, "quality_check task in $db ran: $result");
+        nothing_gained("task quality_check in $db with her checks");
+        sq($db, q{DELETE FROM adr_ops.quality_checks; DROP SCHEMA adr_vault CASCADE;});
+    };
+}
+
+# ---------------------------------------------------------------------------
 # Mallory in pg_monitor: every function pg_monitor may call, called by her
 # with her own search_path, then the superuser's health check again.
 
