@@ -6151,3 +6151,97 @@ AS $$
                                      format('%I.%I', n.nspname, c.relname)))
      ORDER BY l.at NULLS FIRST, r.relid
 $$;
+
+-- anomaly detection: adr_anomalies() also judges the quality checks' metrics
+CREATE OR REPLACE FUNCTION adr_ops.adr_anomalies(days integer DEFAULT 7, direction text DEFAULT 'both',
+    seasonality text DEFAULT 'none', min_history integer DEFAULT 14,
+    threshold double precision DEFAULT 3.5,
+    OUT source text, OUT series text, OUT at timestamptz, OUT value double precision,
+    OUT verdict text, OUT score double precision, OUT expected double precision,
+    OUT mad double precision, OUT history integer, OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tz text := adr_ops._anomaly_zone();
+    since timestamptz;
+BEGIN
+    IF adr_anomalies.days IS NULL OR adr_anomalies.days < 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('days must be at least 1, not %s', coalesce(adr_anomalies.days::text, 'null')),
+            DETAIL = 'days is how far back the history of each series is read.';
+    END IF;
+    PERFORM adr_ops._anomaly_check_args(adr_anomalies.direction, adr_anomalies.seasonality,
+                                        adr_anomalies.min_history, adr_anomalies.threshold);
+    since := now() - make_interval(days => adr_anomalies.days);
+
+    RETURN QUERY
+    WITH series AS (
+        -- health: each check's numeric reading
+        SELECT 'health' AS src, h.check_name AS name,
+               array_agg(h.taken_at ORDER BY h.taken_at) AS t, array_agg(h.value::float8 ORDER BY h.taken_at) AS v
+          FROM adr_ops.health_history h
+         WHERE h.taken_at > since AND h.value IS NOT NULL
+           AND h.value::float8 NOT IN ('NaN', 'Infinity', '-Infinity')
+         GROUP BY h.check_name
+        UNION ALL
+        -- size: sizes as stored; the counters (xid, multixact, wal_lsn) as
+        -- their growth per hour between readings, which is what changes
+        SELECT 'size', z.kind || ':' || z.name || CASE WHEN z.counter THEN ' per hour' ELSE '' END,
+               array_agg(z.t ORDER BY z.t), array_agg(z.v ORDER BY z.t)
+          FROM (SELECT s.kind, s.name, c.counter, s.taken_at AS t,
+                       CASE WHEN NOT c.counter THEN s.value::float8
+                            ELSE ((s.value - lag(s.value) OVER w)
+                                  / nullif(extract(epoch FROM s.taken_at - lag(s.taken_at) OVER w), 0)
+                                  * 3600)::float8 END AS v
+                  FROM adr_ops.size_history s
+                 CROSS JOIN LATERAL (SELECT s.kind IN ('xid', 'multixact', 'wal_lsn') AS counter) c
+                 WHERE s.taken_at > since
+                WINDOW w AS (PARTITION BY s.kind, s.name ORDER BY s.taken_at)) z
+         WHERE z.v >= 0
+         GROUP BY z.kind, z.name, z.counter
+        UNION ALL
+        -- statements: the mean time per call of each entry over each
+        -- interval between its stored snapshots; counters that went down
+        -- (a reset) count whole
+        SELECT 'statements',
+               format('queryid %s db %s user %s%s', q.queryid, coalesce(d.datname::text, q.dbid::text),
+                      coalesce(r.rolname::text, q.userid::text), CASE WHEN q.toplevel THEN '' ELSE ' (nested)' END),
+               q.t, q.v
+          FROM (SELECT i.queryid, i.userid, i.dbid, i.toplevel,
+                       array_agg(i.t ORDER BY i.t) AS t, array_agg(i.dt / i.dc ORDER BY i.t) AS v
+                  FROM (SELECT c.queryid, c.userid, c.dbid, c.toplevel, s.taken_at AS t,
+                               CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
+                                    THEN c.calls ELSE c.calls - lag(c.calls) OVER w END AS dc,
+                               CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
+                                    THEN c.total_ms ELSE c.total_ms - lag(c.total_ms) OVER w END AS dt
+                          FROM adr_ops.statement_counters c
+                          JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
+                         WHERE s.taken_at > since
+                        WINDOW w AS (PARTITION BY c.queryid, c.userid, c.dbid, c.toplevel ORDER BY c.snapshot_id)) i
+                 WHERE i.dc > 0
+                 GROUP BY i.queryid, i.userid, i.dbid, i.toplevel) q
+          LEFT JOIN pg_database d ON d.oid = q.dbid
+          LEFT JOIN pg_roles r ON r.oid = q.userid
+        UNION ALL
+        -- quality: each check's metric as its runs stored it (a row_count
+        -- check's metric is its table's row count)
+        SELECT 'quality', r.check_name,
+               array_agg(r.ran_at ORDER BY r.ran_at), array_agg(r.metric ORDER BY r.ran_at)
+          FROM adr_ops.quality_results r
+         WHERE r.ran_at > since AND r.metric IS NOT NULL
+           AND r.metric NOT IN ('NaN', 'Infinity', '-Infinity')
+         GROUP BY r.check_name
+    )
+    SELECT s.src, s.name, s.t[cardinality(s.t)], s.v[cardinality(s.v)],
+           j.verdict, j.score, j.expected, j.mad, j.history, j.detail
+      FROM series s
+     CROSS JOIN LATERAL adr_ops._anomaly_series(s.t, s.v, adr_anomalies.direction, adr_anomalies.seasonality,
+                                                adr_anomalies.min_history, adr_anomalies.threshold, tz) j
+     ORDER BY CASE j.verdict WHEN 'anomaly' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
+              abs(j.score) DESC NULLS LAST, s.src, s.name;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_anomalies(integer, text, text, integer, double precision) IS
+    'the newest point of every stored series (health readings, sizes, statement mean times) judged by adr_anomaly_score''s modified z-score';
