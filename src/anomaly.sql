@@ -334,7 +334,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_anomalies(integer, text, text, integer, double precision) IS
-    'the newest point of every stored series (health readings, sizes, statement mean times) judged by adr_anomaly_score''s modified z-score';
+    'the newest point of every stored series (health readings, sizes, statement mean times, quality metrics) judged by adr_anomaly_score''s modified z-score';
 
 -- Reports for pg_monitor, like the history they read.  adr_anomaly_score
 -- reads nothing, but no function of the extension is PUBLIC's: a role

@@ -6244,4 +6244,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_anomalies(integer, text, text, integer, double precision) IS
-    'the newest point of every stored series (health readings, sizes, statement mean times) judged by adr_anomaly_score''s modified z-score';
+    'the newest point of every stored series (health readings, sizes, statement mean times, quality metrics) judged by adr_anomaly_score''s modified z-score';
