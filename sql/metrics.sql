@@ -69,10 +69,69 @@ SELECT a.name, a.labels, a.value - coalesce(b.value, 0) AS delta
 
 SELECT name, labels, value FROM adr_ops.adr_metrics('security') ORDER BY name, labels::text;
 
+-- Bloat, from the latest snapshot of the bloat_snapshot task: a table
+-- that lost nine rows in ten (ANALYZE knows, VACUUM has not run).
+CREATE TABLE public.metrics_bloated (id int, pad text);
+INSERT INTO public.metrics_bloated SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i;
+DELETE FROM public.metrics_bloated WHERE id % 10 <> 0;
+-- (The counts of the rows changed reach the statistics before ANALYZE: the
+-- estimate calls statistics older than half the table's changes stale.)
+SELECT pg_stat_force_next_flush();
+ANALYZE public.metrics_bloated;
+
+-- (From here to the checks of the names, in a transaction rolled back: the
+-- earlier tests' snapshots, checks, verifications are left alone.)
+BEGIN;
+DELETE FROM adr_ops.bloat_history;
+SELECT name, value FROM adr_ops.adr_metrics('bloat') WHERE name <> 'adr_ops_metrics_source_up';
+SELECT adr_ops.adr_bloat_snapshot(top => 5) AS stored;
+SELECT count(*) AS rows, count(DISTINCT taken_at) AS snapshots FROM adr_ops.bloat_history;
+SELECT name, labels,
+       CASE name WHEN 'adr_ops_relation_bloat_bytes' THEN value > 2000000 ELSE value > 0.8 AND value < 1 END AS expected
+  FROM adr_ops.adr_metrics('bloat') WHERE labels->>'relation' = 'public.metrics_bloated' ORDER BY name;
+SELECT value < 60 AS fresh FROM adr_ops.adr_metrics('bloat') WHERE name = 'adr_ops_bloat_snapshot_age_seconds';
+-- Only the latest snapshot is read; the old one is dropped after keep.
+UPDATE adr_ops.bloat_history SET taken_at = taken_at - interval '40 days';
+SELECT adr_ops.adr_bloat_snapshot(top => 1) AS stored;
+SELECT count(*) AS rows FROM adr_ops.bloat_history;
+SELECT count(*) AS samples FROM adr_ops.adr_metrics('bloat') WHERE name = 'adr_ops_relation_bloat_bytes';
+
+-- Quality checks, from the latest result of each enabled check.
+DELETE FROM adr_ops.quality_checks;
+-- (Explicit ids: the sequences the quality test's output shows stay put.)
+INSERT INTO adr_ops.quality_checks (id, name, relation, kind, dataset, owner, enabled) VALUES
+    (-1, 'metrics_rows', 'public.metrics_bloated', 'row_count', 'sales', current_user::regrole, true),
+    (-2, 'metrics_plain', 'public.metrics_bloated', 'row_count', NULL, current_user::regrole, true),
+    (-3, 'metrics_off', 'public.metrics_bloated', 'row_count', NULL, current_user::regrole, false);
+INSERT INTO adr_ops.quality_results (id, check_id, check_name, ran_at, status, metric)
+SELECT -row_number() OVER (), c.id, c.name, now() - r.ago, r.status, r.metric
+  FROM adr_ops.quality_checks c
+  JOIN (VALUES ('metrics_rows', interval '1 hour', 'OK', 20000::float8),
+               ('metrics_rows', interval '0', 'CRITICAL', 2000),
+               ('metrics_plain', interval '0', 'UNKNOWN', NULL),
+               ('metrics_off', interval '0', 'CRITICAL', 1)) r(name, ago, status, metric) USING (name);
+SELECT name, labels, value FROM adr_ops.adr_metrics('quality')
+ WHERE name NOT IN ('adr_ops_quality_check_age_seconds', 'adr_ops_metrics_source_up') ORDER BY name, labels::text;
+SELECT labels->>'check' AS "check", value < 60 AS fresh FROM adr_ops.adr_metrics('quality')
+ WHERE name = 'adr_ops_quality_check_age_seconds' ORDER BY 1;
+
+-- Integrity: the latest verification of each relation that still exists.
+DELETE FROM adr_ops.integrity_results;
+SELECT name, value FROM adr_ops.adr_metrics('integrity')
+ WHERE name NOT IN ('adr_ops_checksum_failures_total', 'adr_ops_metrics_source_up') ORDER BY name;
+INSERT INTO adr_ops.integrity_results (verified_at, relid, relation, kind, pages, heapallindexed,
+                                       duration, status, findings) VALUES
+    (now() - interval '2 days', 'public.metrics_bloated'::regclass, 'public.metrics_bloated', 'table', 1, false, '1s', 'ok', 0),
+    (now() - interval '1 hour', 'public.metrics_bloated'::regclass, 'public.metrics_bloated', 'table', 1, false, '1s', 'corrupt', 1),
+    (now() - interval '1 day', 'adr_ops.metric_sources'::regclass, 'adr_ops.metric_sources', 'table', 1, false, '1s', 'ok', 0),
+    (now(), 0, 'a dropped table', 'table', 1, false, '1s', 'corrupt', 1);
+SELECT name, round(value) AS value FROM adr_ops.adr_metrics('integrity')
+ WHERE name NOT IN ('adr_ops_checksum_failures_total', 'adr_ops_metrics_source_up') ORDER BY name;
+SELECT type, value >= 0 AS counted FROM adr_ops.adr_metrics('integrity') WHERE name = 'adr_ops_checksum_failures_total';
+
 -- Backups: nothing to judge without a verification or a backup path; a
 -- failed one says so, and a backup never passed is infinitely old.  (In a
 -- transaction rolled back: earlier tests' verifications are left alone.)
-BEGIN;
 DELETE FROM adr_ops.backup_verifications;
 SELECT count(*) AS backup_metrics FROM adr_ops.adr_metrics('backup') WHERE name <> 'adr_ops_metrics_source_up';
 INSERT INTO adr_ops.backup_verifications (path, status, finished_at, failures, duration_ms, backup_bytes)
@@ -131,6 +190,7 @@ RESET ROLE;
 DROP ROLE adr_metrics_monitor, adr_metrics_nobody;
 
 -- Leave the database as found.
+DROP TABLE public.metrics_bloated;
 DELETE FROM adr_ops.health_history WHERE check_name LIKE 'metrics\_%';
 DELETE FROM adr_ops.size_history WHERE name IN ('data', 'metrics_db', 'cluster');
 DELETE FROM adr_ops.task_runs WHERE task = 'metrics_task' OR status = 'failed' AND task = 'analyze';

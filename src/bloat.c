@@ -92,6 +92,7 @@
 #include "adr_ops.h"
 #include "bloat.h"
 #include "compat.h"
+#include "scheduler.h"
 
 PG_FUNCTION_INFO_V1(adr_bloat_scan);
 PG_FUNCTION_INFO_V1(adr_bloat_size);
@@ -129,6 +130,17 @@ typedef struct BlSums
 	double		dead_items;
 } BlSums;
 
+/*
+ * The hourly bloat snapshot, registered by adr_bloat_init(): estimate mode
+ * only (statistics, no page read), so that it stays cheap.
+ */
+static const AdrTask bl_snapshot_task = {
+	"bloat_snapshot", true, false, false, "5s", adr_task_no_options, NULL,
+	"store the estimated bloat of the most bloated relations in bloat_history (adr_bloat_snapshot())",
+	"1.1",
+	"SELECT n, format('stored the bloat of %s relations', n) FROM adr_ops.adr_bloat_snapshot() n"
+};
+
 void
 adr_bloat_init(void)
 {
@@ -156,6 +168,8 @@ adr_bloat_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	adr_task_register(&bl_snapshot_task);
 }
 
 static void

@@ -611,3 +611,95 @@ COMMENT ON FUNCTION adr_ops.adr_bloat_report(bigint, text, text) IS
     'bloat of every table, materialized view, index and TOAST table of at least min_bytes (schema_filter: a LIKE pattern on the schema), largest bloat first, one adr_bloat() row each in the given mode (estimate by default; sample and exact need superuser or pg_stat_scan_tables): the runbook''s "check for bloat"';
 REVOKE ALL ON FUNCTION adr_ops.adr_bloat_report(bigint, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops.adr_bloat_report(bigint, text, text) TO pg_monitor;
+
+-- The bloat snapshot: what adr_bloat_report() estimates, stored by the
+-- bloat_snapshot task so that dashboards and adr_metrics() read bloat
+-- without computing it at scrape time.  Only the top relations by bloat
+-- bytes of each run are kept (a bounded table whatever the database's size).
+CREATE TABLE adr_ops.bloat_history (
+    taken_at timestamptz NOT NULL,
+    schemaname name NOT NULL,
+    relname name NOT NULL,
+    kind text NOT NULL
+        CHECK (kind OPERATOR(pg_catalog.=) ANY ('{table,index,toast}'::text[])),
+    table_name name,
+    total_bytes bigint NOT NULL,
+    bloat_bytes bigint,
+    bloat_pct double precision,
+    method text,
+    PRIMARY KEY (taken_at, schemaname, relname)
+);
+COMMENT ON TABLE adr_ops.bloat_history IS
+    'bloat estimates stored by adr_bloat_snapshot() (the bloat_snapshot task): the top relations by bloat bytes of each run';
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.bloat_history', '');
+GRANT SELECT ON adr_ops.bloat_history TO pg_monitor;
+
+-- One adr_bloat_report() in estimate mode (statistics only: no page is
+-- read), its top relations by bloat bytes stored under one timestamp.
+-- Returns the rows stored.
+CREATE FUNCTION adr_ops.adr_bloat_snapshot(keep interval DEFAULT '30 days', top integer DEFAULT 50,
+    min_bytes bigint DEFAULT 0)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH pruned AS (
+        DELETE FROM adr_ops.bloat_history WHERE taken_at < now() - keep
+    ), taken AS (
+        SELECT clock_timestamp() AS at
+    ), stored AS (
+        INSERT INTO adr_ops.bloat_history (taken_at, schemaname, relname, kind, table_name,
+                                           total_bytes, bloat_bytes, bloat_pct, method)
+        SELECT taken.at, r.schemaname, r.relname, r.kind, r.table_name,
+               r.total_bytes, r.bloat_bytes, r.bloat_pct, r.method
+          FROM taken,
+               (SELECT b.* FROM adr_ops.adr_bloat_report(min_bytes, 'estimate') b
+                 WHERE b.total_bytes IS NOT NULL
+                 ORDER BY b.bloat_bytes DESC NULLS LAST, b.schemaname, b.relname
+                 LIMIT greatest(top, 0)) r
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM stored
+$$;
+COMMENT ON FUNCTION adr_ops.adr_bloat_snapshot(interval, integer, bigint) IS
+    'stores the top relations by estimated bloat bytes (adr_bloat_report() in estimate mode, relations of at least min_bytes) in bloat_history; drops rows older than keep';
+REVOKE ALL ON FUNCTION adr_ops.adr_bloat_snapshot(interval, integer, bigint) FROM PUBLIC;
+
+-- Bloat from the latest snapshot (the bloat_snapshot task): a scrape never
+-- estimates bloat itself.
+CREATE FUNCTION adr_ops._metrics_bloat() RETURNS SETOF adr_ops._metric
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH latest AS (
+        SELECT max(h.taken_at) AS at FROM adr_ops.bloat_history h
+    ), rows AS (
+        SELECT h.*, jsonb_build_object('relation', format('%s.%s', h.schemaname, h.relname), 'kind', h.kind) AS l
+          FROM latest JOIN adr_ops.bloat_history h ON h.taken_at = latest.at
+         WHERE h.bloat_bytes IS NOT NULL
+    )
+    SELECT 'adr_ops_relation_bloat_bytes', r.l, r.bloat_bytes::float8, 'gauge',
+           'Estimated bloat of the most bloated relations (table, index, toast) in the latest bloat snapshot, in bytes.'
+      FROM rows r
+    UNION ALL
+    SELECT 'adr_ops_relation_bloat_ratio', r.l, (r.bloat_pct / 100)::float8, 'gauge',
+           'Estimated bloat over the size of the most bloated relations in the latest bloat snapshot, 0..1.'
+      FROM rows r WHERE r.bloat_pct IS NOT NULL
+    UNION ALL
+    SELECT 'adr_ops_bloat_snapshot_age_seconds', '{}',
+           coalesce(extract(epoch FROM now() - l.at)::float8, 'Infinity'), 'gauge',
+           'Seconds since the latest bloat snapshot (+Inf when none was taken).'
+      FROM latest l;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._metrics_bloat() IS
+    'API: private. Bloat from the latest bloat snapshot';
+REVOKE ALL ON FUNCTION adr_ops._metrics_bloat() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._metrics_bloat() TO pg_monitor;
+INSERT INTO adr_ops.metric_sources (name, position) VALUES ('bloat', 90);
+
+-- Bloat hourly, at a minute no other default schedule uses.
+INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
+    ('bloat_snapshot', '23 * * * *', 'bloat_snapshot', pg_catalog.current_database());

@@ -307,3 +307,47 @@ INSERT INTO adr_ops.health_checks (name, position) VALUES ('data_integrity', 180
 -- verifies for at most time_budget (default 30min), oldest first.
 INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
     ('integrity_check', '30 3 * * *', 'integrity_check', pg_catalog.current_database());
+
+-- The integrity verifications' metrics, from the latest verification of
+-- each relation that still exists (the integrity_check task runs amcheck),
+-- and the checksum failures pg_stat_database counts.
+CREATE FUNCTION adr_ops._metrics_integrity() RETURNS SETOF adr_ops._metric
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH latest AS (
+        SELECT DISTINCT ON (x.relid) x.status, x.verified_at
+          FROM adr_ops.integrity_results x
+         WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = x.relid)
+         ORDER BY x.relid, x.verified_at DESC
+    ), s AS (
+        SELECT count(*) AS verified,
+               count(*) FILTER (WHERE l.status = 'corrupt') AS corrupt,
+               count(*) FILTER (WHERE l.status = 'error') AS errors,
+               min(l.verified_at) AS oldest
+          FROM latest l
+    )
+    SELECT m.* FROM s CROSS JOIN LATERAL (VALUES
+        ('adr_ops_integrity_relations_verified', s.verified::float8, 'gauge',
+         'Relations that still exist and that amcheck verified at least once (integrity_check task).'),
+        ('adr_ops_integrity_corrupt_relations', s.corrupt::float8, 'gauge',
+         'Relations whose latest verification by amcheck found corruption.'),
+        ('adr_ops_integrity_error_relations', s.errors::float8, 'gauge',
+         'Relations whose latest verification by amcheck failed with an error.'),
+        ('adr_ops_integrity_oldest_verification_age_seconds',
+         coalesce(extract(epoch FROM now() - s.oldest)::float8, 'Infinity'), 'gauge',
+         'Seconds since the oldest of the latest verifications of the relations (+Inf when none was verified).'),
+        ('adr_ops_checksum_failures_total',
+         (SELECT coalesce(sum(d.checksum_failures), 0) FROM pg_stat_database d)::float8, 'counter',
+         'Data checksum failures counted by pg_stat_database in every database and the shared catalogs.')
+    ) AS v(name, value, type, help)
+    CROSS JOIN LATERAL (SELECT v.name, '{}'::jsonb, v.value, v.type, v.help) m;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._metrics_integrity() IS
+    'API: private. The integrity verifications'' and checksum failures'' metrics';
+REVOKE ALL ON FUNCTION adr_ops._metrics_integrity() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._metrics_integrity() TO pg_monitor;
+INSERT INTO adr_ops.metric_sources (name, position) VALUES ('integrity', 110);

@@ -921,3 +921,36 @@ CREATE TRIGGER quality_results_alerts
 -- Every 15 minutes through the scheduler.
 INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
     ('quality_check', '*/15 * * * *', 'quality_check', pg_catalog.current_database());
+
+-- The quality checks' metrics, from the latest result of each enabled
+-- check (the quality_check task runs them): a scrape never runs a check.
+CREATE FUNCTION adr_ops._metrics_quality() RETURNS SETOF adr_ops._metric
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH last AS (
+        SELECT jsonb_build_object('check', c.name, 'dataset', coalesce(c.dataset, '')) AS l,
+               r.status, r.metric, r.ran_at
+          FROM adr_ops.quality_checks c
+          JOIN LATERAL (SELECT q.status, q.metric, q.ran_at FROM adr_ops.quality_results q
+                         WHERE q.check_id = c.id ORDER BY q.ran_at DESC LIMIT 1) r ON true
+         WHERE c.enabled
+    )
+    SELECT m.* FROM last CROSS JOIN LATERAL (VALUES
+        ('adr_ops_quality_check_status', last.l, adr_ops._metric_status(last.status), 'gauge',
+         'Status of the latest run of each enabled data-quality check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.'),
+        ('adr_ops_quality_check_metric', last.l, last.metric::float8, 'gauge',
+         'Metric of the latest run of each enabled data-quality check (its kind says what it measures).'),
+        ('adr_ops_quality_check_age_seconds', last.l, extract(epoch FROM now() - last.ran_at)::float8, 'gauge',
+         'Seconds since the latest run of each enabled data-quality check.')
+    ) AS m(name, labels, value, type, help)
+     WHERE m.value IS NOT NULL;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._metrics_quality() IS
+    'API: private. The data-quality checks'' metrics, from their latest results';
+REVOKE ALL ON FUNCTION adr_ops._metrics_quality() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._metrics_quality() TO pg_monitor;
+INSERT INTO adr_ops.metric_sources (name, position) VALUES ('quality', 100);

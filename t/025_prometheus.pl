@@ -4,7 +4,8 @@
 # carries every metric of the registry (adr_metrics()) with the registry's
 # type and nothing the registry does not have, and the values follow a
 # provoked condition: a probe against a closed loopback port fails, a job
-# loses its heartbeat.  promtool checks the alert rules and runs their
+# loses its heartbeat, a table bloats, a quality check fails, a relation is
+# found corrupt.  promtool checks the alert rules and runs their
 # unit tests (each alert fires on the series that should fire it, and only
 # there).
 use strict;
@@ -128,7 +129,16 @@ $node->safe_psql('postgres', qq{
     SELECT adr_ops.adr_incident_open('P1', 'prometheus test');
     INSERT INTO adr_ops.task_runs (schedule_id, task, database, scheduled_at, status, finished_at)
     SELECT id, task, database, now(), 'failed', now() FROM adr_ops.schedules WHERE name = 'analyze';
-    UPDATE adr_ops.schedules SET enabled = true WHERE name = 'analyze';});
+    UPDATE adr_ops.schedules SET enabled = true WHERE name = 'analyze';
+    CREATE EXTENSION amcheck;
+    CREATE TABLE public.bloated (id int, pad text);
+    INSERT INTO public.bloated SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i;
+    DELETE FROM public.bloated WHERE id % 10 <> 0;
+    SELECT pg_stat_force_next_flush();
+    ANALYZE public.bloated;
+    CREATE TABLE public.broken (id int);
+    SELECT adr_ops.adr_quality_check_add('bloated_rows', 'public.bloated', 'row_count',
+                                         warn => 5000, crit => 3000, dataset => 'tap');});
 
 my $before = scrape();
 is($before->{value}{'adr_ops_pipeline_stuck_jobs{pipeline="tap"}'}, '0',
@@ -137,6 +147,14 @@ is($before->{value}{'adr_ops_pipeline_running_jobs{pipeline="tap"}'}, '1',
 	'before: one running job in pipeline tap');
 ok(!exists $before->{value}{'adr_ops_probe_up{probe="closed"}'},
 	'before: the probe has not run, so it has no sample');
+is($before->{value}{'adr_ops_bloat_snapshot_age_seconds{}'}, '+Inf', 'before: no bloat snapshot was taken');
+ok(!exists $before->{value}{'adr_ops_relation_bloat_bytes{kind="table",relation="public.bloated"}'},
+	'before: so no relation has a bloat sample');
+ok(!exists $before->{value}{'adr_ops_quality_check_status{check="bloated_rows",dataset="tap"}'},
+	'before: the quality check has not run, so it has no sample');
+is($before->{value}{'adr_ops_integrity_relations_verified{}'}, '0', 'before: no relation was verified');
+is($before->{value}{'adr_ops_integrity_oldest_verification_age_seconds{}'}, '+Inf',
+	'before: so the oldest verification is infinitely old');
 
 # The probe runs (the http_probe task, through a worker) and fails; the
 # job loses its heartbeat; a health snapshot judges both.
@@ -146,6 +164,20 @@ $node->safe_psql('postgres', q{
     UPDATE adr_ops.processing_jobs SET heartbeat_at = now() - interval '1 hour'
      WHERE pipeline = 'tap' AND status = 'running';
     SELECT adr_ops.adr_health_snapshot();});
+
+# The bloat_snapshot and quality_check tasks run (through a worker); amcheck
+# verifies the bloated table, and a verification that found corruption in
+# another table is recorded.
+is($node->safe_psql('postgres', q{SELECT status FROM adr_ops.adr_run_task('bloat_snapshot')}),
+	'succeeded', 'the bloat_snapshot task ran');
+is($node->safe_psql('postgres', q{SELECT status FROM adr_ops.adr_run_task('quality_check')}),
+	'succeeded', 'the quality_check task ran');
+$node->safe_psql('postgres', q{
+    SELECT count(*) FROM adr_ops.adr_verify_integrity('public.bloated');
+    INSERT INTO adr_ops.integrity_results (verified_at, relid, relation, kind, pages, heapallindexed,
+                                           duration, status, findings, blkno, detail)
+    VALUES (now(), 'public.broken'::regclass, 'public.broken', 'table', 1, false, '1s', 'corrupt', 1, 0,
+            'provoked');});
 
 my $after = scrape();
 my %v = %{ $after->{value} };
@@ -167,6 +199,23 @@ is($v{'adr_ops_schedule_last_run_failed{schedule="analyze",task="analyze"}'}, '1
 is($v{'adr_ops_blocklist_entries{kind="manual"}'}, '0', 'after: nothing is blocked');
 cmp_ok($v{'adr_ops_health_snapshot_age_seconds{}'}, '<', 60, 'after: the health snapshot is fresh');
 cmp_ok($v{'adr_ops_size_bytes{kind="database",name="postgres"}'}, '>', 0, 'after: the database has a size');
+cmp_ok($v{'adr_ops_relation_bloat_bytes{kind="table",relation="public.bloated"}'}, '>', 2_000_000,
+	'after: the table that lost nine rows in ten has megabytes of bloat');
+cmp_ok($v{'adr_ops_relation_bloat_ratio{kind="table",relation="public.bloated"}'}, '>', 0.8,
+	'after: most of it is bloat');
+cmp_ok($v{'adr_ops_bloat_snapshot_age_seconds{}'}, '<', 60, 'after: the bloat snapshot is fresh');
+is($v{'adr_ops_quality_check_status{check="bloated_rows",dataset="tap"}'}, '2',
+	'after: the quality check is CRITICAL (2): 2000 rows, fewer than 3000');
+is($v{'adr_ops_quality_check_metric{check="bloated_rows",dataset="tap"}'}, '2000',
+	'after: its metric is the row count');
+cmp_ok($v{'adr_ops_quality_check_age_seconds{check="bloated_rows",dataset="tap"}'}, '<', 60,
+	'after: it ran just now');
+is($v{'adr_ops_integrity_relations_verified{}'},
+	$node->safe_psql('postgres', q{SELECT count(DISTINCT relid) FROM adr_ops.integrity_results}),
+	'after: the relations verified are counted (the table, its TOAST table and index, the broken table)');
+cmp_ok($v{'adr_ops_integrity_relations_verified{}'}, '>=', 2, 'after: at least the two tables');
+is($v{'adr_ops_integrity_corrupt_relations{}'}, '1', 'after: one of them is corrupt');
+is($v{'adr_ops_checksum_failures_total{}'}, '0', 'after: no checksum failure');
 
 # Every registry metric is served with the registry's type (but
 # adr_ops_metrics_source_up: through the exporter a failing source fails its
@@ -187,7 +236,7 @@ is($node->safe_psql('postgres', q{
     SET ROLE adr_exporter;
     SELECT string_agg(labels->>'source' || '=' || value, ',' ORDER BY labels->>'source')
       FROM adr_ops.metrics WHERE name = 'adr_ops_metrics_source_up'}),
-	'backup=1,capacity=1,health=1,incidents=1,maintenance=1,pipelines=1,probes=1,security=1',
+	'backup=1,bloat=1,capacity=1,health=1,incidents=1,integrity=1,maintenance=1,pipelines=1,probes=1,quality=1,security=1',
 	'every metric source reads');
 like($after->{body}, qr/^pg_exporter_user_queries_load_error\{[^}]*\} 0$/m,
 	'the exporter loaded the queries file without an error');

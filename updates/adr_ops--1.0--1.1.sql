@@ -6688,3 +6688,176 @@ BEGIN
     END LOOP;
 END
 $grants$;
+
+-- bloat snapshot: the bloat_snapshot task stores adr_bloat_report() estimates in
+-- bloat_history; the registry's bloat source reads the latest
+-- The bloat snapshot: what adr_bloat_report() estimates, stored by the
+-- bloat_snapshot task so that dashboards and adr_metrics() read bloat
+-- without computing it at scrape time.  Only the top relations by bloat
+-- bytes of each run are kept (a bounded table whatever the database's size).
+CREATE TABLE adr_ops.bloat_history (
+    taken_at timestamptz NOT NULL,
+    schemaname name NOT NULL,
+    relname name NOT NULL,
+    kind text NOT NULL
+        CHECK (kind OPERATOR(pg_catalog.=) ANY ('{table,index,toast}'::text[])),
+    table_name name,
+    total_bytes bigint NOT NULL,
+    bloat_bytes bigint,
+    bloat_pct double precision,
+    method text,
+    PRIMARY KEY (taken_at, schemaname, relname)
+);
+COMMENT ON TABLE adr_ops.bloat_history IS
+    'bloat estimates stored by adr_bloat_snapshot() (the bloat_snapshot task): the top relations by bloat bytes of each run';
+SELECT pg_catalog.pg_extension_config_dump('adr_ops.bloat_history', '');
+GRANT SELECT ON adr_ops.bloat_history TO pg_monitor;
+
+-- One adr_bloat_report() in estimate mode (statistics only: no page is
+-- read), its top relations by bloat bytes stored under one timestamp.
+-- Returns the rows stored.
+CREATE FUNCTION adr_ops.adr_bloat_snapshot(keep interval DEFAULT '30 days', top integer DEFAULT 50,
+    min_bytes bigint DEFAULT 0)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH pruned AS (
+        DELETE FROM adr_ops.bloat_history WHERE taken_at < now() - keep
+    ), taken AS (
+        SELECT clock_timestamp() AS at
+    ), stored AS (
+        INSERT INTO adr_ops.bloat_history (taken_at, schemaname, relname, kind, table_name,
+                                           total_bytes, bloat_bytes, bloat_pct, method)
+        SELECT taken.at, r.schemaname, r.relname, r.kind, r.table_name,
+               r.total_bytes, r.bloat_bytes, r.bloat_pct, r.method
+          FROM taken,
+               (SELECT b.* FROM adr_ops.adr_bloat_report(min_bytes, 'estimate') b
+                 WHERE b.total_bytes IS NOT NULL
+                 ORDER BY b.bloat_bytes DESC NULLS LAST, b.schemaname, b.relname
+                 LIMIT greatest(top, 0)) r
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM stored
+$$;
+COMMENT ON FUNCTION adr_ops.adr_bloat_snapshot(interval, integer, bigint) IS
+    'stores the top relations by estimated bloat bytes (adr_bloat_report() in estimate mode, relations of at least min_bytes) in bloat_history; drops rows older than keep';
+REVOKE ALL ON FUNCTION adr_ops.adr_bloat_snapshot(interval, integer, bigint) FROM PUBLIC;
+
+-- Bloat from the latest snapshot (the bloat_snapshot task): a scrape never
+-- estimates bloat itself.
+CREATE FUNCTION adr_ops._metrics_bloat() RETURNS SETOF adr_ops._metric
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH latest AS (
+        SELECT max(h.taken_at) AS at FROM adr_ops.bloat_history h
+    ), rows AS (
+        SELECT h.*, jsonb_build_object('relation', format('%s.%s', h.schemaname, h.relname), 'kind', h.kind) AS l
+          FROM latest JOIN adr_ops.bloat_history h ON h.taken_at = latest.at
+         WHERE h.bloat_bytes IS NOT NULL
+    )
+    SELECT 'adr_ops_relation_bloat_bytes', r.l, r.bloat_bytes::float8, 'gauge',
+           'Estimated bloat of the most bloated relations (table, index, toast) in the latest bloat snapshot, in bytes.'
+      FROM rows r
+    UNION ALL
+    SELECT 'adr_ops_relation_bloat_ratio', r.l, (r.bloat_pct / 100)::float8, 'gauge',
+           'Estimated bloat over the size of the most bloated relations in the latest bloat snapshot, 0..1.'
+      FROM rows r WHERE r.bloat_pct IS NOT NULL
+    UNION ALL
+    SELECT 'adr_ops_bloat_snapshot_age_seconds', '{}',
+           coalesce(extract(epoch FROM now() - l.at)::float8, 'Infinity'), 'gauge',
+           'Seconds since the latest bloat snapshot (+Inf when none was taken).'
+      FROM latest l;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._metrics_bloat() IS
+    'API: private. Bloat from the latest bloat snapshot';
+REVOKE ALL ON FUNCTION adr_ops._metrics_bloat() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._metrics_bloat() TO pg_monitor;
+INSERT INTO adr_ops.metric_sources (name, position) VALUES ('bloat', 90);
+
+-- Bloat hourly, at a minute no other default schedule uses.
+INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
+    ('bloat_snapshot', '23 * * * *', 'bloat_snapshot', pg_catalog.current_database());
+
+-- metrics of the quality checks and of the integrity verifications: two
+-- more sources of the registry
+-- The quality checks' metrics, from the latest result of each enabled
+-- check (the quality_check task runs them): a scrape never runs a check.
+CREATE FUNCTION adr_ops._metrics_quality() RETURNS SETOF adr_ops._metric
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH last AS (
+        SELECT jsonb_build_object('check', c.name, 'dataset', coalesce(c.dataset, '')) AS l,
+               r.status, r.metric, r.ran_at
+          FROM adr_ops.quality_checks c
+          JOIN LATERAL (SELECT q.status, q.metric, q.ran_at FROM adr_ops.quality_results q
+                         WHERE q.check_id = c.id ORDER BY q.ran_at DESC LIMIT 1) r ON true
+         WHERE c.enabled
+    )
+    SELECT m.* FROM last CROSS JOIN LATERAL (VALUES
+        ('adr_ops_quality_check_status', last.l, adr_ops._metric_status(last.status), 'gauge',
+         'Status of the latest run of each enabled data-quality check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.'),
+        ('adr_ops_quality_check_metric', last.l, last.metric::float8, 'gauge',
+         'Metric of the latest run of each enabled data-quality check (its kind says what it measures).'),
+        ('adr_ops_quality_check_age_seconds', last.l, extract(epoch FROM now() - last.ran_at)::float8, 'gauge',
+         'Seconds since the latest run of each enabled data-quality check.')
+    ) AS m(name, labels, value, type, help)
+     WHERE m.value IS NOT NULL;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._metrics_quality() IS
+    'API: private. The data-quality checks'' metrics, from their latest results';
+REVOKE ALL ON FUNCTION adr_ops._metrics_quality() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._metrics_quality() TO pg_monitor;
+INSERT INTO adr_ops.metric_sources (name, position) VALUES ('quality', 100);
+
+-- The integrity verifications' metrics, from the latest verification of
+-- each relation that still exists (the integrity_check task runs amcheck),
+-- and the checksum failures pg_stat_database counts.
+CREATE FUNCTION adr_ops._metrics_integrity() RETURNS SETOF adr_ops._metric
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH latest AS (
+        SELECT DISTINCT ON (x.relid) x.status, x.verified_at
+          FROM adr_ops.integrity_results x
+         WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = x.relid)
+         ORDER BY x.relid, x.verified_at DESC
+    ), s AS (
+        SELECT count(*) AS verified,
+               count(*) FILTER (WHERE l.status = 'corrupt') AS corrupt,
+               count(*) FILTER (WHERE l.status = 'error') AS errors,
+               min(l.verified_at) AS oldest
+          FROM latest l
+    )
+    SELECT m.* FROM s CROSS JOIN LATERAL (VALUES
+        ('adr_ops_integrity_relations_verified', s.verified::float8, 'gauge',
+         'Relations that still exist and that amcheck verified at least once (integrity_check task).'),
+        ('adr_ops_integrity_corrupt_relations', s.corrupt::float8, 'gauge',
+         'Relations whose latest verification by amcheck found corruption.'),
+        ('adr_ops_integrity_error_relations', s.errors::float8, 'gauge',
+         'Relations whose latest verification by amcheck failed with an error.'),
+        ('adr_ops_integrity_oldest_verification_age_seconds',
+         coalesce(extract(epoch FROM now() - s.oldest)::float8, 'Infinity'), 'gauge',
+         'Seconds since the oldest of the latest verifications of the relations (+Inf when none was verified).'),
+        ('adr_ops_checksum_failures_total',
+         (SELECT coalesce(sum(d.checksum_failures), 0) FROM pg_stat_database d)::float8, 'counter',
+         'Data checksum failures counted by pg_stat_database in every database and the shared catalogs.')
+    ) AS v(name, value, type, help)
+    CROSS JOIN LATERAL (SELECT v.name, '{}'::jsonb, v.value, v.type, v.help) m;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._metrics_integrity() IS
+    'API: private. The integrity verifications'' and checksum failures'' metrics';
+REVOKE ALL ON FUNCTION adr_ops._metrics_integrity() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._metrics_integrity() TO pg_monitor;
+INSERT INTO adr_ops.metric_sources (name, position) VALUES ('integrity', 110);
