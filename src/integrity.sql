@@ -317,17 +317,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY
-    WITH latest AS (
-        SELECT DISTINCT ON (x.relid) x.status, x.verified_at
-          FROM adr_ops.integrity_results x
-         WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = x.relid)
-         ORDER BY x.relid, x.verified_at DESC
+    WITH RECURSIVE latest AS (
+        -- the latest verification of each relation, one probe of the
+        -- primary key (relid, verified_at) per relation, not a scan of
+        -- every verification kept
+        (SELECT x.relid, x.status, x.verified_at FROM adr_ops.integrity_results x
+          ORDER BY x.relid DESC, x.verified_at DESC LIMIT 1)
+        UNION ALL
+        SELECT n.relid, n.status, n.verified_at
+          FROM latest l
+          CROSS JOIN LATERAL (SELECT x.relid, x.status, x.verified_at FROM adr_ops.integrity_results x
+                               WHERE x.relid < l.relid
+                               ORDER BY x.relid DESC, x.verified_at DESC LIMIT 1) n
     ), s AS (
         SELECT count(*) AS verified,
                count(*) FILTER (WHERE l.status = 'corrupt') AS corrupt,
                count(*) FILTER (WHERE l.status = 'error') AS errors,
                min(l.verified_at) AS oldest
-          FROM latest l
+          FROM latest l JOIN pg_class c ON c.oid = l.relid
     )
     SELECT m.* FROM s CROSS JOIN LATERAL (VALUES
         ('adr_ops_integrity_relations_verified', s.verified::float8, 'gauge',

@@ -709,6 +709,10 @@ my @calls = (
     [ 'adr_bloat_report estimate', q{SELECT pg_catalog.count(*) FROM adr_ops.adr_bloat_report(0, 'estimate')} ],
     [ 'adr_bloat_report sample',   q{SELECT pg_catalog.count(*) FROM adr_ops.adr_bloat_report(0, 'sample')} ],
     [ 'adr_bloat_report exact',    q{SELECT pg_catalog.count(*) FROM adr_ops.adr_bloat_report(0, 'exact')} ],
+    [ 'adr_bloat_snapshot, and the metrics over her names', q{
+        SELECT adr_ops.adr_bloat_snapshot();
+        SELECT pg_catalog.count(*) FROM adr_ops.adr_metrics();
+        SELECT pg_catalog.length(adr_ops.adr_metrics_text())} ],
     [ 'adr_bloat of her table', q{
         SELECT pg_catalog.count(*) FROM adr_ops.adr_bloat('OWN.victim', 'estimate');
         SELECT pg_catalog.count(*) FROM adr_ops.adr_bloat('OWN.victim', 'sample');
