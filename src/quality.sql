@@ -129,6 +129,22 @@ BEGIN
     ELSIF c.kind = 'range' THEN
         IF c.params ? 'min' THEN p := p || format('%s < (%L)::%s', col, c.params ->> 'min', typ); END IF;
         IF c.params ? 'max' THEN p := p || format('%s > (%L)::%s', col, c.params ->> 'max', typ); END IF;
+    ELSIF c.kind = 'length' AND (typ IN ('text', 'character varying') OR typ LIKE 'character varying(%') THEN
+        -- octet_length() reads the value's header only, length() walks its
+        -- characters (and detoasts it): a string of n bytes has at most n
+        -- and at least n / (the encoding's longest character) characters,
+        -- so the byte count settles most rows and length() runs only on
+        -- the others.  Same rows as length() alone.
+        IF c.params ? 'min' THEN
+            p := p || format('(octet_length((%s)::text) < %L::bigint * %s AND length((%s)::text) < %L::integer)',
+                             col, c.params ->> 'min',
+                             pg_encoding_max_length(pg_char_to_encoding(getdatabaseencoding())),
+                             col, c.params ->> 'min');
+        END IF;
+        IF c.params ? 'max' THEN
+            p := p || format('(octet_length((%s)::text) > %L::integer AND length((%s)::text) > %L::integer)',
+                             col, c.params ->> 'max', col, c.params ->> 'max');
+        END IF;
     ELSIF c.kind = 'length' THEN
         IF c.params ? 'min' THEN
             p := p || format('length((%s)::text) < %L::integer', col, c.params ->> 'min');
