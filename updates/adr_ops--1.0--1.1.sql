@@ -5740,3 +5740,57 @@ CREATE TRIGGER quality_results_alerts
 -- Every 15 minutes through the scheduler.
 INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
     ('quality_check', '*/15 * * * *', 'quality_check', pg_catalog.current_database());
+
+-- quality: length checks settle most rows by octet_length() before length()
+CREATE OR REPLACE FUNCTION adr_ops._quality_predicate(c adr_ops.quality_checks) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col text := format('%I', c.params ->> 'column');
+    typ text;
+    p text[] := '{}';
+BEGIN
+    IF c.kind NOT IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex') THEN
+        RETURN NULL;
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO typ
+      FROM pg_attribute a
+     WHERE a.attrelid = c.relation AND a.attname = c.params ->> 'column' AND NOT a.attisdropped;
+    IF c.kind = 'null_fraction' THEN
+        RETURN format('%s IS NULL', col);
+    ELSIF c.kind = 'accepted_values' THEN
+        RETURN format('%s IS NOT NULL AND (%s)::text <> ALL (%L::text[])', col, col,
+                      ARRAY(SELECT jsonb_array_elements_text(c.params -> 'values')));
+    ELSIF c.kind = 'regex' THEN
+        RETURN format('%s IS NOT NULL AND (%s)::text !~ %L', col, col, c.params ->> 'pattern');
+    ELSIF c.kind = 'range' THEN
+        IF c.params ? 'min' THEN p := p || format('%s < (%L)::%s', col, c.params ->> 'min', typ); END IF;
+        IF c.params ? 'max' THEN p := p || format('%s > (%L)::%s', col, c.params ->> 'max', typ); END IF;
+    ELSIF c.kind = 'length' AND (typ IN ('text', 'character varying') OR typ LIKE 'character varying(%') THEN
+        -- octet_length() reads the value's header only, length() walks its
+        -- characters (and detoasts it): a string of n bytes has at most n
+        -- and at least n / (the encoding's longest character) characters,
+        -- so the byte count settles most rows and length() runs only on
+        -- the others.  Same rows as length() alone.
+        IF c.params ? 'min' THEN
+            p := p || format('(octet_length((%s)::text) < %L::bigint * %s AND length((%s)::text) < %L::integer)',
+                             col, c.params ->> 'min',
+                             pg_encoding_max_length(pg_char_to_encoding(getdatabaseencoding())),
+                             col, c.params ->> 'min');
+        END IF;
+        IF c.params ? 'max' THEN
+            p := p || format('(octet_length((%s)::text) > %L::integer AND length((%s)::text) > %L::integer)',
+                             col, c.params ->> 'max', col, c.params ->> 'max');
+        END IF;
+    ELSIF c.kind = 'length' THEN
+        IF c.params ? 'min' THEN
+            p := p || format('length((%s)::text) < %L::integer', col, c.params ->> 'min');
+        END IF;
+        IF c.params ? 'max' THEN
+            p := p || format('length((%s)::text) > %L::integer', col, c.params ->> 'max');
+        END IF;
+    END IF;
+    RETURN '(' || array_to_string(p, ' OR ') || ')';
+END
+$$;
