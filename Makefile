@@ -68,8 +68,12 @@ DATA = $(wildcard updates/$(EXTENSION)--*.sql)
 SCRIPTS = scripts/adr-check scripts/adr-block-ip scripts/adr-verify-backup scripts/adr-incident scripts/adr-report
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 
-PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" $(shell curl-config --cflags)
-SHLIB_LINK = $(shell curl-config --libs) -lz
+# libcurl is not linked: http.c opens it on first use (dlopen), so that it
+# and the libraries it needs are mapped only into the processes that make
+# HTTP requests.  ADR_CURL_LIB names it (its soname).
+ADR_CURL_LIB ?= libcurl.so.4
+PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" -DADR_CURL_LIB=\"$(ADR_CURL_LIB)\" $(shell curl-config --cflags)
+SHLIB_LINK = -lz
 
 REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident integrity anomaly report
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check

@@ -260,3 +260,20 @@ REVOKE ALL ON FUNCTION adr_ops.adr_quality_check_add(text, regclass, text, jsonb
                        adr_ops.adr_dataset_validate(text, interval) FROM qt_alice, qt_bob;
 REVOKE USAGE ON SCHEMA adr_ops FROM qt_alice, qt_bob;
 DROP ROLE qt_alice, qt_bob, qt_admin;
+
+-- adr_anomalies() reads the quality source: a row_count check's metric is its table's row count;
+-- a load that brought a tenth of the usual rows is flagged.
+CREATE TABLE anomaly_rows (id integer);
+SELECT adr_ops.adr_quality_check_add('anomaly_rows_count', 'anomaly_rows', 'row_count', '{"min": 0}') > 0 AS added;
+SET session_replication_role = replica;
+INSERT INTO adr_ops.quality_results (check_id, check_name, ran_at, status, metric, source)
+SELECT c.id, c.name, now() - make_interval(hours => 30 - i), 'OK',
+       CASE WHEN i = 30 THEN 100 ELSE 1000 + i % 7 END, 'run'
+  FROM adr_ops.quality_checks c, generate_series(1, 30) i
+ WHERE c.name = 'anomaly_rows_count';
+RESET session_replication_role;
+SELECT source, series, value, verdict, round(score::numeric, 1) AS score, expected, history
+  FROM adr_ops.adr_anomalies(days => 2, direction => 'down')
+ WHERE source = 'quality';
+SELECT adr_ops.adr_quality_check_drop('anomaly_rows_count');
+DROP TABLE anomaly_rows;

@@ -63,6 +63,24 @@ SELECT adr_ops._report_spark('connections', now() - interval '1 day', now() + in
        ~ '^<svg class="spark"[^>]*><rect [^>]*/><rect x="[0-9.]+" y="30" width="[0-9.]+" height="6" class="s-[a-z]+"/><polyline .*points="[0-9.]+,[0-9.]+".*</svg>$' AS chart,
        adr_ops._report_spark('no such check', now() - interval '1 day', now()) ~ 'no history' AS empty_chart;
 
+-- Statements: the oldest snapshot is a baseline.  An entry stored in it
+-- counts only what it did after it (10 calls, 100 ms), one first stored
+-- later counts whole (4 calls); both are in this period, neither in the
+-- one before.
+BEGIN;
+DELETE FROM adr_ops.statement_snapshots;
+INSERT INTO adr_ops.statement_snapshots (id, taken_at, entries, changed)
+    VALUES (-3, now() - interval '2 days', 1, 1), (-2, now() - interval '1 day', 2, 2);
+INSERT INTO adr_ops.statement_counters (snapshot_id, queryid, userid, dbid, toplevel, calls, total_ms, rows, blks_hit, blks_read)
+    VALUES (-3, 7001, 10, 1, true, 1000, 1000000, 0, 0, 0),
+           (-2, 7001, 10, 1, true, 1010, 1000100, 0, 0, 0),
+           (-2, 7002, 10, 1, true, 4, 8, 0, 0, 0);
+SELECT adr_ops.adr_report_html() AS page \gset
+-- calls, total ms, mean ms before
+SELECT regexp_match(:'page', 'data-queryid="7001">(?:<td[^>]*>[^<]*</td>){2}<td class="n">([0-9]+)</td><td class="n">([0-9.]+)</td><td class="n">[^<]*</td><td class="n">([^<]*)</td>') AS in_baseline,
+       regexp_match(:'page', 'data-queryid="7002">(?:<td[^>]*>[^<]*</td>){2}<td class="n">([0-9]+)</td><td class="n">([0-9.]+)</td><td class="n">[^<]*</td><td class="n">([^<]*)</td>') AS stored_later;
+ROLLBACK;
+
 -- pg_monitor reads it; others may not.
 CREATE ROLE report_monitor IN ROLE pg_monitor;
 CREATE ROLE report_nobody;

@@ -314,6 +314,15 @@ BEGIN
                  GROUP BY i.queryid, i.userid, i.dbid, i.toplevel) q
           LEFT JOIN pg_database d ON d.oid = q.dbid
           LEFT JOIN pg_roles r ON r.oid = q.userid
+        UNION ALL
+        -- quality: each check's metric as its runs stored it (a row_count
+        -- check's metric is its table's row count)
+        SELECT 'quality', r.check_name,
+               array_agg(r.ran_at ORDER BY r.ran_at), array_agg(r.metric ORDER BY r.ran_at)
+          FROM adr_ops.quality_results r
+         WHERE r.ran_at > since AND r.metric IS NOT NULL
+           AND r.metric NOT IN ('NaN', 'Infinity', '-Infinity')
+         GROUP BY r.check_name
     )
     SELECT s.src, s.name, s.t[cardinality(s.t)], s.v[cardinality(s.v)],
            j.verdict, j.score, j.expected, j.mad, j.history, j.detail
@@ -325,7 +334,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_anomalies(integer, text, text, integer, double precision) IS
-    'the newest point of every stored series (health readings, sizes, statement mean times) judged by adr_anomaly_score''s modified z-score';
+    'the newest point of every stored series (health readings, sizes, statement mean times, quality metrics) judged by adr_anomaly_score''s modified z-score';
 
 -- Reports for pg_monitor, like the history they read.  adr_anomaly_score
 -- reads nothing, but no function of the extension is PUBLIC's: a role

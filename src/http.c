@@ -34,6 +34,13 @@
  * kind per cause (refused, DNS, TLS, timeout, status, not allowed), never
  * an ERROR: a dashboard query that probes ten URLs gets ten rows.
  *
+ * libcurl is opened on first use (ht_curl_load: dlopen of ADR_CURL_LIB),
+ * not linked: linked, it and the six libraries only it needs were mapped
+ * into the postmaster and so into every backend, whose exit ran their
+ * destructors, faulting their pages in, although almost no backend ever
+ * makes a request.  Only a process that probes, delivers an alert or asks
+ * adr_version() for the libcurl version loads it.
+ *
  * Locking: none; all state is local to the call.
  *
  * IDENTIFICATION
@@ -45,6 +52,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dlfcn.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -101,21 +109,118 @@ typedef struct HtXfer
 	char		errbuf[CURL_ERROR_SIZE];
 } HtXfer;
 
+/* The soname opened; the Makefile's ADR_CURL_LIB. */
+#ifndef ADR_CURL_LIB
+#define ADR_CURL_LIB "libcurl.so.4"
+#endif
+
+/* The libcurl functions used here, with curl.h's types, resolved by ht_curl_load(). */
+static struct
+{
+	__typeof__(&curl_global_init) global_init;
+	__typeof__(&curl_global_cleanup) global_cleanup;
+	__typeof__(&curl_easy_init) easy_init;
+	__typeof__(&curl_easy_setopt) easy_setopt;
+	__typeof__(&curl_easy_getinfo) easy_getinfo;
+	__typeof__(&curl_easy_cleanup) easy_cleanup;
+	__typeof__(&curl_easy_strerror) easy_strerror;
+	__typeof__(&curl_free) free;
+	__typeof__(&curl_multi_init) multi_init;
+	__typeof__(&curl_multi_add_handle) multi_add_handle;
+	__typeof__(&curl_multi_remove_handle) multi_remove_handle;
+	__typeof__(&curl_multi_perform) multi_perform;
+	__typeof__(&curl_multi_poll) multi_poll;
+	__typeof__(&curl_multi_info_read) multi_info_read;
+	__typeof__(&curl_multi_cleanup) multi_cleanup;
+	__typeof__(&curl_multi_strerror) multi_strerror;
+	__typeof__(&curl_slist_append) slist_append;
+	__typeof__(&curl_slist_free_all) slist_free_all;
+	__typeof__(&curl_url) url;
+	__typeof__(&curl_url_cleanup) url_cleanup;
+	__typeof__(&curl_url_get) url_get;
+	__typeof__(&curl_url_set) url_set;
+	__typeof__(&curl_url_strerror) url_strerror;
+	__typeof__(&curl_version_info) version_info;
+}			ht_lib;
+
+static bool ht_lib_loaded = false;
+
+/*
+ * Open libcurl and resolve every function above, once per process; ERROR
+ * when it cannot (nothing is resolved then, and the next call tries again).
+ */
+static void
+ht_curl_load(void)
+{
+	void	   *h;
+	const char *missing = NULL;
+
+	if (ht_lib_loaded)
+		return;
+	h = dlopen(ADR_CURL_LIB, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FILE),
+				 errmsg("could not load libcurl, which the HTTP probes and alerts need"),
+				 errdetail("%s", dlerror()),
+				 errhint("Install libcurl (Debian: libcurl4).")));
+#define HT_SYM(name) \
+	do { \
+		ht_lib.name = (__typeof__(ht_lib.name)) dlsym(h, "curl_" #name); \
+		if (ht_lib.name == NULL && missing == NULL) \
+			missing = "curl_" #name; \
+	} while (0)
+	HT_SYM(global_init);
+	HT_SYM(global_cleanup);
+	HT_SYM(easy_init);
+	HT_SYM(easy_setopt);
+	HT_SYM(easy_getinfo);
+	HT_SYM(easy_cleanup);
+	HT_SYM(easy_strerror);
+	HT_SYM(free);
+	HT_SYM(multi_init);
+	HT_SYM(multi_add_handle);
+	HT_SYM(multi_remove_handle);
+	HT_SYM(multi_perform);
+	HT_SYM(multi_poll);
+	HT_SYM(multi_info_read);
+	HT_SYM(multi_cleanup);
+	HT_SYM(multi_strerror);
+	HT_SYM(slist_append);
+	HT_SYM(slist_free_all);
+	HT_SYM(url);
+	HT_SYM(url_cleanup);
+	HT_SYM(url_get);
+	HT_SYM(url_set);
+	HT_SYM(url_strerror);
+	HT_SYM(version_info);
+#undef HT_SYM
+	if (missing != NULL)
+	{
+		memset(&ht_lib, 0, sizeof(ht_lib));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("libcurl \"%s\" has no function %s", ADR_CURL_LIB, missing),
+				 errhint("Install libcurl 7.66 or later.")));
+	}
+	ht_lib_loaded = true;
+}
+
 static bool ht_curl_ready = false;
 
 /* Every curl_easy_setopt goes through this: a refusal is a bug here. */
 #define HT_SETOPT(h, opt, val) \
 	do { \
-		CURLcode	ht_rc_ = curl_easy_setopt((h), (opt), (val)); \
+		CURLcode	ht_rc_ = ht_lib.easy_setopt((h), (opt), (val)); \
 		if (ht_rc_ != CURLE_OK) \
 			elog(ERROR, "could not set libcurl option %s: %s", #opt, \
-				 curl_easy_strerror(ht_rc_)); \
+				 ht_lib.easy_strerror(ht_rc_)); \
 	} while (0)
 
 static void
 ht_on_exit(int code, Datum arg)
 {
-	curl_global_cleanup();
+	ht_lib.global_cleanup();
 }
 
 /* curl_global_init once per process; curl_global_cleanup at exit. */
@@ -126,14 +231,27 @@ ht_curl_init(void)
 
 	if (ht_curl_ready)
 		return;
-	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	ht_curl_load();
+	rc = ht_lib.global_init(CURL_GLOBAL_DEFAULT);
 	if (rc != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not initialize libcurl"),
-				 errdetail("%s", curl_easy_strerror(rc))));
+				 errdetail("%s", ht_lib.easy_strerror(rc))));
 	on_proc_exit(ht_on_exit, (Datum) 0);
 	ht_curl_ready = true;
+}
+
+/* The versions of the libcurl loaded and of its TLS library (loads it). */
+void
+adr_http_versions(const char **curl, const char **tls)
+{
+	curl_version_info_data *v;
+
+	ht_curl_load();
+	v = ht_lib.version_info(CURLVERSION_NOW);
+	*curl = v->version;
+	*tls = v->ssl_version;
 }
 
 bool
@@ -456,7 +574,7 @@ ht_is_tls_error(CURLcode rc)
 static const char *
 ht_detail(HtXfer *x, CURLcode rc)
 {
-	return x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+	return x->errbuf[0] ? x->errbuf : ht_lib.easy_strerror(rc);
 }
 
 /* Turn the outcome of a finished transfer into its result. */
@@ -467,8 +585,8 @@ ht_finish(HtXfer *x, CURLcode rc, const AdrHttpLimits *limits)
 	long		code = 0;
 	curl_off_t	total = 0;
 
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-	if (curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK)
+	ht_lib.easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (ht_lib.easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK)
 		res->latency_ms = total / 1000.0;
 	res->status_code = (int) code;
 	res->bytes = x->bytes;
@@ -546,19 +664,19 @@ ht_url_error(const char *url)
 		return pstrdup("invalid URL: empty");
 	if (adr_http_has_crlf(url))
 		return pstrdup("invalid URL: contains a line break");
-	u = curl_url();
+	u = ht_lib.url();
 	if (u == NULL)
 		return pstrdup("out of memory");
-	uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	uc = ht_lib.url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
 	if (uc != CURLUE_OK)
-		err = psprintf("invalid URL: %s", curl_url_strerror(uc));
-	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || scheme == NULL)
+		err = psprintf("invalid URL: %s", ht_lib.url_strerror(uc));
+	else if (ht_lib.url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || scheme == NULL)
 		err = pstrdup("invalid URL: no scheme");
 	else if (pg_strcasecmp(scheme, "http") != 0 && pg_strcasecmp(scheme, "https") != 0)
 		err = psprintf("scheme not allowed: \"%s\"; only http and https", scheme);
 	if (scheme)
-		curl_free(scheme);
-	curl_url_cleanup(u);
+		ht_lib.free(scheme);
+	ht_lib.url_cleanup(u);
 	return err;
 }
 
@@ -597,14 +715,14 @@ ht_setup(HtXfer *x, const AdrHttpLimits *limits)
 
 	if (x->req->bearer_token)
 	{
-		x->headers = curl_slist_append(x->headers,
+		x->headers = ht_lib.slist_append(x->headers,
 									   psprintf("Authorization: Bearer %s", x->req->bearer_token));
 		if (x->headers == NULL)
 			elog(ERROR, "out of memory");
 	}
 	if (x->req->post_json)
 	{
-		struct curl_slist *l = curl_slist_append(x->headers,
+		struct curl_slist *l = ht_lib.slist_append(x->headers,
 												 "Content-Type: application/json");
 
 		if (l == NULL)
@@ -643,7 +761,7 @@ adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results, int n,
 	}
 
 	xfers = palloc0(sizeof(HtXfer) * n);
-	multi = curl_multi_init();
+	multi = ht_lib.multi_init();
 	if (multi == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -674,15 +792,15 @@ adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results, int n,
 				x->done = true;
 				continue;
 			}
-			x->easy = curl_easy_init();
+			x->easy = ht_lib.easy_init();
 			if (x->easy == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_OUT_OF_MEMORY),
 						 errmsg("could not create a libcurl handle")));
 			ht_setup(x, limits);
-			mc = curl_multi_add_handle(multi, x->easy);
+			mc = ht_lib.multi_add_handle(multi, x->easy);
 			if (mc != CURLM_OK)
-				elog(ERROR, "could not add a libcurl handle: %s", curl_multi_strerror(mc));
+				elog(ERROR, "could not add a libcurl handle: %s", ht_lib.multi_strerror(mc));
 		}
 
 		for (;;)
@@ -690,16 +808,16 @@ adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results, int n,
 			CURLMsg    *msg;
 			int			left;
 
-			mc = curl_multi_perform(multi, &running);
+			mc = ht_lib.multi_perform(multi, &running);
 			if (mc != CURLM_OK)
-				elog(ERROR, "libcurl multi transfer broke: %s", curl_multi_strerror(mc));
-			while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+				elog(ERROR, "libcurl multi transfer broke: %s", ht_lib.multi_strerror(mc));
+			while ((msg = ht_lib.multi_info_read(multi, &left)) != NULL)
 			{
 				HtXfer	   *x = NULL;
 
 				if (msg->msg != CURLMSG_DONE)
 					continue;
-				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
+				ht_lib.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
 				if (x == NULL || x->done)
 					continue;
 				ht_finish(x, msg->data.result, limits);
@@ -707,9 +825,9 @@ adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results, int n,
 			}
 			if (running == 0)
 				break;
-			mc = curl_multi_poll(multi, NULL, 0, HT_SLICE_MS, NULL);
+			mc = ht_lib.multi_poll(multi, NULL, 0, HT_SLICE_MS, NULL);
 			if (mc != CURLM_OK)
-				elog(ERROR, "libcurl multi poll broke: %s", curl_multi_strerror(mc));
+				elog(ERROR, "libcurl multi poll broke: %s", ht_lib.multi_strerror(mc));
 			CHECK_FOR_INTERRUPTS();
 		}
 		/* Anything libcurl did not report is a failure, not a silent OK. */
@@ -726,15 +844,15 @@ adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results, int n,
 		{
 			if (xfers[i].easy)
 			{
-				curl_multi_remove_handle(multi, xfers[i].easy);
-				curl_easy_cleanup(xfers[i].easy);
+				ht_lib.multi_remove_handle(multi, xfers[i].easy);
+				ht_lib.easy_cleanup(xfers[i].easy);
 			}
 			if (xfers[i].headers)
-				curl_slist_free_all(xfers[i].headers);
+				ht_lib.slist_free_all(xfers[i].headers);
 			if (xfers[i].buf)
 				free(xfers[i].buf);
 		}
-		curl_multi_cleanup(multi);
+		ht_lib.multi_cleanup(multi);
 	}
 	PG_END_TRY();
 }

@@ -49,6 +49,7 @@ extern void adr_http_perform(const AdrHttpRequest *reqs, AdrHttpResult *results,
 							 int n, const AdrHttpLimits *limits);
 extern bool adr_http_hosts_parse_ok(const char *list, char **bad);
 extern bool adr_http_has_crlf(const char *s);
+extern void adr_http_versions(const char **curl, const char **tls);
 extern char *adr_http_valid_text(char *s);
 
 #endif							/* ADR_OPS_HTTP_H */

@@ -21,7 +21,6 @@
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -37,6 +36,7 @@
 
 #include "adr_ops.h"
 #include "compat.h"
+#include "http.h"
 
 PG_FUNCTION_INFO_V1(adr_version);
 
@@ -112,13 +112,16 @@ Datum
 adr_version(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+	const char *curl;
+	const char *tls;
+
+	adr_http_versions(&curl, &tls);
 
 	InitMaterializedSRF(fcinfo, 0);
 	iv_add(rsinfo, "adr_ops", ADR_OPS_VERSION);
 	iv_add(rsinfo, "adr_ops_sql", adr_extension_version());
 	iv_add(rsinfo, "postgresql", PG_VERSION);
-	iv_add(rsinfo, "libcurl", curl->version);
-	iv_add(rsinfo, "ssl", curl->ssl_version);
+	iv_add(rsinfo, "libcurl", curl);
+	iv_add(rsinfo, "ssl", tls);
 	return (Datum) 0;
 }

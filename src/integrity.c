@@ -63,7 +63,6 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -134,8 +133,16 @@ static const char *const ig_trusted_files[] = {
 	"verify_nbtree.c", "verify_heapam.c", "verify_common.c", "bufmgr.c", "md.c", NULL
 };
 
+/*
+ * Where the server cancels a statement for its statement or lock timeout
+ * (ProcessInterrupts).  The owner's code can raise query_canceled or
+ * lock_not_available with any message too, but not from this file.
+ */
+static const char *const ig_interrupt_files[] = {"postgres.c", NULL};
+
+/* Was edata raised in one of files? */
 static bool
-ig_trusted(const ErrorData *edata)
+ig_raised_in(const ErrorData *edata, const char *const *files)
 {
 	const char *const *f;
 	const char *base;
@@ -144,10 +151,16 @@ ig_trusted(const ErrorData *edata)
 		return false;
 	base = strrchr(edata->filename, '/');
 	base = base ? base + 1 : edata->filename;
-	for (f = ig_trusted_files; *f; f++)
+	for (f = files; *f; f++)
 		if (strcmp(base, *f) == 0)
 			return true;
 	return false;
+}
+
+static bool
+ig_trusted(const ErrorData *edata)
+{
+	return ig_raised_in(edata, ig_trusted_files);
 }
 
 /* The first "block N" of a message, or -1. */
@@ -336,8 +349,9 @@ ig_verify(IgRelation *rel, const IgFunctions *fns)
 		{
 			rel->status = "error";
 			if (ig_trusted(edata) ||
-				edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-				edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+				((edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+				  edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) &&
+				 ig_raised_in(edata, ig_interrupt_files)))
 				appendStringInfoString(&detail, edata->message);
 			else
 			{
@@ -565,10 +579,13 @@ ig_task_run(AdrTaskRun *run)
 			ig_append(&skipped, ", ", "%s%s", rel->relation, "");
 		else if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rel->relid)))
 		{
-			if (StatementTimeout > 0)
-				enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+			/* its size now that the lock is held (the queue's is an estimate) */
+			rel->pages = DatumGetInt64(DirectFunctionCall2(pg_relation_size,
+														   ObjectIdGetDatum(rel->relid),
+														   CStringGetTextDatum("main"))) / BLCKSZ;
+			adr_task_timer_on();
 			ig_verify(rel, &fns);
-			disable_timeout(STATEMENT_TIMEOUT, false);
+			adr_task_timer_off();
 			ig_store(rel, heapallindexed);
 			run->objects++;
 			pages += rel->pages;

@@ -80,8 +80,12 @@ COMMENT ON FUNCTION adr_ops._integrity_relations() IS
 
 -- The rotation: the relations to verify, the one whose last verification
 -- (or attempt) is oldest first, never verified ones before all, with
--- their size in pages.  options: "tables" limits them to these tables
--- (names, qualified or not) with their indexes and TOAST.
+-- their size in pages as the catalog last estimated it.  Nothing is
+-- opened here: pg_relation_size() would lock every relation of the
+-- database in one transaction, waiting behind any ACCESS EXCLUSIVE lock;
+-- the task measures a relation once it holds its lock.  options: "tables"
+-- limits them to these tables (names, qualified or not) with their indexes
+-- and TOAST.
 CREATE FUNCTION adr_ops._integrity_queue(options jsonb,
     OUT relid oid, OUT tableid oid, OUT relation text, OUT kind text, OUT pages bigint,
     OUT last_verified timestamptz)
@@ -90,7 +94,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.relid, r.tableid, r.relation, r.kind,
-           pg_relation_size(r.relid) / current_setting('block_size')::bigint,
+           (SELECT greatest(c.relpages, 0)::bigint FROM pg_class c WHERE c.oid = r.relid),
            l.at
       FROM adr_ops._integrity_relations() r
       LEFT JOIN LATERAL (SELECT max(x.verified_at) AS at FROM adr_ops.integrity_results x

@@ -97,7 +97,11 @@ COMMENT ON FUNCTION adr_ops._job_stale_after() IS
 -- Move one job by an action, under its row lock: check the transition
 -- against job_transitions, update the row, record the event, and NOTIFY
 -- adr_jobs when the job becomes runnable.  Every adr_job_* function that
--- changes a status goes through here.
+-- changes a status goes through here.  An allowed move is one UPDATE joined
+-- to job_transitions (it locks the row, and under a concurrent change
+-- rechecks the join against the new status); only when it matches no row
+-- is the row locked and read to say why, or, if its status changed in
+-- between to one the action allows, moved by the same UPDATE again.
 CREATE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
                                   force boolean DEFAULT false, worker text DEFAULT NULL,
                                   error text DEFAULT NULL, run_after timestamptz DEFAULT NULL,
@@ -109,47 +113,58 @@ AS $$
 DECLARE
     j adr_ops.processing_jobs;
     t adr_ops.job_transitions;
+    moved record;
 BEGIN
     IF _job_move.job_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'job id must not be null';
     END IF;
-    SELECT * INTO j FROM adr_ops.processing_jobs p WHERE p.id = _job_move.job_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
-            MESSAGE = format('job %s does not exist', _job_move.job_id);
-    END IF;
+    FOR pass IN 1..2 LOOP
+        UPDATE adr_ops.processing_jobs p
+           SET status = x.to_status,
+               attempts = p.attempts + CASE WHEN _job_move.action = 'claim' THEN 1 ELSE 0 END,
+               started_at = CASE WHEN _job_move.action = 'claim' THEN now() ELSE p.started_at END,
+               heartbeat_at = CASE WHEN x.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
+               worker = CASE WHEN _job_move.action = 'claim' THEN _job_move.worker
+                             WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
+               completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
+                                   WHEN x.to_status = 'queued' THEN NULL ELSE p.completed_at END,
+               run_after = CASE WHEN x.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
+                                ELSE p.run_after END,
+               last_error = coalesce(_job_move.error, p.last_error)
+          FROM adr_ops.job_transitions x
+         WHERE p.id = _job_move.job_id AND x.action = _job_move.action AND x.from_status = p.status
+           AND (x.needs_force AND NOT _job_move.force) IS NOT TRUE
+        RETURNING p AS job, x.from_status, x.to_status INTO moved;
+        IF FOUND THEN
+            j := moved.job;
+            t.from_status := moved.from_status;
+            t.to_status := moved.to_status;
+            EXIT;
+        END IF;
 
-    SELECT * INTO t FROM adr_ops.job_transitions x
-     WHERE x.action = _job_move.action AND x.from_status = j.status;
-    IF NOT FOUND OR (t.needs_force AND NOT _job_move.force) THEN
-        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-            MESSAGE = format('cannot %s job %s: its status is %s', _job_move.action, j.id, j.status),
-            HINT = CASE
-                WHEN t.needs_force THEN format('Pass force => true to %s a %s job.', _job_move.action, j.status)
-                ELSE (SELECT format('%s applies to jobs that are %s%s.', _job_move.action,
-                                    string_agg(x.from_status, ' or ' ORDER BY x.from_status)
-                                        FILTER (WHERE NOT x.needs_force),
-                                    ' (with force => true: '
-                                        || string_agg(x.from_status, ' or ' ORDER BY x.from_status)
-                                               FILTER (WHERE x.needs_force) || ')')
-                        FROM adr_ops.job_transitions x WHERE x.action = _job_move.action)
-            END;
-    END IF;
-
-    UPDATE adr_ops.processing_jobs p
-       SET status = t.to_status,
-           attempts = p.attempts + CASE WHEN _job_move.action = 'claim' THEN 1 ELSE 0 END,
-           started_at = CASE WHEN _job_move.action = 'claim' THEN now() ELSE p.started_at END,
-           heartbeat_at = CASE WHEN t.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
-           worker = CASE WHEN _job_move.action = 'claim' THEN _job_move.worker
-                         WHEN t.to_status = 'queued' THEN NULL ELSE p.worker END,
-           completed_at = CASE WHEN t.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
-                               WHEN t.to_status = 'queued' THEN NULL ELSE p.completed_at END,
-           run_after = CASE WHEN t.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
-                            ELSE p.run_after END,
-           last_error = coalesce(_job_move.error, p.last_error)
-     WHERE p.id = j.id
-    RETURNING * INTO j;
+        SELECT * INTO j FROM adr_ops.processing_jobs p WHERE p.id = _job_move.job_id FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+                MESSAGE = format('job %s does not exist', _job_move.job_id);
+        END IF;
+        SELECT * INTO t FROM adr_ops.job_transitions x
+         WHERE x.action = _job_move.action AND x.from_status = j.status;
+        -- The second pass holds the row lock: its UPDATE cannot miss.
+        IF NOT FOUND OR (t.needs_force AND NOT _job_move.force) OR pass = 2 THEN
+            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = format('cannot %s job %s: its status is %s', _job_move.action, j.id, j.status),
+                HINT = CASE
+                    WHEN t.needs_force THEN format('Pass force => true to %s a %s job.', _job_move.action, j.status)
+                    ELSE (SELECT format('%s applies to jobs that are %s%s.', _job_move.action,
+                                        string_agg(x.from_status, ' or ' ORDER BY x.from_status)
+                                            FILTER (WHERE NOT x.needs_force),
+                                        ' (with force => true: '
+                                            || string_agg(x.from_status, ' or ' ORDER BY x.from_status)
+                                                   FILTER (WHERE x.needs_force) || ')')
+                            FROM adr_ops.job_transitions x WHERE x.action = _job_move.action)
+                END;
+        END IF;
+    END LOOP;
 
     IF t.to_status <> t.from_status THEN
         INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note, detail)
@@ -243,10 +258,12 @@ COMMENT ON FUNCTION adr_ops.adr_job_claim(text, text) IS
     'claims the next runnable job of a pipeline, with where to resume; NULL when there is none';
 
 CREATE FUNCTION adr_ops.adr_job_heartbeat(id bigint) RETURNS timestamptz
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (adr_ops._job_move(adr_job_heartbeat.id, 'heartbeat')).heartbeat_at
+BEGIN
+    RETURN (adr_ops._job_move(adr_job_heartbeat.id, 'heartbeat')).heartbeat_at;
+END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_job_heartbeat(bigint) IS
     'tells the reaper a running job is alive; returns the heartbeat time';
@@ -287,20 +304,24 @@ COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS
     'marks a running job succeeded, or failed when a blocking quality check of its pipeline fails';
 
 CREATE FUNCTION adr_ops.adr_job_fail(id bigint, error text) RETURNS adr_ops.processing_jobs
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT adr_ops._job_move(adr_job_fail.id, 'fail', note => 'fail: ' || adr_job_fail.error,
-                             error => adr_job_fail.error)
+BEGIN
+    RETURN adr_ops._job_move(adr_job_fail.id, 'fail', note => 'fail: ' || adr_job_fail.error,
+                             error => adr_job_fail.error);
+END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_job_fail(bigint, text) IS
     'marks a running job failed with its error; the reaper retries it while attempts are left';
 
 CREATE FUNCTION adr_ops.adr_job_cancel(id bigint) RETURNS adr_ops.processing_jobs
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT adr_ops._job_move(adr_job_cancel.id, 'cancel')
+BEGIN
+    RETURN adr_ops._job_move(adr_job_cancel.id, 'cancel');
+END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_job_cancel(bigint) IS 'cancels a queued, running or failed job';
 

@@ -121,11 +121,9 @@ BEGIN
           FROM adr_ops.health_history h WHERE h.taken_at >= w0 AND h.taken_at <= w1
          GROUP BY h.check_name
     )
-    SELECT format('<section id="checks"><h2>Health checks now</h2><p class="summary" data-checks="%s" data-ok="%s" data-warning="%s" data-critical="%s" data-unknown="%s">'
-                  '<span><b>%s</b> checks</span><span class="badge b-ok">%s OK</span> <span class="badge b-warning">%s WARNING</span> '
-                  '<span class="badge b-critical">%s CRITICAL</span> <span class="badge b-unknown">%s UNKNOWN</span></p>',
-                  count(*), count(*) FILTER (WHERE n.status = 'OK'), count(*) FILTER (WHERE n.status = 'WARNING'),
-                  count(*) FILTER (WHERE n.status = 'CRITICAL'), count(*) FILTER (WHERE n.status = 'UNKNOWN'),
+    SELECT format('<section id="checks"><h2>Health checks now</h2><p class="summary" data-checks="%1$s" data-ok="%2$s" data-warning="%3$s" data-critical="%4$s" data-unknown="%5$s">'
+                  '<span><b>%1$s</b> checks</span><span class="badge b-ok">%2$s OK</span> <span class="badge b-warning">%3$s WARNING</span> '
+                  '<span class="badge b-critical">%4$s CRITICAL</span> <span class="badge b-unknown">%5$s UNKNOWN</span></p>',
                   count(*), count(*) FILTER (WHERE n.status = 'OK'), count(*) FILTER (WHERE n.status = 'WARNING'),
                   count(*) FILTER (WHERE n.status = 'CRITICAL'), count(*) FILTER (WHERE n.status = 'UNKNOWN'))
            || '<table><thead><tr><th>check</th><th>status</th><th>value</th><th>warn / crit</th><th>last '
@@ -147,7 +145,10 @@ BEGIN
     -- mean moved against the period before.  Each entry's cumulative
     -- counters at a bound are its last stored ones at or before it (a
     -- snapshot stores only the entries that changed); a reset of
-    -- pg_stat_statements in a period counts from zero.
+    -- pg_stat_statements in a period counts from zero.  The oldest stored
+    -- snapshot is a baseline, as on the Grafana panels: a bound before it
+    -- takes its counters, so what ran before the history began is not
+    -- counted in a period; an entry first stored after it counts whole.
     WITH counters AS (
         SELECT c.queryid, c.userid, c.dbid, c.toplevel, b.bound,
                (array_agg(c.calls ORDER BY s.taken_at DESC))[1] AS calls,
@@ -155,7 +156,7 @@ BEGIN
           FROM adr_ops.statement_counters c
           JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
           CROSS JOIN LATERAL (VALUES (0, p0), (1, w0), (2, w1)) AS b(bound, at)
-         WHERE s.taken_at <= b.at
+         WHERE s.taken_at <= greatest(b.at, (SELECT min(f.taken_at) FROM adr_ops.statement_snapshots f))
          GROUP BY c.queryid, c.userid, c.dbid, c.toplevel, b.bound
     ), periods AS (
         SELECT k2.queryid, k2.userid, k2.dbid,
@@ -247,8 +248,7 @@ BEGIN
 
     -- Backups verified in the period: how many, and the last 20.
     SELECT '<section id="backups"><h2>Backups verified</h2>'
-           || format('<p class="summary" data-verifications="%s" data-passed="%s" data-failed="%s"><span><b>%s</b> verifications</span><span>%s passed</span><span>%s failed</span><span>last passed: %s</span></p>',
-                     coalesce(max(v.n_all), 0), coalesce(max(v.n_passed), 0), coalesce(max(v.n_failed), 0),
+           || format('<p class="summary" data-verifications="%1$s" data-passed="%2$s" data-failed="%3$s"><span><b>%1$s</b> verifications</span><span>%2$s passed</span><span>%3$s failed</span><span>last passed: %4$s</span></p>',
                      coalesce(max(v.n_all), 0), coalesce(max(v.n_passed), 0), coalesce(max(v.n_failed), 0),
                      adr_ops._html(coalesce((SELECT l.path || ' at ' || to_char(l.finished_at, fmt)
                                                FROM adr_ops.backup_verifications l WHERE l.status = 'passed'
@@ -306,11 +306,7 @@ BEGIN
     -- What is open: incidents not closed, and the checks and probes whose
     -- last alert is not OK.
     SELECT '<section id="open"><h2>Open incidents and alerts</h2>'
-           || format('<p class="summary" data-incidents="%s" data-alerts="%s" data-alerts-period="%s"><span><b>%s</b> incidents not closed</span><span><b>%s</b> checks alerting</span><span>%s alerts in the period</span></p>',
-                     (SELECT count(*) FROM adr_ops.incidents i WHERE i.status <> 'closed'),
-                     (SELECT count(*) FROM (SELECT DISTINCT ON (a.source, a.check_name) a.to_status FROM adr_ops.alerts a
-                                             ORDER BY a.source, a.check_name, a.id DESC) l WHERE l.to_status <> 'OK'),
-                     (SELECT count(*) FROM adr_ops.alerts a WHERE a.at >= w0 AND a.at <= w1),
+           || format('<p class="summary" data-incidents="%1$s" data-alerts="%2$s" data-alerts-period="%3$s"><span><b>%1$s</b> incidents not closed</span><span><b>%2$s</b> checks alerting</span><span>%3$s alerts in the period</span></p>',
                      (SELECT count(*) FROM adr_ops.incidents i WHERE i.status <> 'closed'),
                      (SELECT count(*) FROM (SELECT DISTINCT ON (a.source, a.check_name) a.to_status FROM adr_ops.alerts a
                                              ORDER BY a.source, a.check_name, a.id DESC) l WHERE l.to_status <> 'OK'),

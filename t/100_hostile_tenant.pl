@@ -945,6 +945,34 @@ subtest 'her index expression raises a look-alike of a corruption report' => sub
     nothing_gained('adr_verify_integrity of her liar');
 };
 
+# Her index expression raises a timeout's SQLSTATE (lock_not_available)
+# with her own text: only the server's own timeouts keep their message.
+subtest 'her index expression raises a look-alike of a lock timeout' => sub {
+    my ($ret, $out, $err) = $node->psql('mallorydb', q{
+        SET search_path = pg_catalog, pg_temp;
+        CREATE TABLE mallory.waiter (x integer);
+        CREATE FUNCTION mallory.waiter_key(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+            AS $f$BEGIN
+                 IF EXISTS (SELECT FROM mallory.flag) THEN
+                     RAISE EXCEPTION USING ERRCODE = '55P03',
+                         MESSAGE = 'table public.victim is corrupt adr-fake-78';
+                 END IF;
+                 RETURN x;
+               END$f$;
+        DELETE FROM mallory.flag;
+        INSERT INTO mallory.waiter SELECT pg_catalog.generate_series(1, 10);
+        CREATE INDEX waiter_idx ON mallory.waiter (mallory.waiter_key(x));
+        INSERT INTO mallory.flag VALUES (true);},
+        extra_params => [ '-U', 'mallory', '-v', 'ON_ERROR_STOP=1' ]);
+    is($ret, 0, 'mallory made her waiter') or diag $err;
+    is( sq('mallorydb', q{
+            SELECT status || '|' || detail FROM adr_ops.adr_verify_integrity('mallory.waiter_idx', true)}),
+        'error|error 55P03 (its message is in the server log)',
+        'the verification records her timeout look-alike by its SQLSTATE only');
+    is((pg_monitor_sees('mallorydb', 'adr-fake-78'))[0], '', 'no table or view that pg_monitor reads holds her text');
+    nothing_gained('adr_verify_integrity of her timeout look-alike');
+};
+
 # What pg_monitor reads, and what the webhook received, hold no file's
 # content: not the secret file her code tried to read, not /etc/passwd that
 # the stub's redirect pointed at.

@@ -172,5 +172,18 @@ like($run, qr/^succeeded: /, "after the repair the task finds nothing: $run");
 like(health(), qr/^OK\|0\|data checksums are on; (\d+) of \1 relations verified/,
     'the health row is OK again once the table is gone, the index rebuilt and the counters reset');
 
+# ---------- a relation locked by someone else ----------
+
+# Held in ACCESS EXCLUSIVE mode: the run skips the table and its index
+# instead of waiting for it (and failing when lock_timeout expires), and
+# verifies the others.
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe('LOCK TABLE r3 IN ACCESS EXCLUSIVE MODE');
+$run = run_task('{"tables": ["r1", "r3"]}');
+like($run, qr/^succeeded: 2: verified 2 relations .*; skipped \(locked\): public\.r3(?:_pkey)?, public\.r3(?:_pkey)?$/,
+    "a locked table and its index are skipped, the others verified: $run");
+$holder->quit;
+
 $node->stop;
 done_testing();
