@@ -40,12 +40,15 @@ OBJS = \
 	src/statements.o
 
 # The install script is assembled from the per-concern fragments, in this
-# order: schema.sql first (it refuses a hostile pre-created schema).
+# order: schema.sql first (it refuses a hostile pre-created schema);
+# health.sql and metrics.sql early, so that every later concern can
+# register its health checks and metric sources from its own fragment.
 SQL_FRAGMENTS = \
 	src/schema.sql \
 	src/info.sql \
 	src/serverlog.sql \
 	src/health.sql \
+	src/metrics.sql \
 	src/maintenance.sql \
 	src/jobs.sql \
 	src/quality.sql \
@@ -75,7 +78,7 @@ ADR_CURL_LIB ?= libcurl.so.4
 PG_CPPFLAGS = -DADR_OPS_VERSION=\"$(EXTVERSION)\" -DADR_CURL_LIB=\"$(ADR_CURL_LIB)\" $(shell curl-config --cflags)
 SHLIB_LINK = -lz
 
-REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident integrity anomaly report
+REGRESS = install health serverlog maintenance jobs quality statements perf bloat http backup plans privileges security incident integrity anomaly report metrics
 REGRESS_OPTS = --temp-config=t/fixtures/adr_ops_regress.conf --temp-instance=./tmp_check
 ISOLATION = job_restart_race job_restart_reap job_claim_restart job_two_claimers incident_one_per_key
 ISOLATION_OPTS = $(REGRESS_OPTS)

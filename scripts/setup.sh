@@ -15,6 +15,9 @@ readonly PACKAGES=(
     # t/091_adr_block_ip.pl tests scripts/adr-block-ip's nft rules in a
     # network namespace (skipped without nft)
     nftables
+    # t/025_prometheus.pl runs the exporter on dashboards/prometheus/queries.yaml
+    # and promtool (package prometheus) on the alert rules and their tests
+    prometheus-postgres-exporter prometheus
     # t/070_report_browser.pl renders scripts/adr-report's page in headless
     # Chromium (skipped without it)
     chromium
