@@ -10,7 +10,7 @@ readonly PACKAGES=(
     libcurl4-openssl-dev libipc-run-perl make gcc shellcheck
     # security.c includes libpq/libpq-be.h (Port), which includes gssapi.h
     libkrb5-dev
-    # backup.c decompresses gzip plain dumps with zlib (-lz)
+    # backup verification decompresses gzip plain dumps with zlib (-lz)
     zlib1g-dev
     # t/091_adr_block_ip.pl tests scripts/adr-block-ip's nft rules in a
     # network namespace (skipped without nft)

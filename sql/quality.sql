@@ -233,6 +233,30 @@ SELECT source, job_id = :job AS this_job, count(*) FROM adr_ops.quality_results
 SELECT task, writes, heavy, options FROM adr_ops.adr_tasks() WHERE task = 'quality_check';
 SELECT name, schedule, task FROM adr_ops.schedules WHERE name = 'quality_check';
 
+-- A length check counts characters, not bytes, whatever the encoding: its
+-- byte-count shortcut (octet_length before length) fails the same rows as
+-- length() alone, on text and varchar, with multibyte characters.
+CREATE TABLE qt.lens (s text, v varchar(10));
+INSERT INTO qt.lens
+SELECT x, x
+  FROM unnest(ARRAY['', 'a', 'ab', 'abcd', 'abcdefgh', 'xyzzyx', NULL]) x
+ UNION ALL
+SELECT x, x  -- e with an acute accent: 2 bytes in UTF8
+  FROM (SELECT repeat(convert_from('\xc3a9', 'UTF8'), n) FROM generate_series(1, 4) n
+         UNION ALL SELECT 'a' || convert_from('\xc3a9', 'UTF8')) e(x);
+SELECT count(adr_ops.adr_quality_check_add(n, 'qt.lens', 'length', jsonb_build_object('column', col, 'min', 2, 'max', 3)))
+  FROM (VALUES ('len_text', 's'), ('len_varchar', 'v')) x(n, col);
+SELECT r.check_name, r.metric = (SELECT count(*) FILTER (WHERE length(s) < 2 OR length(s) > 3)::float8 / count(*)
+                                   FROM qt.lens) AS same_as_length,
+       r.metric > 0 AS fails
+  FROM adr_ops.adr_quality_run(checks => '{len_text,len_varchar}') r ORDER BY 1;
+-- Both fail on fewer than 20 rows: their samples come from one more scan
+-- for the two, at most 5 failing rows each.
+SELECT check_name, jsonb_array_length(sample) AS sampled,
+       (SELECT bool_and(length(coalesce(e ->> 's', e ->> 'v')) NOT BETWEEN 2 AND 3)
+          FROM jsonb_array_elements(sample) e) AS all_failing
+  FROM adr_ops.quality_results WHERE check_name LIKE 'len\_%' ORDER BY 1;
+
 DELETE FROM adr_ops.quality_checks;
 DELETE FROM adr_ops.processing_jobs WHERE pipeline IN ('etl', 'plain');
 DELETE FROM adr_ops.alerts WHERE check_name LIKE 'quality%';
