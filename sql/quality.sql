@@ -126,6 +126,18 @@ DROP TABLE qt.temp_u;
 SELECT check_name, status, detail FROM adr_ops.adr_quality_run(checks => '{renamed}');
 SELECT adr_ops.adr_quality_check_drop('renamed'), adr_ops.adr_quality_check_drop('renamed');
 
+-- A renamed or dropped column makes its check UNKNOWN, and the run goes on
+-- with the other checks (its owner may rename the columns of her table).
+CREATE TABLE qt.col_t (a integer, b integer);
+SELECT adr_ops.adr_quality_check_add('col_gone', 'qt.col_t', 'null_fraction', '{"column": "a"}');
+SELECT adr_ops.adr_quality_check_add('col_kept', 'qt.col_t', 'null_fraction', '{"column": "b"}');
+ALTER TABLE qt.col_t RENAME COLUMN a TO c;
+SELECT check_name, status, detail FROM adr_ops.adr_quality_run(checks => '{col_gone,col_kept}') ORDER BY 1;
+ALTER TABLE qt.col_t DROP COLUMN c;
+SELECT check_name, status, detail FROM adr_ops.adr_quality_run(checks => '{col_gone}');
+SELECT adr_ops.adr_quality_check_drop('col_gone'), adr_ops.adr_quality_check_drop('col_kept');
+DROP TABLE qt.col_t;
+
 -- Privileges: a check runs as the role that created it.
 CREATE ROLE qt_alice;
 CREATE ROLE qt_bob;

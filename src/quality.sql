@@ -458,6 +458,10 @@ AS $$
             THEN format('relation %s no longer exists', c.relation_name)
         WHEN c.kind = 'referential' AND to_regclass(c.params ->> 'references') IS NULL
             THEN format('referenced relation %s no longer exists', c.params ->> 'references')
+        -- has_column_privilege() raises an error for a column name that
+        -- is gone, which would stop the whole run
+        WHEN m.gone IS NOT NULL
+            THEN format('column %s of relation %s no longer exists', m.gone, c.relation)
         WHEN NOT adr_ops._quality_readable(c.owner, c.relation, adr_ops._quality_columns(c.params))
             THEN format('permission denied for relation %s: the check''s owner, role "%s", can no longer read %s',
                         c.relation, c.owner,
@@ -465,6 +469,11 @@ AS $$
                              THEN 'the columns ' || array_to_string(adr_ops._quality_columns(c.params), ', ')
                              ELSE 'it' END)
     END
+      FROM (SELECT string_agg(quote_ident(x), ', ') AS gone
+              FROM unnest(adr_ops._quality_columns(c.params)) x
+             WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                                WHERE a.attrelid = c.relation AND a.attname = x
+                                  AND a.attnum > 0 AND NOT a.attisdropped)) m
 $$;
 COMMENT ON FUNCTION adr_ops._quality_unrunnable(adr_ops.quality_checks) IS
     'API: private. Why a quality check cannot run now, or NULL';

@@ -7178,3 +7178,37 @@ COMMENT ON FUNCTION adr_ops._metrics_integrity() IS
 REVOKE ALL ON FUNCTION adr_ops._metrics_integrity() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._metrics_integrity() TO pg_monitor;
 INSERT INTO adr_ops.metric_sources (name, position) VALUES ('integrity', 110);
+
+-- quality: a check whose column was renamed or dropped is UNKNOWN instead of
+-- stopping the whole run
+CREATE OR REPLACE FUNCTION adr_ops._quality_unrunnable(c adr_ops.quality_checks) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = c.owner)
+            THEN format('the owner of the check (role OID %s) no longer exists', c.owner::oid)
+        WHEN c.kind = 'custom' THEN
+            CASE WHEN NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = c.owner)
+                 THEN format('role "%s" owns this custom check and is no longer a superuser', c.owner) END
+        WHEN NOT EXISTS (SELECT FROM pg_class k WHERE k.oid = c.relation)
+            THEN format('relation %s no longer exists', c.relation_name)
+        WHEN c.kind = 'referential' AND to_regclass(c.params ->> 'references') IS NULL
+            THEN format('referenced relation %s no longer exists', c.params ->> 'references')
+        -- has_column_privilege() raises an error for a column name that
+        -- is gone, which would stop the whole run
+        WHEN m.gone IS NOT NULL
+            THEN format('column %s of relation %s no longer exists', m.gone, c.relation)
+        WHEN NOT adr_ops._quality_readable(c.owner, c.relation, adr_ops._quality_columns(c.params))
+            THEN format('permission denied for relation %s: the check''s owner, role "%s", can no longer read %s',
+                        c.relation, c.owner,
+                        CASE WHEN c.params ? 'column' OR c.params ? 'columns'
+                             THEN 'the columns ' || array_to_string(adr_ops._quality_columns(c.params), ', ')
+                             ELSE 'it' END)
+    END
+      FROM (SELECT string_agg(quote_ident(x), ', ') AS gone
+              FROM unnest(adr_ops._quality_columns(c.params)) x
+             WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                                WHERE a.attrelid = c.relation AND a.attname = x
+                                  AND a.attnum > 0 AND NOT a.attisdropped)) m
+$$;
