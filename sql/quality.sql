@@ -138,6 +138,12 @@ SELECT check_name, status, detail FROM adr_ops.adr_quality_run(checks => '{col_g
 SELECT adr_ops.adr_quality_check_drop('col_gone'), adr_ops.adr_quality_check_drop('col_kept');
 DROP TABLE qt.col_t;
 
+-- min and max of the kinds judged against them must be numbers: a word
+-- there would stop every later run at the judging of this check.
+SELECT adr_ops.adr_quality_check_add('bad_min', 'qt.orders', 'row_count', '{"min": "many"}');
+SELECT adr_ops.adr_quality_check_add('bad_max', 'qt.orders', 'distinct_count', '{"column": "id", "max": "lots"}');
+SELECT count(*) FROM adr_ops.quality_checks WHERE name IN ('bad_min', 'bad_max');
+
 -- Privileges: a check runs as the role that created it.
 CREATE ROLE qt_alice;
 CREATE ROLE qt_bob;

@@ -389,6 +389,9 @@ BEGIN
             p := p || jsonb_build_object('columns_expected', adr_ops._quality_schema(adr_quality_check_add.relation));
         END IF;
     END IF;
+    IF adr_quality_check_add.kind IN ('row_count', 'distinct_count', 'custom') THEN
+        PERFORM (p ->> 'min')::float8, (p ->> 'max')::float8;   -- _quality_judge() reads them so
+    END IF;
     IF p ? 'anomaly' AND (p ->> 'anomaly') NOT IN ('up', 'down', 'both') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('params anomaly must be up, down or both, not "%s"', p ->> 'anomaly');

@@ -7212,3 +7212,177 @@ AS $$
                                 WHERE a.attrelid = c.relation AND a.attname = x
                                   AND a.attnum > 0 AND NOT a.attisdropped)) m
 $$;
+
+-- quality: min and max of a row_count, distinct_count or custom check must be
+-- numbers (a word there stopped every run at its judging)
+CREATE OR REPLACE FUNCTION adr_ops.adr_quality_check_add(
+    name text, relation regclass, kind text, params jsonb DEFAULT '{}',
+    warn double precision DEFAULT NULL, crit double precision DEFAULT NULL,
+    dataset text DEFAULT NULL, blocking boolean DEFAULT false, enabled boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    caller name := adr_ops._calling_role();
+    caller_oid oid;
+    cols text[];
+    x text;
+    ref regclass;
+    refcols text[];
+    p jsonb := coalesce(adr_quality_check_add.params, '{}');
+    new_id bigint;
+BEGIN
+    SELECT r.oid INTO caller_oid FROM pg_roles r WHERE r.rolname = caller;
+    IF adr_quality_check_add.name IS NULL OR adr_quality_check_add.kind IS NULL
+       OR adr_quality_check_add.blocking IS NULL OR adr_quality_check_add.enabled IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'name, kind, blocking and enabled must not be null';
+    END IF;
+    IF jsonb_typeof(p) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'params must be a JSON object';
+    END IF;
+    IF adr_quality_check_add.kind NOT IN ('row_count', 'freshness', 'null_fraction', 'distinct_count',
+            'duplicate_count', 'accepted_values', 'range', 'length', 'regex', 'referential',
+            'schema', 'custom') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('unrecognized quality check kind "%s"', adr_quality_check_add.kind),
+            HINT = 'Use row_count, freshness, null_fraction, distinct_count, duplicate_count, accepted_values, range, length, regex, referential, schema or custom.';
+    END IF;
+
+    IF adr_quality_check_add.kind = 'custom' THEN
+        IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller_oid) THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = 'permission denied to create a custom quality check',
+                DETAIL = 'A custom check runs SQL of its own; only superusers may define one.';
+        END IF;
+        IF coalesce(p ->> 'sql', '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'a custom check needs params sql: a query returning one number';
+        END IF;
+    ELSE
+        IF adr_quality_check_add.relation IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+                MESSAGE = format('a %s check needs a relation', adr_quality_check_add.kind);
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_class k WHERE k.oid = adr_quality_check_add.relation
+                                                AND k.relkind IN ('r', 'p', 'v', 'm', 'f')) THEN
+            RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+                MESSAGE = format('"%s" is not a table, view, materialized view or foreign table',
+                                 adr_quality_check_add.relation);
+        END IF;
+        cols := adr_ops._quality_columns(p);
+        IF adr_quality_check_add.kind IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex')
+           AND NOT p ? 'column' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('a %s check needs params column', adr_quality_check_add.kind);
+        END IF;
+        IF adr_quality_check_add.kind IN ('distinct_count', 'duplicate_count', 'referential')
+           AND cardinality(cols) = 0 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('a %s check needs params column or columns', adr_quality_check_add.kind);
+        END IF;
+        FOREACH x IN ARRAY cols LOOP
+            IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = adr_quality_check_add.relation
+                              AND a.attname = x AND a.attnum > 0 AND NOT a.attisdropped) THEN
+                RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+                    MESSAGE = format('column "%s" of relation "%s" does not exist', x,
+                                     adr_quality_check_add.relation);
+            END IF;
+        END LOOP;
+        -- Refused at creation what the owner could not read directly.
+        IF NOT adr_ops._quality_readable(caller_oid, adr_quality_check_add.relation, cols) THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('permission denied for relation %s', adr_quality_check_add.relation),
+                DETAIL = format('A check runs with the privileges of its owner, role "%s", who cannot read %s of it.',
+                                caller, CASE WHEN cardinality(cols) = 0 THEN 'any column'
+                                             ELSE 'the columns ' || array_to_string(cols, ', ') END);
+        END IF;
+        IF adr_quality_check_add.kind = 'accepted_values' AND jsonb_typeof(p -> 'values') IS DISTINCT FROM 'array' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'an accepted_values check needs params values: an array';
+        ELSIF adr_quality_check_add.kind IN ('range', 'length') AND NOT (p ? 'min' OR p ? 'max') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('a %s check needs params min or max', adr_quality_check_add.kind);
+        ELSIF adr_quality_check_add.kind = 'regex' THEN
+            IF coalesce(p ->> 'pattern', '') = '' THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = 'a regex check needs params pattern';
+            END IF;
+            PERFORM '' ~ (p ->> 'pattern');      -- an invalid pattern fails here
+        ELSIF adr_quality_check_add.kind = 'freshness' THEN
+            IF (p ->> 'max_age') IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = 'a freshness check needs params max_age, an interval';
+            END IF;
+            PERFORM (p ->> 'max_age')::interval;
+            IF p ? 'column' AND NOT EXISTS (
+                    SELECT FROM pg_attribute a
+                     WHERE a.attrelid = adr_quality_check_add.relation AND a.attname = p ->> 'column'
+                       AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)) THEN
+                RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                    MESSAGE = format('column "%s" of a freshness check must be a timestamp or a date', p ->> 'column');
+            END IF;
+        ELSIF adr_quality_check_add.kind = 'range' THEN
+            -- the bounds must read as the column's type
+            -- the bounds must read as the column's type, cast as the owner
+            -- (a domain's constraint is the owner's code, not ours)
+            PERFORM adr_ops._quality_exec(caller_oid,
+                        format('SELECT %s', string_agg(format('(%L)::%s', p ->> b, format_type(a.atttypid, a.atttypmod)), ', ')),
+                        10000)
+               FROM pg_attribute a, unnest(ARRAY['min', 'max']) b
+              WHERE a.attrelid = adr_quality_check_add.relation AND a.attname = p ->> 'column' AND p ? b;
+        ELSIF adr_quality_check_add.kind = 'referential' THEN
+            ref := to_regclass(p ->> 'references');
+            IF ref IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+                    MESSAGE = format('referenced relation "%s" does not exist', p ->> 'references'),
+                    HINT = 'Set params references to the relation the columns point to.';
+            END IF;
+            refcols := CASE WHEN jsonb_typeof(p -> 'referenced_columns') = 'array'
+                            THEN ARRAY(SELECT jsonb_array_elements_text(p -> 'referenced_columns'))
+                            ELSE cols END;
+            IF cardinality(refcols) <> cardinality(cols) THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = 'params columns and referenced_columns must be as many';
+            END IF;
+            IF NOT adr_ops._quality_readable(caller_oid, ref, refcols) THEN
+                RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                    MESSAGE = format('permission denied for relation %s', ref),
+                    DETAIL = format('A check runs with the privileges of its owner, role "%s".', caller);
+            END IF;
+            p := p || jsonb_build_object('references', format('%I.%I', n.nspname, k.relname),
+                                         'referenced_columns', to_jsonb(refcols))
+              FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ref;
+        ELSIF adr_quality_check_add.kind = 'schema' AND NOT p ? 'columns_expected' THEN
+            p := p || jsonb_build_object('columns_expected', adr_ops._quality_schema(adr_quality_check_add.relation));
+        END IF;
+    END IF;
+    IF adr_quality_check_add.kind IN ('row_count', 'distinct_count', 'custom') THEN
+        PERFORM (p ->> 'min')::float8, (p ->> 'max')::float8;   -- _quality_judge() reads them so
+    END IF;
+    IF p ? 'anomaly' AND (p ->> 'anomaly') NOT IN ('up', 'down', 'both') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('params anomaly must be up, down or both, not "%s"', p ->> 'anomaly');
+    END IF;
+    IF p ? 'sample_percent' AND NOT ((p ->> 'sample_percent')::float8 > 0 AND (p ->> 'sample_percent')::float8 <= 100) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'params sample_percent must be above 0 and at most 100';
+    END IF;
+
+    INSERT INTO adr_ops.quality_checks (name, relation, relation_name, kind, params, warn_level,
+                                        crit_level, dataset, blocking, enabled, owner)
+    SELECT adr_quality_check_add.name, adr_quality_check_add.relation,
+           (SELECT format('%I.%I', n.nspname, k.relname) FROM pg_class k
+              JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = adr_quality_check_add.relation),
+           adr_quality_check_add.kind, p, adr_quality_check_add.warn, adr_quality_check_add.crit,
+           adr_quality_check_add.dataset, adr_quality_check_add.blocking,
+           adr_quality_check_add.enabled, caller_oid::regrole
+    RETURNING id INTO new_id;
+    RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+        MESSAGE = format('quality check "%s" already exists', adr_quality_check_add.name);
+END
+$$;
