@@ -144,6 +144,15 @@ SELECT adr_ops.adr_quality_check_add('bad_min', 'qt.orders', 'row_count', '{"min
 SELECT adr_ops.adr_quality_check_add('bad_max', 'qt.orders', 'distinct_count', '{"column": "id", "max": "lots"}');
 SELECT count(*) FROM adr_ops.quality_checks WHERE name IN ('bad_min', 'bad_max');
 
+-- A freshness check without a column keeps its write counter in detail; an
+-- anomaly found on it appends to that detail, which the next run still reads.
+SELECT adr_ops.adr_quality_check_add('fresh_an', 'qt.orders', 'freshness', '{"max_age": "1 day", "anomaly": "up"}') > 0 AS added;
+INSERT INTO adr_ops.quality_results (check_id, check_name, status, metric, detail)
+SELECT id, name, 'OK', 0, '{"writes": 0}; anomaly: 0, expected about 0 (score 9)'
+  FROM adr_ops.quality_checks WHERE name = 'fresh_an';
+SELECT check_name, status FROM adr_ops.adr_quality_run(checks => '{fresh_an}');
+SELECT adr_ops.adr_quality_check_drop('fresh_an');
+
 -- Privileges: a check runs as the role that created it.
 CREATE ROLE qt_alice;
 CREATE ROLE qt_bob;

@@ -736,7 +736,9 @@ BEGIN
                     writes := m;
                     SELECT * INTO prev FROM adr_ops.quality_results x
                      WHERE x.check_id = c.id AND x.status <> 'UNKNOWN' ORDER BY x.ran_at DESC, x.id DESC LIMIT 1;
-                    IF prev.id IS NULL OR (prev.detail::jsonb ->> 'writes')::float8 IS DISTINCT FROM writes THEN
+                    -- detail is the counter's JSON, then perhaps '; anomaly: ...'
+                    IF prev.id IS NULL OR (split_part(prev.detail, ';', 1)::jsonb ->> 'writes')::float8
+                                          IS DISTINCT FROM writes THEN
                         m := 0;
                     ELSE
                         m := extract(epoch FROM clock_timestamp() - prev.ran_at) + prev.metric;

@@ -7386,3 +7386,263 @@ EXCEPTION WHEN unique_violation THEN
         MESSAGE = format('quality check "%s" already exists', adr_quality_check_add.name);
 END
 $$;
+
+-- quality: the next run of a freshness check without a column reads its
+-- write counter also when an anomaly was appended to the detail
+CREATE OR REPLACE FUNCTION adr_ops._quality_run(dataset text, names text[], blocking_only boolean,
+                                     source text, job_id bigint, timeout interval, keep interval)
+RETURNS SETOF adr_ops.quality_results
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    c adr_ops.quality_checks;
+    r adr_ops.quality_results;
+    tmo integer := greatest(0, (extract(epoch FROM coalesce(timeout, '0')) * 1000)::integer);
+    rel text;
+    qry text;
+    vals double precision[];
+    n double precision;
+    t0 timestamptz;
+    dur double precision;
+    m double precision;
+    why text;
+    msg text;
+    runnable adr_ops.quality_checks[];
+    state text;
+    i integer;
+    prev adr_ops.quality_results;
+    writes double precision;
+    an record;
+    sampled integer[];
+    samples jsonb;
+    has_anomaly boolean := to_regprocedure('adr_ops.adr_anomaly_score(timestamptz[], double precision[], text, text, integer, double precision)') IS NOT NULL;
+BEGIN
+    IF keep IS NOT NULL THEN
+        DELETE FROM adr_ops.quality_results x WHERE x.ran_at < now() - keep;
+    END IF;
+    FOR g IN
+        SELECT array_agg(qc ORDER BY qc.id) AS checks,
+               qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
+                          'accepted_values', 'range', 'length', 'regex')
+                 OR (qc.kind = 'freshness' AND qc.params ? 'column') AS scan
+          FROM adr_ops.quality_checks qc
+         WHERE qc.enabled
+           AND (_quality_run.dataset IS NULL OR qc.dataset = _quality_run.dataset)
+           AND (_quality_run.names IS NULL OR qc.name = ANY (_quality_run.names))
+           AND (NOT _quality_run.blocking_only OR qc.blocking)
+         GROUP BY 2,
+               CASE WHEN qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
+                                    'accepted_values', 'range', 'length', 'regex')
+                         OR (qc.kind = 'freshness' AND qc.params ? 'column')
+                    THEN ARRAY[qc.relation::oid::text, qc.owner::oid::text,
+                               coalesce(qc.params ->> 'sample_percent', '100')]
+                    ELSE ARRAY[qc.id::text] END
+         ORDER BY min(qc.id)
+    LOOP
+        -- A check that cannot run is UNKNOWN with the reason; the rest of
+        -- its group runs.
+        runnable := '{}';
+        FOREACH c IN ARRAY g.checks LOOP
+            why := adr_ops._quality_unrunnable(c);
+            IF why IS NULL THEN
+                runnable := runnable || c;
+            ELSE
+                INSERT INTO adr_ops.quality_results (check_id, check_name, status, detail, source, job_id)
+                VALUES (c.id, c.name, 'UNKNOWN', why, _quality_run.source, _quality_run.job_id)
+                RETURNING * INTO r;
+                RETURN NEXT r;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN cardinality(runnable) = 0;
+
+        t0 := clock_timestamp();
+        vals := NULL;
+        msg := NULL;
+        c := runnable[1];
+        BEGIN
+            SELECT format('%I.%I', ns.nspname, k.relname) INTO rel
+              FROM pg_class k JOIN pg_namespace ns ON ns.oid = k.relnamespace WHERE k.oid = c.relation;
+            IF g.scan THEN
+                SELECT format('SELECT ARRAY[count(*)::float8, %s]::text FROM %s%s',
+                              string_agg(adr_ops._quality_aggregate(runnable[k]), ', ' ORDER BY k), rel,
+                              CASE WHEN c.params ? 'sample_percent'
+                                   THEN format(' TABLESAMPLE SYSTEM (%s)', (c.params ->> 'sample_percent')::float8)
+                                   ELSE '' END)
+                  INTO qry FROM generate_subscripts(runnable, 1) AS s(k);
+            ELSIF c.kind = 'custom' THEN
+                qry := c.params ->> 'sql';
+            ELSIF c.kind = 'referential' THEN
+                qry := format('SELECT ARRAY[NULL, count(*)::float8]::text FROM %s r WHERE %s',
+                            rel, adr_ops._quality_orphan_predicate(c));
+            ELSIF c.kind = 'schema' THEN
+                qry := format('SELECT ARRAY[NULL, (%L::jsonb IS DISTINCT FROM %L::jsonb)::integer::float8]::text',
+                            c.params -> 'columns_expected', adr_ops._quality_schema(c.relation));
+            ELSIF c.kind = 'freshness' THEN
+                -- the table's last write, as the runs saw its write counter change
+                qry := format('SELECT ARRAY[NULL, (n_tup_ins + n_tup_upd + n_tup_del)::float8]::text '
+                            'FROM pg_stat_all_tables WHERE relid = %s', c.relation::oid);
+            END IF;
+            IF c.kind = 'custom' THEN
+                vals := ARRAY[NULL, adr_ops._quality_exec(c.owner, qry, tmo)::float8];
+            ELSE
+                vals := adr_ops._quality_exec(c.owner, qry, tmo)::float8[];
+            END IF;
+        EXCEPTION
+            WHEN query_canceled THEN
+                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+                IF msg NOT LIKE '%statement timeout%' THEN
+                    RAISE;
+                END IF;
+                msg := format('the check did not finish within its time budget (%s ms)', tmo);
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                -- a data exception's message may quote a value: row data
+                -- stays out of results and alerts, which pg_monitor reads
+                IF state LIKE '22%' THEN
+                    msg := format('the check''s query failed on the data (SQLSTATE %s)', state);
+                END IF;
+        END;
+        dur := extract(epoch FROM clock_timestamp() - t0) * 1000;
+        n := vals[1];
+
+        -- The failing rows of the failing checks that fail on fewer than 20
+        -- rows, when there are two or more: one more scan for all of them.
+        -- A query of its own per check, which stops at its fifth failing
+        -- row, reads about 5 / (failing + 1) of the table: most of it when
+        -- such rows are rare, little when they are common, so the others
+        -- keep it.  Not for a block sample, whose count does not bound the
+        -- table's.
+        sampled := '{}';
+        samples := NULL;
+        IF msg IS NULL AND g.scan AND NOT c.params ? 'sample_percent' THEN
+            SELECT coalesce(array_agg(s.k ORDER BY s.k), '{}') INTO sampled
+              FROM generate_subscripts(runnable, 1) AS s(k)
+             WHERE (runnable[s.k]).kind IN ('accepted_values', 'range', 'length', 'regex')
+               AND vals[s.k + 1] BETWEEN 1 AND 19
+               AND adr_ops._quality_judge(runnable[s.k], vals[s.k + 1] / n) <> 'OK';
+            IF cardinality(sampled) < 2 THEN
+                sampled := '{}';
+            END IF;
+        END IF;
+        IF cardinality(sampled) > 0 THEN
+            BEGIN
+                SELECT format('SELECT jsonb_build_array(%s)::text FROM %s',
+                              string_agg(format('to_jsonb((array_agg(jsonb_build_object(%s)) FILTER (WHERE %s))[1:5])',
+                                                (SELECT string_agg(format('%L, %I', x, x), ', ')
+                                                   FROM unnest(adr_ops._quality_columns((runnable[s.k]).params)) x),
+                                                adr_ops._quality_predicate(runnable[s.k])), ', ' ORDER BY s.k),
+                              rel)
+                  INTO qry FROM unnest(sampled) AS s(k);
+                samples := adr_ops._quality_exec(c.owner, qry, tmo)::jsonb;
+            EXCEPTION
+                WHEN query_canceled THEN
+                    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+                    IF msg NOT LIKE '%statement timeout%' THEN
+                        RAISE;
+                    END IF;
+                    msg := NULL;
+                WHEN OTHERS THEN
+                    samples := NULL;
+            END;
+        END IF;
+
+        i := 0;
+        FOREACH c IN ARRAY runnable LOOP
+            i := i + 1;
+            r := NULL;
+            r.check_id := c.id;
+            r.check_name := c.name;
+            r.ran_at := clock_timestamp();
+            r.duration_ms := dur;
+            r.source := coalesce(_quality_run.source, 'manual');
+            r.job_id := _quality_run.job_id;
+            IF msg IS NOT NULL THEN
+                r.status := 'UNKNOWN';
+                r.detail := msg;
+            ELSE
+                m := vals[i + 1];
+                r.rows_scanned := n;
+                IF g.scan AND c.params ? 'sample_percent' THEN
+                    r.sample_percent := (c.params ->> 'sample_percent')::float8;
+                END IF;
+                IF c.kind IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex') THEN
+                    m := CASE WHEN n > 0 THEN m / n ELSE 0 END;
+                    IF r.sample_percent IS NOT NULL THEN
+                        -- normal approximation, or the rule of three when none failed
+                        r.error_bound := CASE WHEN n = 0 THEN 1
+                                              WHEN m = 0 THEN least(1, 3 / n)
+                                              ELSE 1.96 * sqrt(m * (1 - m) / n) END;
+                    END IF;
+                ELSIF c.kind = 'row_count' AND r.sample_percent IS NOT NULL THEN
+                    m := m * 100 / r.sample_percent;
+                    r.error_bound := 1.96 * sqrt(greatest(n, 1)) * 100 / r.sample_percent;
+                ELSIF c.kind = 'freshness' AND NOT c.params ? 'column' THEN
+                    writes := m;
+                    SELECT * INTO prev FROM adr_ops.quality_results x
+                     WHERE x.check_id = c.id AND x.status <> 'UNKNOWN' ORDER BY x.ran_at DESC, x.id DESC LIMIT 1;
+                    -- detail is the counter's JSON, then perhaps '; anomaly: ...'
+                    IF prev.id IS NULL OR (split_part(prev.detail, ';', 1)::jsonb ->> 'writes')::float8
+                                          IS DISTINCT FROM writes THEN
+                        m := 0;
+                    ELSE
+                        m := extract(epoch FROM clock_timestamp() - prev.ran_at) + prev.metric;
+                    END IF;
+                END IF;
+                r.metric := m;
+                r.status := adr_ops._quality_judge(c, m);
+                r.detail := CASE
+                    WHEN c.kind = 'freshness' AND NOT c.params ? 'column'
+                        THEN jsonb_build_object('writes', writes)::text
+                    WHEN c.kind = 'freshness' AND m IS NULL THEN 'no rows'
+                    WHEN c.kind = 'schema' AND m > 0 THEN
+                        format('columns changed: expected %s, found %s', c.params -> 'columns_expected',
+                               adr_ops._quality_schema(c.relation))
+                    WHEN r.sample_percent IS NOT NULL THEN
+                        format('estimated from a %s%% block sample (%s rows): ±%s at 95%% confidence',
+                               r.sample_percent, n, round(r.error_bound::numeric, 6))
+                END;
+                IF r.status <> 'OK' AND c.kind NOT IN ('custom', 'schema', 'freshness', 'row_count',
+                                                       'distinct_count', 'null_fraction') THEN
+                    IF i = ANY (sampled) THEN
+                        r.sample := nullif(samples -> (array_position(sampled, i) - 1), 'null');
+                    ELSE
+                        BEGIN
+                            r.sample := adr_ops._quality_sample(c, tmo);
+                        EXCEPTION WHEN OTHERS THEN
+                            r.sample := NULL;
+                        END;
+                    END IF;
+                END IF;
+                -- A metric out of its own history is a WARNING, when asked.
+                IF has_anomaly AND c.params ->> 'anomaly' IN ('up', 'down', 'both') AND r.status = 'OK' THEN
+                    BEGIN
+                        EXECUTE 'SELECT * FROM adr_ops.adr_anomaly_score($1, $2, $3, $4)' INTO an
+                          USING (SELECT array_agg(x.ran_at ORDER BY x.ran_at) || r.ran_at FROM adr_ops.quality_results x
+                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
+                                (SELECT array_agg(x.metric ORDER BY x.ran_at) || m FROM adr_ops.quality_results x
+                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
+                                c.params ->> 'anomaly', coalesce(c.params ->> 'seasonality', 'none');
+                        IF an.verdict = 'anomaly' THEN
+                            r.status := 'WARNING';
+                            r.detail := concat_ws('; ', r.detail,
+                                                  format('anomaly: %s, expected about %s (score %s)', m,
+                                                         round(an.expected::numeric, 3), round(an.score::numeric, 2)));
+                        END IF;
+                    EXCEPTION WHEN OTHERS THEN
+                        NULL;
+                    END;
+                END IF;
+            END IF;
+            INSERT INTO adr_ops.quality_results (check_id, check_name, ran_at, status, metric, duration_ms,
+                                                 rows_scanned, sample_percent, error_bound, detail, sample,
+                                                 source, job_id)
+            VALUES (r.check_id, r.check_name, r.ran_at, r.status, r.metric, r.duration_ms, r.rows_scanned,
+                    r.sample_percent, r.error_bound, r.detail, r.sample, r.source, r.job_id)
+            RETURNING * INTO r;
+            RETURN NEXT r;
+        END LOOP;
+    END LOOP;
+END
+$$;
