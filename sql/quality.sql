@@ -310,3 +310,33 @@ SELECT source, series, value, verdict, round(score::numeric, 1) AS score, expect
  WHERE source = 'quality';
 SELECT adr_ops.adr_quality_check_drop('anomaly_rows_count');
 DROP TABLE anomaly_rows;
+
+-- Code of an ordinary role that a superuser's ANALYZE runs (an index
+-- expression, run as its owner) is not the superuser calling: it cannot
+-- define a check, least of all a custom one owned by the superuser.
+CREATE ROLE qt_trap;
+CREATE SCHEMA qt_trap AUTHORIZATION qt_trap;
+GRANT USAGE ON SCHEMA adr_ops TO qt_trap;
+GRANT EXECUTE ON FUNCTION adr_ops.adr_quality_check_add(text, regclass, text, jsonb, double precision,
+                                                        double precision, text, boolean, boolean) TO qt_trap;
+SET ROLE qt_trap;
+CREATE FUNCTION qt_trap.f(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN
+    PERFORM adr_ops.adr_quality_check_add('trojan', NULL, 'custom', '{"sql": "SELECT 1"}');
+    RETURN $1;
+EXCEPTION WHEN OTHERS THEN
+    RETURN $1;
+END
+$f$;
+CREATE TABLE qt_trap.t (a integer);
+INSERT INTO qt_trap.t VALUES (1), (2);
+CREATE INDEX ON qt_trap.t (qt_trap.f(a));
+RESET ROLE;
+ANALYZE qt_trap.t;
+SELECT name, owner FROM adr_ops.quality_checks WHERE name = 'trojan';
+DELETE FROM adr_ops.quality_checks WHERE name = 'trojan';
+DROP SCHEMA qt_trap CASCADE;
+REVOKE ALL ON FUNCTION adr_ops.adr_quality_check_add(text, regclass, text, jsonb, double precision,
+                                                     double precision, text, boolean, boolean) FROM qt_trap;
+REVOKE USAGE ON SCHEMA adr_ops FROM qt_trap;
+DROP ROLE qt_trap;

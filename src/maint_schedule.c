@@ -343,10 +343,21 @@ adr_schedule_validate(PG_FUNCTION_ARGS)
  * _calling_role() returns the role that called: the current user as SET
  * ROLE left it, which a SECURITY DEFINER function (adr_schedule) does not
  * change, so that created_by names who scheduled, not the owner.
+ *
+ * Inside a security-restricted operation (ANALYZE, VACUUM, an index build,
+ * REFRESH MATERIALIZED VIEW ... running a table owner's code as that owner)
+ * the role that SET ROLE left is whoever started the operation, often a
+ * superuser, while the code calling is the owner's: no answer is right, so
+ * none is given.
  */
 Datum
 adr_calling_role(PG_FUNCTION_ARGS)
 {
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot call an adr_ops function that acts for its caller within a security-restricted operation"),
+				 errdetail("The code running is a table owner's, not the role that started the operation.")));
 	PG_RETURN_DATUM(DirectFunctionCall1(namein,
 										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
 }
