@@ -87,6 +87,15 @@ CONF
                    round(error_pct::numeric, 1) AS error_pct, suggestion
               FROM adr_ops.adr_bloat_report(mode => 'sample') WHERE schemaname = 'public'"
 
+    printf 'Validating a dataset (adr_ops.adr_dataset_validate(%s)): two quality checks on pgbench_accounts, one pass over the table:\n\n' "'bank'"
+    "${psql[@]}" -d postgres -c "SELECT adr_ops.adr_quality_check_add('accounts_rows', 'pgbench_accounts', 'row_count', '{\"min\": 200000}', dataset => 'bank')" \
+        -c "SELECT adr_ops.adr_quality_check_add('accounts_balance', 'pgbench_accounts', 'range', '{\"column\": \"abalance\", \"min\": -100000, \"max\": 100000}', dataset => 'bank')" >/dev/null
+    "${psql[@]}" -d postgres -P pager=off -c "SELECT * FROM adr_ops.adr_dataset_validate('bank')"
+
+    printf 'The weekly review as one self-contained page (scripts/adr-report):\n\n'
+    run_as "$user" "$PG_BINDIR/adr-report" -h "$dir" -p "$PORT" -U postgres -d postgres "$dir/weekly-review.html" || true
+    printf '\n'
+
     printf 'The same health report through the monitoring plugin (scripts/adr-check):\n\n'
     run_as "$user" "$PG_BINDIR/adr-check" -h "$dir" -p "$PORT" -U postgres -d postgres || true
 
