@@ -198,6 +198,7 @@ ht_curl_load(void)
 	if (missing != NULL)
 	{
 		memset(&ht_lib, 0, sizeof(ht_lib));
+		dlclose(h);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("libcurl \"%s\" has no function %s", ADR_CURL_LIB, missing),
