@@ -355,7 +355,6 @@ BEGIN
                     MESSAGE = format('column "%s" of a freshness check must be a timestamp or a date', p ->> 'column');
             END IF;
         ELSIF adr_quality_check_add.kind = 'range' THEN
-            -- the bounds must read as the column's type
             -- the bounds must read as the column's type, cast as the owner
             -- (a domain's constraint is the owner's code, not ours)
             PERFORM adr_ops._quality_exec(caller_oid,
