@@ -1899,6 +1899,35 @@ BEGIN
 END
 $$;
 
+-- The relations the report covers, from one scan of pg_class: tables,
+-- materialized views, TOAST tables and btree or other indexes of tables,
+-- outside pg_catalog, information_schema and the TOAST schemas (a TOAST
+-- table or an index goes with its table's schema, which schema_filter, a
+-- LIKE pattern, matches); owner is the index's or TOAST table's table.
+CREATE FUNCTION adr_ops._bloat_candidates(schema_filter text)
+RETURNS TABLE (oid oid, nspname name, relname name, relkind "char", owner name)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT cl.oid, n.nspname, cl.relname, cl.relkind, coalesce(it.relname, ot.relname)
+      FROM pg_class cl
+      JOIN pg_namespace n ON n.oid = cl.relnamespace
+      LEFT JOIN pg_index i ON i.indexrelid = cl.oid
+      LEFT JOIN pg_class it ON it.oid = i.indrelid
+      LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
+      JOIN pg_namespace owner ON owner.oid = coalesce(ot.relnamespace, cl.relnamespace)
+     WHERE cl.relkind IN ('r', 'm', 't', 'i')
+       AND (cl.relkind <> 't' OR ot.oid IS NOT NULL)
+       AND (cl.relkind <> 'i' OR it.relkind IN ('r', 'm'))
+       AND owner.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND owner.nspname !~ '^pg_toast'
+       AND (_bloat_candidates.schema_filter IS NULL OR owner.nspname LIKE _bloat_candidates.schema_filter)
+$$;
+COMMENT ON FUNCTION adr_ops._bloat_candidates(text) IS
+    'API: private. The relations adr_bloat_report() covers, with their schema and owning table';
+REVOKE ALL ON FUNCTION adr_ops._bloat_candidates(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adr_ops._bloat_candidates(text) TO pg_monitor;
+
 CREATE OR REPLACE FUNCTION adr_ops.adr_bloat_report(min_bytes bigint DEFAULT 1048576,
     mode text DEFAULT 'estimate', schema_filter text DEFAULT NULL)
 RETURNS TABLE (schemaname name, relname name, kind text, table_name name,
@@ -1922,20 +1951,7 @@ BEGIN
         -- them.
         RETURN QUERY
         WITH cand AS MATERIALIZED (
-            SELECT cl.oid, n.nspname, cl.relname, cl.relkind,
-                   coalesce(it.relname, ot.relname) AS owner
-              FROM pg_class cl
-              JOIN pg_namespace n ON n.oid = cl.relnamespace
-              LEFT JOIN pg_index i ON i.indexrelid = cl.oid
-              LEFT JOIN pg_class it ON it.oid = i.indrelid
-              LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
-              JOIN pg_namespace owner ON owner.oid = coalesce(ot.relnamespace, cl.relnamespace)
-             WHERE cl.relkind IN ('r', 'm', 't', 'i')
-               AND (cl.relkind <> 't' OR ot.oid IS NOT NULL)
-               AND (cl.relkind <> 'i' OR it.relkind IN ('r', 'm'))
-               AND owner.nspname NOT IN ('pg_catalog', 'information_schema')
-               AND owner.nspname !~ '^pg_toast'
-               AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
+            SELECT * FROM adr_ops._bloat_candidates(schema_filter)
         ), sized AS MATERIALIZED (
             SELECT cand.*, adr_ops._bloat_size(cand.oid) AS size FROM cand
         ), listed AS MATERIALIZED (
@@ -1975,20 +1991,8 @@ BEGIN
                          interval '0');
     RETURN QUERY
     SELECT r.*
-      FROM (SELECT cl.oid, n.nspname, cl.relname, cl.relkind,
-                   coalesce(it.relname, ot.relname) AS owner, adr_ops._bloat_size(cl.oid) AS size
-              FROM pg_class cl
-              JOIN pg_namespace n ON n.oid = cl.relnamespace
-              LEFT JOIN pg_index i ON i.indexrelid = cl.oid
-              LEFT JOIN pg_class it ON it.oid = i.indrelid
-              LEFT JOIN pg_class ot ON cl.relkind = 't' AND ot.reltoastrelid = cl.oid
-              JOIN pg_namespace owner ON owner.oid = coalesce(ot.relnamespace, cl.relnamespace)
-             WHERE cl.relkind IN ('r', 'm', 't', 'i')
-               AND (cl.relkind <> 't' OR ot.oid IS NOT NULL)
-               AND (cl.relkind <> 'i' OR it.relkind IN ('r', 'm'))
-               AND owner.nspname NOT IN ('pg_catalog', 'information_schema')
-               AND owner.nspname !~ '^pg_toast'
-               AND (schema_filter IS NULL OR owner.nspname LIKE schema_filter)
+      FROM (SELECT c.*, adr_ops._bloat_size(c.oid) AS size
+              FROM adr_ops._bloat_candidates(schema_filter) c
              ORDER BY 6 DESC NULLS LAST, 1
             OFFSET 0) cand
       -- clock_timestamp() once per relation, before its pages are read (the
