@@ -93,11 +93,9 @@ al_webhook_show(void)
 	return adr_http_secret_show(adr_ops_alert_webhook_url);
 }
 
-static void al_task_alert_delivery(AdrTaskRun *run);
-
 /* The scheduler task of alert delivery, registered by adr_alert_init(). */
 static const AdrTask al_task =
-{"alert_delivery", true, false, false, "5s", adr_task_no_options, al_task_alert_delivery,
+{"alert_delivery", true, false, false, "5s", adr_task_no_options, adr_alert_deliver,
 "post undelivered alerts to adr_ops.alert_webhook_url, retrying with backoff"};
 
 /*
@@ -259,11 +257,4 @@ adr_alert_deliver(AdrTaskRun *run)
 	if (delivered < n)
 		appendStringInfo(&run->detail, ", %d failed and will be retried (see adr_ops.alerts.last_error)",
 						 n - delivered);
-}
-
-/* The task alert_delivery: post the alerts that are due. */
-static void
-al_task_alert_delivery(AdrTaskRun *run)
-{
-	adr_alert_deliver(run);
 }

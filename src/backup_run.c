@@ -81,7 +81,8 @@ adr_backup_kill_program(int code, Datum arg)
 
 /*
  * What a run holds that an ERROR must not leak: the pipes' descriptors
- * (-1 once closed) and the dump filter's buffers.  palloc'd by
+ * (-1 once closed), the dump filter's buffers, the buffer of what goes to
+ * the program's stdin and the read buffer.  palloc'd by
  * adr_backup_run(), so that its PG_CATCH finds them whatever br_run() had
  * done when the ERROR came.
  */
@@ -91,6 +92,8 @@ typedef struct BrHeld
 	int			outpipe[2];
 	int			errpipe[2];
 	AdrDumpFilter filter;
+	StringInfoData pending;		/* for the program's stdin */
+	char	   *chunk;			/* BR_CHUNK bytes */
 } BrHeld;
 
 static int	br_run(AdrBackupProgram *prog, BrHeld *held);
@@ -112,7 +115,7 @@ br_close(int *fd)
 	}
 }
 
-/* Close what is still open, free the filter's buffers. */
+/* Close what is still open, free the filter's and the run's buffers. */
 static void
 br_release(BrHeld *held)
 {
@@ -125,6 +128,8 @@ br_release(BrHeld *held)
 		br_close(&held->errpipe[i]);
 	}
 	adr_dump_filter_free(&held->filter);
+	pfree(held->pending.data);
+	pfree(held->chunk);
 }
 
 /*
@@ -153,7 +158,9 @@ adr_backup_run(AdrBackupProgram *prog)
 
 	for (i = 0; i < 2; i++)
 		held->inpipe[i] = held->outpipe[i] = held->errpipe[i] = -1;
-	adr_dump_filter_init(&held->filter, NULL, NULL, NULL);
+	initStringInfo(&held->pending);
+	held->chunk = palloc(BR_CHUNK);
+	adr_dump_filter_init(&held->filter, prog->rules, br_append, &held->pending);
 	PG_TRY();
 	{
 		rc = br_run(prog, held);
@@ -180,12 +187,12 @@ br_run(AdrBackupProgram *prog, BrHeld *held)
 	pid_t		pid;
 	int			status;
 	AdrDumpFilter *filter = &held->filter;
-	StringInfoData pending;
+	StringInfo	pending = &held->pending;
 	size_t		pending_off = 0;
 	gzFile		gz = prog->dump;
 	bool		src_eof = (gz == NULL);
 	bool		feed = (gz != NULL || prog->input != NULL);
-	char	   *chunk = palloc(BR_CHUNK);
+	char	   *chunk = held->chunk;
 	bool		out_open = true,
 				err_open = true;
 	time_t		space_checked = 0;
@@ -194,12 +201,10 @@ br_run(AdrBackupProgram *prog, BrHeld *held)
 	int			fork_errno;
 	AdrDumpFilterResult fresult;
 
-	initStringInfo(&pending);
-	adr_dump_filter_init(filter, prog->rules, br_append, &pending);
 	if (gz)
-		appendStringInfo(&pending, "\\restrict %s\n", prog->restrict_key);
+		appendStringInfo(pending, "\\restrict %s\n", prog->restrict_key);
 	else if (prog->input)
-		appendStringInfoString(&pending, prog->input);
+		appendStringInfoString(pending, prog->input);
 	prog->failure = NULL;
 	prog->rejected = NULL;
 
@@ -280,11 +285,11 @@ br_run(AdrBackupProgram *prog, BrHeld *held)
 					err_idx = -1;
 
 		/* refill what goes to the program */
-		if (feed && inpipe[1] >= 0 && pending_off >= (size_t) pending.len)
+		if (feed && inpipe[1] >= 0 && pending_off >= (size_t) pending->len)
 		{
-			resetStringInfo(&pending);
+			resetStringInfo(pending);
 			pending_off = 0;
-			while (pending.len == 0 && !src_eof)
+			while (pending->len == 0 && !src_eof)
 			{
 				int			got = gzread(gz, chunk, BR_CHUNK);
 
@@ -323,7 +328,7 @@ br_run(AdrBackupProgram *prog, BrHeld *held)
 				}
 			}
 			/* all sent: gzread's end was checked where it was reached */
-			if (pending.len == 0 && src_eof)
+			if (pending->len == 0 && src_eof)
 			{
 				br_close(&inpipe[1]);
 			}
@@ -374,7 +379,7 @@ br_run(AdrBackupProgram *prog, BrHeld *held)
 
 		if (in_idx >= 0 && (fds[in_idx].revents & (POLLOUT | POLLERR | POLLHUP)))
 		{
-			ssize_t		w = write(inpipe[1], pending.data + pending_off, pending.len - pending_off);
+			ssize_t		w = write(inpipe[1], pending->data + pending_off, pending->len - pending_off);
 
 			if (w > 0)
 				pending_off += w;

@@ -221,7 +221,7 @@ adr_prom_parse_sample(char *line, AdrPromSample *out)
  * and the _total and _created series of a counter, as declared by the
  * page's # TYPE line (type, or NULL when there was none).
  */
-bool
+static bool
 adr_prom_wanted(const char *name, const char *want, const char *type)
 {
 	size_t		wl = strlen(want);

@@ -43,7 +43,6 @@ typedef struct AdrPromScan
 } AdrPromScan;
 
 extern bool adr_prom_parse_sample(char *line, AdrPromSample *out);
-extern bool adr_prom_wanted(const char *name, const char *want, const char *type);
 extern void adr_prom_scan_init(AdrPromScan *scan, char *page, const char *want);
 extern bool adr_prom_scan_next(AdrPromScan *scan, AdrPromSample *out);
 extern char *adr_prom_label_next(char *pair);
