@@ -426,9 +426,6 @@ tk_sql_call(AdrTaskRun *run, const char *sql)
 	adr_task_xact_end(caller);
 }
 
-
-
-
 /*
  * A task added after the oldest released version needs the SQL objects of
  * its version: with older ones in the run's database (a new library before
