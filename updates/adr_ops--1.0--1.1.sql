@@ -4095,6 +4095,15 @@ BEGIN
                  GROUP BY i.queryid, i.userid, i.dbid, i.toplevel) q
           LEFT JOIN pg_database d ON d.oid = q.dbid
           LEFT JOIN pg_roles r ON r.oid = q.userid
+        UNION ALL
+        -- quality: each check's metric as its runs stored it (a row_count
+        -- check's metric is its table's row count)
+        SELECT 'quality', r.check_name,
+               array_agg(r.ran_at ORDER BY r.ran_at), array_agg(r.metric ORDER BY r.ran_at)
+          FROM adr_ops.quality_results r
+         WHERE r.ran_at > since AND r.metric IS NOT NULL
+           AND r.metric NOT IN ('NaN', 'Infinity', '-Infinity')
+         GROUP BY r.check_name
     )
     SELECT s.src, s.name, s.t[cardinality(s.t)], s.v[cardinality(s.v)],
            j.verdict, j.score, j.expected, j.mad, j.history, j.detail
@@ -4106,7 +4115,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_anomalies(integer, text, text, integer, double precision) IS
-    'the newest point of every stored series (health readings, sizes, statement mean times) judged by adr_anomaly_score''s modified z-score';
+    'the newest point of every stored series (health readings, sizes, statement mean times, quality metrics) judged by adr_anomaly_score''s modified z-score';
 
 -- Reports for pg_monitor, like the history they read.  adr_anomaly_score
 -- reads nothing, but no function of the extension is PUBLIC's: a role
@@ -4248,11 +4257,9 @@ BEGIN
           FROM adr_ops.health_history h WHERE h.taken_at >= w0 AND h.taken_at <= w1
          GROUP BY h.check_name
     )
-    SELECT format('<section id="checks"><h2>Health checks now</h2><p class="summary" data-checks="%s" data-ok="%s" data-warning="%s" data-critical="%s" data-unknown="%s">'
-                  '<span><b>%s</b> checks</span><span class="badge b-ok">%s OK</span> <span class="badge b-warning">%s WARNING</span> '
-                  '<span class="badge b-critical">%s CRITICAL</span> <span class="badge b-unknown">%s UNKNOWN</span></p>',
-                  count(*), count(*) FILTER (WHERE n.status = 'OK'), count(*) FILTER (WHERE n.status = 'WARNING'),
-                  count(*) FILTER (WHERE n.status = 'CRITICAL'), count(*) FILTER (WHERE n.status = 'UNKNOWN'),
+    SELECT format('<section id="checks"><h2>Health checks now</h2><p class="summary" data-checks="%1$s" data-ok="%2$s" data-warning="%3$s" data-critical="%4$s" data-unknown="%5$s">'
+                  '<span><b>%1$s</b> checks</span><span class="badge b-ok">%2$s OK</span> <span class="badge b-warning">%3$s WARNING</span> '
+                  '<span class="badge b-critical">%4$s CRITICAL</span> <span class="badge b-unknown">%5$s UNKNOWN</span></p>',
                   count(*), count(*) FILTER (WHERE n.status = 'OK'), count(*) FILTER (WHERE n.status = 'WARNING'),
                   count(*) FILTER (WHERE n.status = 'CRITICAL'), count(*) FILTER (WHERE n.status = 'UNKNOWN'))
            || '<table><thead><tr><th>check</th><th>status</th><th>value</th><th>warn / crit</th><th>last '
@@ -4274,7 +4281,10 @@ BEGIN
     -- mean moved against the period before.  Each entry's cumulative
     -- counters at a bound are its last stored ones at or before it (a
     -- snapshot stores only the entries that changed); a reset of
-    -- pg_stat_statements in a period counts from zero.
+    -- pg_stat_statements in a period counts from zero.  The oldest stored
+    -- snapshot is a baseline, as on the Grafana panels: a bound before it
+    -- takes its counters, so what ran before the history began is not
+    -- counted in a period; an entry first stored after it counts whole.
     WITH counters AS (
         SELECT c.queryid, c.userid, c.dbid, c.toplevel, b.bound,
                (array_agg(c.calls ORDER BY s.taken_at DESC))[1] AS calls,
@@ -4282,7 +4292,7 @@ BEGIN
           FROM adr_ops.statement_counters c
           JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
           CROSS JOIN LATERAL (VALUES (0, p0), (1, w0), (2, w1)) AS b(bound, at)
-         WHERE s.taken_at <= b.at
+         WHERE s.taken_at <= greatest(b.at, (SELECT min(f.taken_at) FROM adr_ops.statement_snapshots f))
          GROUP BY c.queryid, c.userid, c.dbid, c.toplevel, b.bound
     ), periods AS (
         SELECT k2.queryid, k2.userid, k2.dbid,
@@ -4374,8 +4384,7 @@ BEGIN
 
     -- Backups verified in the period: how many, and the last 20.
     SELECT '<section id="backups"><h2>Backups verified</h2>'
-           || format('<p class="summary" data-verifications="%s" data-passed="%s" data-failed="%s"><span><b>%s</b> verifications</span><span>%s passed</span><span>%s failed</span><span>last passed: %s</span></p>',
-                     coalesce(max(v.n_all), 0), coalesce(max(v.n_passed), 0), coalesce(max(v.n_failed), 0),
+           || format('<p class="summary" data-verifications="%1$s" data-passed="%2$s" data-failed="%3$s"><span><b>%1$s</b> verifications</span><span>%2$s passed</span><span>%3$s failed</span><span>last passed: %4$s</span></p>',
                      coalesce(max(v.n_all), 0), coalesce(max(v.n_passed), 0), coalesce(max(v.n_failed), 0),
                      adr_ops._html(coalesce((SELECT l.path || ' at ' || to_char(l.finished_at, fmt)
                                                FROM adr_ops.backup_verifications l WHERE l.status = 'passed'
@@ -4433,11 +4442,7 @@ BEGIN
     -- What is open: incidents not closed, and the checks and probes whose
     -- last alert is not OK.
     SELECT '<section id="open"><h2>Open incidents and alerts</h2>'
-           || format('<p class="summary" data-incidents="%s" data-alerts="%s" data-alerts-period="%s"><span><b>%s</b> incidents not closed</span><span><b>%s</b> checks alerting</span><span>%s alerts in the period</span></p>',
-                     (SELECT count(*) FROM adr_ops.incidents i WHERE i.status <> 'closed'),
-                     (SELECT count(*) FROM (SELECT DISTINCT ON (a.source, a.check_name) a.to_status FROM adr_ops.alerts a
-                                             ORDER BY a.source, a.check_name, a.id DESC) l WHERE l.to_status <> 'OK'),
-                     (SELECT count(*) FROM adr_ops.alerts a WHERE a.at >= w0 AND a.at <= w1),
+           || format('<p class="summary" data-incidents="%1$s" data-alerts="%2$s" data-alerts-period="%3$s"><span><b>%1$s</b> incidents not closed</span><span><b>%2$s</b> checks alerting</span><span>%3$s alerts in the period</span></p>',
                      (SELECT count(*) FROM adr_ops.incidents i WHERE i.status <> 'closed'),
                      (SELECT count(*) FROM (SELECT DISTINCT ON (a.source, a.check_name) a.to_status FROM adr_ops.alerts a
                                              ORDER BY a.source, a.check_name, a.id DESC) l WHERE l.to_status <> 'OK'),
@@ -4566,7 +4571,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.relid, r.tableid, r.relation, r.kind,
-           pg_relation_size(r.relid) / current_setting('block_size')::bigint,
+           (SELECT greatest(c.relpages, 0)::bigint FROM pg_class c WHERE c.oid = r.relid),
            l.at
       FROM adr_ops._integrity_relations() r
       LEFT JOIN LATERAL (SELECT max(x.verified_at) AS at FROM adr_ops.integrity_results x
@@ -4948,6 +4953,22 @@ BEGIN
     ELSIF c.kind = 'range' THEN
         IF c.params ? 'min' THEN p := p || format('%s < (%L)::%s', col, c.params ->> 'min', typ); END IF;
         IF c.params ? 'max' THEN p := p || format('%s > (%L)::%s', col, c.params ->> 'max', typ); END IF;
+    ELSIF c.kind = 'length' AND (typ IN ('text', 'character varying') OR typ LIKE 'character varying(%') THEN
+        -- octet_length() reads the value's header only, length() walks its
+        -- characters (and detoasts it): a string of n bytes has at most n
+        -- and at least n / (the encoding's longest character) characters,
+        -- so the byte count settles most rows and length() runs only on
+        -- the others.  Same rows as length() alone.
+        IF c.params ? 'min' THEN
+            p := p || format('(octet_length((%s)::text) < %L::bigint * %s AND length((%s)::text) < %L::integer)',
+                             col, c.params ->> 'min',
+                             pg_encoding_max_length(pg_char_to_encoding(getdatabaseencoding())),
+                             col, c.params ->> 'min');
+        END IF;
+        IF c.params ? 'max' THEN
+            p := p || format('(octet_length((%s)::text) > %L::integer AND length((%s)::text) > %L::integer)',
+                             col, c.params ->> 'max', col, c.params ->> 'max');
+        END IF;
     ELSIF c.kind = 'length' THEN
         IF c.params ? 'min' THEN
             p := p || format('length((%s)::text) < %L::integer', col, c.params ->> 'min');
@@ -5192,6 +5213,9 @@ BEGIN
             p := p || jsonb_build_object('columns_expected', adr_ops._quality_schema(adr_quality_check_add.relation));
         END IF;
     END IF;
+    IF adr_quality_check_add.kind IN ('row_count', 'distinct_count', 'custom') THEN
+        PERFORM (p ->> 'min')::float8, (p ->> 'max')::float8;   -- _quality_judge() reads them so
+    END IF;
     IF p ? 'anomaly' AND (p ->> 'anomaly') NOT IN ('up', 'down', 'both') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('params anomaly must be up, down or both, not "%s"', p ->> 'anomaly');
@@ -5261,6 +5285,10 @@ AS $$
             THEN format('relation %s no longer exists', c.relation_name)
         WHEN c.kind = 'referential' AND to_regclass(c.params ->> 'references') IS NULL
             THEN format('referenced relation %s no longer exists', c.params ->> 'references')
+        -- has_column_privilege() raises an error for a column name that
+        -- is gone, which would stop the whole run
+        WHEN m.gone IS NOT NULL
+            THEN format('column %s of relation %s no longer exists', m.gone, c.relation)
         WHEN NOT adr_ops._quality_readable(c.owner, c.relation, adr_ops._quality_columns(c.params))
             THEN format('permission denied for relation %s: the check''s owner, role "%s", can no longer read %s',
                         c.relation, c.owner,
@@ -5268,6 +5296,11 @@ AS $$
                              THEN 'the columns ' || array_to_string(adr_ops._quality_columns(c.params), ', ')
                              ELSE 'it' END)
     END
+      FROM (SELECT string_agg(quote_ident(x), ', ') AS gone
+              FROM unnest(adr_ops._quality_columns(c.params)) x
+             WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                                WHERE a.attrelid = c.relation AND a.attname = x
+                                  AND a.attnum > 0 AND NOT a.attisdropped)) m
 $$;
 COMMENT ON FUNCTION adr_ops._quality_unrunnable(adr_ops.quality_checks) IS
     'API: private. Why a quality check cannot run now, or NULL';
@@ -5360,6 +5393,8 @@ DECLARE
     prev adr_ops.quality_results;
     writes double precision;
     an record;
+    sampled integer[];
+    samples jsonb;
     has_anomaly boolean := to_regprocedure('adr_ops.adr_anomaly_score(timestamptz[], double precision[], text, text, integer, double precision)') IS NOT NULL;
 BEGIN
     IF keep IS NOT NULL THEN
@@ -5450,6 +5485,47 @@ BEGIN
         dur := extract(epoch FROM clock_timestamp() - t0) * 1000;
         n := vals[1];
 
+        -- The failing rows of the failing checks that fail on fewer than 20
+        -- rows, when there are two or more: one more scan for all of them.
+        -- A query of its own per check, which stops at its fifth failing
+        -- row, reads about 5 / (failing + 1) of the table: most of it when
+        -- such rows are rare, little when they are common, so the others
+        -- keep it.  Not for a block sample, whose count does not bound the
+        -- table's.
+        sampled := '{}';
+        samples := NULL;
+        IF msg IS NULL AND g.scan AND NOT c.params ? 'sample_percent' THEN
+            SELECT coalesce(array_agg(s.k ORDER BY s.k), '{}') INTO sampled
+              FROM generate_subscripts(runnable, 1) AS s(k)
+             WHERE (runnable[s.k]).kind IN ('accepted_values', 'range', 'length', 'regex')
+               AND vals[s.k + 1] BETWEEN 1 AND 19
+               AND adr_ops._quality_judge(runnable[s.k], vals[s.k + 1] / n) <> 'OK';
+            IF cardinality(sampled) < 2 THEN
+                sampled := '{}';
+            END IF;
+        END IF;
+        IF cardinality(sampled) > 0 THEN
+            BEGIN
+                SELECT format('SELECT jsonb_build_array(%s)::text FROM %s',
+                              string_agg(format('to_jsonb((array_agg(jsonb_build_object(%s)) FILTER (WHERE %s))[1:5])',
+                                                (SELECT string_agg(format('%L, %I', x, x), ', ')
+                                                   FROM unnest(adr_ops._quality_columns((runnable[s.k]).params)) x),
+                                                adr_ops._quality_predicate(runnable[s.k])), ', ' ORDER BY s.k),
+                              rel)
+                  INTO qry FROM unnest(sampled) AS s(k);
+                samples := adr_ops._quality_exec(c.owner, qry, tmo)::jsonb;
+            EXCEPTION
+                WHEN query_canceled THEN
+                    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+                    IF msg NOT LIKE '%statement timeout%' THEN
+                        RAISE;
+                    END IF;
+                    msg := NULL;
+                WHEN OTHERS THEN
+                    samples := NULL;
+            END;
+        END IF;
+
         i := 0;
         FOREACH c IN ARRAY runnable LOOP
             i := i + 1;
@@ -5484,7 +5560,9 @@ BEGIN
                     writes := m;
                     SELECT * INTO prev FROM adr_ops.quality_results x
                      WHERE x.check_id = c.id AND x.status <> 'UNKNOWN' ORDER BY x.ran_at DESC, x.id DESC LIMIT 1;
-                    IF prev.id IS NULL OR (prev.detail::jsonb ->> 'writes')::float8 IS DISTINCT FROM writes THEN
+                    -- detail is the counter's JSON, then perhaps '; anomaly: ...'
+                    IF prev.id IS NULL OR (split_part(prev.detail, ';', 1)::jsonb ->> 'writes')::float8
+                                          IS DISTINCT FROM writes THEN
                         m := 0;
                     ELSE
                         m := extract(epoch FROM clock_timestamp() - prev.ran_at) + prev.metric;
@@ -5505,11 +5583,15 @@ BEGIN
                 END;
                 IF r.status <> 'OK' AND c.kind NOT IN ('custom', 'schema', 'freshness', 'row_count',
                                                        'distinct_count', 'null_fraction') THEN
-                    BEGIN
-                        r.sample := adr_ops._quality_sample(c, tmo);
-                    EXCEPTION WHEN OTHERS THEN
-                        r.sample := NULL;
-                    END;
+                    IF i = ANY (sampled) THEN
+                        r.sample := nullif(samples -> (array_position(sampled, i) - 1), 'null');
+                    ELSE
+                        BEGIN
+                            r.sample := adr_ops._quality_sample(c, tmo);
+                        EXCEPTION WHEN OTHERS THEN
+                            r.sample := NULL;
+                        END;
+                    END IF;
                 END IF;
                 -- A metric out of its own history is a WARNING, when asked.
                 IF has_anomaly AND c.params ->> 'anomaly' IN ('up', 'down', 'both') AND r.status = 'OK' THEN
@@ -5849,402 +5931,6 @@ BEGIN
     RETURN adr_ops._job_move(adr_job_cancel.id, 'cancel');
 END
 $$;
-
--- report: the period's statement figures take the oldest stored snapshot as a
--- baseline, as the Grafana panels do; each
--- summary's counts computed once
-CREATE OR REPLACE FUNCTION adr_ops.adr_report_html(days integer DEFAULT 7)
-RETURNS text
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    w1 timestamptz := now();
-    w0 timestamptz;
-    p0 timestamptz;
-    fmt constant text := 'YYYY-MM-DD HH24:MI';
-    head text;
-    checks text;
-    queries text;
-    bloat text;
-    maint text;
-    backups text;
-    pipes text;
-    open_items text;
-BEGIN
-    IF days IS NULL OR days < 1 OR days > 366 THEN
-        RAISE EXCEPTION 'invalid number of days: %', coalesce(days::text, 'NULL')
-              USING ERRCODE = 'invalid_parameter_value',
-                    HINT = 'The report covers 1 to 366 days.';
-    END IF;
-    w0 := w1 - make_interval(days => days);
-    p0 := w0 - make_interval(days => days);
-
-    head := '<!DOCTYPE html>' || E'\n'
-        || '<html lang="en"><head><meta charset="utf-8">'
-        || '<meta http-equiv="Content-Security-Policy" content="default-src ''none''; style-src ''unsafe-inline''">'
-        || '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        || '<title>adr_ops review of ' || adr_ops._html(current_database()) || '</title><style>'
-        || 'body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#212121;margin:24px;max-width:1200px}'
-        || 'h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:2px solid #e0e0e0;padding-bottom:4px}'
-        || '.meta{color:#616161;margin:0 0 12px}table{border-collapse:collapse;width:100%}'
-        || 'th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:middle}'
-        || 'th{background:#f5f5f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}'
-        || '.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}'
-        || '.b-ok{background:#2e7d32}.b-warning{background:#f9a825;color:#212121}.b-critical{background:#c62828}.b-unknown{background:#757575}'
-        || '.s-ok{fill:#66bb6a}.s-warning{fill:#fbc02d}.s-critical{fill:#e53935}.s-unknown{fill:#9e9e9e}'
-        || '.none{fill:#9e9e9e;font-size:11px}.empty{color:#757575;font-style:italic}'
-        || '.up{color:#c62828}.down{color:#2e7d32}.q{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;max-width:520px;overflow-wrap:anywhere}'
-        || '.summary span{margin-right:14px}.detail{color:#616161;font-size:12px}'
-        || '</style></head><body>' || E'\n'
-        || '<h1>Weekly review of <span id="database">' || adr_ops._html(current_database()) || '</span></h1>'
-        || format('<p class="meta">From %s to %s (%s days), the period before from %s. PostgreSQL %s, adr_ops %s.</p>',
-                  adr_ops._html(to_char(w0, fmt)), adr_ops._html(to_char(w1, fmt || ' TZ')), days,
-                  adr_ops._html(to_char(p0, fmt)), adr_ops._html(current_setting('server_version')),
-                  adr_ops._html((SELECT extversion FROM pg_extension WHERE extname = 'adr_ops')))
-        || E'\n';
-
-    -- The checks now, with their period as a chart and how often they were not OK.
-    WITH now_ AS (
-        SELECT h.*, row_number() OVER () AS ord FROM adr_ops.adr_health_check() h
-    ), past AS (
-        SELECT h.check_name, count(*) AS snaps, count(*) FILTER (WHERE h.status <> 'OK') AS not_ok
-          FROM adr_ops.health_history h WHERE h.taken_at >= w0 AND h.taken_at <= w1
-         GROUP BY h.check_name
-    )
-    SELECT format('<section id="checks"><h2>Health checks now</h2><p class="summary" data-checks="%1$s" data-ok="%2$s" data-warning="%3$s" data-critical="%4$s" data-unknown="%5$s">'
-                  '<span><b>%1$s</b> checks</span><span class="badge b-ok">%2$s OK</span> <span class="badge b-warning">%3$s WARNING</span> '
-                  '<span class="badge b-critical">%4$s CRITICAL</span> <span class="badge b-unknown">%5$s UNKNOWN</span></p>',
-                  count(*), count(*) FILTER (WHERE n.status = 'OK'), count(*) FILTER (WHERE n.status = 'WARNING'),
-                  count(*) FILTER (WHERE n.status = 'CRITICAL'), count(*) FILTER (WHERE n.status = 'UNKNOWN'))
-           || '<table><thead><tr><th>check</th><th>status</th><th>value</th><th>warn / crit</th><th>last '
-           || days || ' days</th><th>snapshots not OK</th><th>detail</th></tr></thead><tbody>'
-           || coalesce(string_agg(format('<tr class="check" data-check="%s" data-status="%s"><td>%s</td><td><span class="badge b-%s">%s</span></td>'
-                                         '<td class="n">%s</td><td class="n">%s</td><td>%s</td><td class="n">%s</td><td class="detail">%s</td></tr>',
-                                         adr_ops._html(n.check_name), adr_ops._html(n.status), adr_ops._html(n.check_name),
-                                         lower(n.status), adr_ops._html(n.status),
-                                         adr_ops._html(trim(coalesce(n.value::text, '') || ' ' || coalesce(n.unit, ''))),
-                                         adr_ops._html(coalesce(n.warn::text, '-') || ' / ' || coalesce(n.crit::text, '-')),
-                                         adr_ops._report_spark(n.check_name, w0, w1),
-                                         coalesce(p.not_ok || ' of ' || p.snaps, '-'),
-                                         adr_ops._html(n.detail)), '' ORDER BY n.ord), '')
-           || '</tbody></table></section>' || E'\n'
-      INTO checks
-      FROM now_ n LEFT JOIN past p USING (check_name);
-
-    -- The slowest statements of the period by total time, and how their
-    -- mean moved against the period before.  Each entry's cumulative
-    -- counters at a bound are its last stored ones at or before it (a
-    -- snapshot stores only the entries that changed); a reset of
-    -- pg_stat_statements in a period counts from zero.  The oldest stored
-    -- snapshot is a baseline, as on the Grafana panels: a bound before it
-    -- takes its counters, so what ran before the history began is not
-    -- counted in a period; an entry first stored after it counts whole.
-    WITH counters AS (
-        SELECT c.queryid, c.userid, c.dbid, c.toplevel, b.bound,
-               (array_agg(c.calls ORDER BY s.taken_at DESC))[1] AS calls,
-               (array_agg(c.total_ms ORDER BY s.taken_at DESC))[1] AS total_ms
-          FROM adr_ops.statement_counters c
-          JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
-          CROSS JOIN LATERAL (VALUES (0, p0), (1, w0), (2, w1)) AS b(bound, at)
-         WHERE s.taken_at <= greatest(b.at, (SELECT min(f.taken_at) FROM adr_ops.statement_snapshots f))
-         GROUP BY c.queryid, c.userid, c.dbid, c.toplevel, b.bound
-    ), periods AS (
-        SELECT k2.queryid, k2.userid, k2.dbid,
-               CASE WHEN k2.calls >= coalesce(k1.calls, 0) THEN k2.calls - coalesce(k1.calls, 0) ELSE k2.calls END AS calls,
-               CASE WHEN k2.calls >= coalesce(k1.calls, 0) THEN k2.total_ms - coalesce(k1.total_ms, 0) ELSE k2.total_ms END AS total_ms,
-               CASE WHEN k1.calls >= coalesce(k0.calls, 0) THEN k1.calls - coalesce(k0.calls, 0) ELSE k1.calls END AS calls_before,
-               CASE WHEN k1.calls >= coalesce(k0.calls, 0) THEN k1.total_ms - coalesce(k0.total_ms, 0) ELSE k1.total_ms END AS total_before
-          FROM counters k2
-          LEFT JOIN counters k1 ON k1.bound = 1 AND (k1.queryid, k1.userid, k1.dbid, k1.toplevel) = (k2.queryid, k2.userid, k2.dbid, k2.toplevel)
-          LEFT JOIN counters k0 ON k0.bound = 0 AND (k0.queryid, k0.userid, k0.dbid, k0.toplevel) = (k2.queryid, k2.userid, k2.dbid, k2.toplevel)
-         WHERE k2.bound = 2
-    ), top AS (
-        SELECT p.queryid, p.userid, p.dbid, sum(p.calls) AS calls, sum(p.total_ms) AS total_ms,
-               sum(p.total_ms) / nullif(sum(p.calls), 0) AS mean_ms,
-               sum(p.total_before) / nullif(sum(p.calls_before), 0) AS mean_before
-          FROM periods p
-         GROUP BY p.queryid, p.userid, p.dbid
-        HAVING sum(p.calls) > 0
-         ORDER BY sum(p.total_ms) DESC
-         LIMIT 10
-    )
-    SELECT '<section id="queries"><h2>Slowest queries</h2>'
-           || CASE WHEN count(*) = 0
-                   THEN '<p class="empty">No statement snapshots in the period (scheduler task statement_snapshot, pg_stat_statements).</p>'
-                   ELSE '<table><thead><tr><th>query</th><th>database</th><th>calls</th><th>total ms</th><th>mean ms</th>'
-                        || '<th>mean ms before</th><th>change</th></tr></thead><tbody>'
-                        || string_agg(format('<tr class="query" data-queryid="%s"><td class="q">%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td>'
-                                             '<td class="n">%s</td><td class="n">%s</td><td class="n %s">%s</td></tr>',
-                                             t.queryid, adr_ops._html(left(regexp_replace(coalesce(x.query, '(text not stored)'), '\s+', ' ', 'g'), 300)),
-                                             adr_ops._html(coalesce(d.datname::text, t.dbid::text)), t.calls,
-                                             round(t.total_ms::numeric, 1), round(t.mean_ms::numeric, 2),
-                                             coalesce(round(t.mean_before::numeric, 2)::text, '-'),
-                                             CASE WHEN t.mean_before > 0 AND t.mean_ms > t.mean_before THEN 'up'
-                                                  WHEN t.mean_before > 0 AND t.mean_ms < t.mean_before THEN 'down' ELSE '' END,
-                                             CASE WHEN t.mean_before > 0
-                                                  THEN to_char(round((100 * (t.mean_ms / t.mean_before - 1))::numeric, 1), 'FMSG999999990.0') || '%'
-                                                  ELSE 'new' END),
-                                      '' ORDER BY t.total_ms DESC)
-                        || '</tbody></table>' END
-           || '</section>' || E'\n'
-      INTO queries
-      FROM top t
-      LEFT JOIN adr_ops.statement_texts x USING (queryid, userid, dbid)
-      LEFT JOIN pg_database d ON d.oid = t.dbid;
-
-    -- Bloat, estimated now (the report is not a scrape); a failure is said
-    -- on the page rather than losing the rest of it.
-    BEGIN
-        SELECT '<section id="bloat"><h2>Bloat</h2>'
-               || CASE WHEN count(*) = 0 THEN '<p class="empty">No table or index over 1 MB with measurable bloat.</p>'
-                       ELSE '<table><thead><tr><th>relation</th><th>kind</th><th>size</th><th>bloat</th><th>bloat %</th><th>suggestion</th></tr></thead><tbody>'
-                            || string_agg(format('<tr class="bloat"><td>%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="detail">%s</td></tr>',
-                                                 adr_ops._html(b.schemaname || '.' || b.relname), adr_ops._html(b.kind),
-                                                 adr_ops._html(pg_size_pretty(b.total_bytes)), adr_ops._html(pg_size_pretty(b.bloat_bytes)),
-                                                 coalesce(round(b.bloat_pct::numeric, 1)::text, '-'), adr_ops._html(b.suggestion)),
-                                          '' ORDER BY b.bloat_bytes DESC NULLS LAST)
-                            || '</tbody></table>' END
-               || '</section>' || E'\n'
-          INTO bloat
-          FROM (SELECT * FROM adr_ops.adr_bloat_report() r
-                 WHERE r.bloat_bytes > 0 ORDER BY r.bloat_bytes DESC NULLS LAST LIMIT 10) b;
-    EXCEPTION WHEN OTHERS THEN
-        bloat := '<section id="bloat"><h2>Bloat</h2><p class="empty">Could not be estimated: '
-                 || adr_ops._html(SQLERRM) || '</p></section>' || E'\n';
-    END;
-
-    -- Maintenance runs of the period, by task.
-    SELECT '<section id="maintenance"><h2>Maintenance runs</h2>'
-           || CASE WHEN count(*) = 0 THEN '<p class="empty">No task ran in the period.</p>'
-                   ELSE '<table><thead><tr><th>task</th><th>runs</th><th>succeeded</th><th>failed</th><th>skipped</th>'
-                        || '<th>last run</th><th>last failure</th></tr></thead><tbody>'
-                        || string_agg(format('<tr class="task" data-task="%s"><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td>'
-                                             '<td class="n">%s</td><td>%s</td><td class="detail">%s</td></tr>',
-                                             adr_ops._html(m.task), adr_ops._html(m.task), m.runs, m.succeeded, m.failed, m.skipped,
-                                             adr_ops._html(to_char(m.last_at, fmt)), adr_ops._html(m.last_failure)),
-                                      '' ORDER BY m.task)
-                        || '</tbody></table>' END
-           || '</section>' || E'\n'
-      INTO maint
-      FROM (SELECT r.task, count(*) AS runs,
-                   count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,
-                   count(*) FILTER (WHERE r.status = 'failed') AS failed,
-                   count(*) FILTER (WHERE r.status = 'skipped') AS skipped,
-                   max(r.started_at) AS last_at,
-                   (array_agg(r.detail ORDER BY r.started_at DESC) FILTER (WHERE r.status = 'failed'))[1] AS last_failure
-              FROM adr_ops.task_runs r
-             WHERE r.started_at >= w0 AND r.started_at <= w1
-             GROUP BY r.task) m;
-
-    -- Backups verified in the period: how many, and the last 20.
-    SELECT '<section id="backups"><h2>Backups verified</h2>'
-           || format('<p class="summary" data-verifications="%1$s" data-passed="%2$s" data-failed="%3$s"><span><b>%1$s</b> verifications</span><span>%2$s passed</span><span>%3$s failed</span><span>last passed: %4$s</span></p>',
-                     coalesce(max(v.n_all), 0), coalesce(max(v.n_passed), 0), coalesce(max(v.n_failed), 0),
-                     adr_ops._html(coalesce((SELECT l.path || ' at ' || to_char(l.finished_at, fmt)
-                                               FROM adr_ops.backup_verifications l WHERE l.status = 'passed'
-                                              ORDER BY l.finished_at DESC LIMIT 1), 'never')))
-           || CASE WHEN count(*) = 0 THEN ''
-                   ELSE '<table><thead><tr><th>started</th><th>path</th><th>status</th><th>tables</th><th>rows</th><th>took</th><th>failures</th></tr></thead><tbody>'
-                        || string_agg(format('<tr class="backup"><td>%s</td><td>%s</td><td><span class="badge b-%s">%s</span></td><td class="n">%s</td>'
-                                             '<td class="n">%s</td><td class="n">%s</td><td class="detail">%s</td></tr>',
-                                             adr_ops._html(to_char(v.started_at, fmt)), adr_ops._html(v.path),
-                                             CASE v.status WHEN 'passed' THEN 'ok' WHEN 'failed' THEN 'critical' ELSE 'unknown' END,
-                                             adr_ops._html(v.status), coalesce(v.tables_restored::text, '-'), coalesce(v.rows_counted::text, '-'),
-                                             coalesce(round(v.duration_ms / 1000.0, 1) || ' s', '-'),
-                                             adr_ops._html(array_to_string(v.failures, '; '))),
-                                      '' ORDER BY v.id DESC)
-                        || '</tbody></table>' END
-           || '</section>' || E'\n'
-      INTO backups
-      FROM (SELECT b.*, count(*) OVER () AS n_all,
-                   count(*) FILTER (WHERE b.status = 'passed') OVER () AS n_passed,
-                   count(*) FILTER (WHERE b.status = 'failed') OVER () AS n_failed
-              FROM adr_ops.backup_verifications b
-             WHERE b.started_at >= w0 AND b.started_at <= w1 ORDER BY b.id DESC LIMIT 20) v;
-
-    -- Pipelines: the jobs submitted in the period, and the share of the
-    -- finished ones that failed.
-    SELECT '<section id="pipelines"><h2>Pipelines</h2>'
-           || CASE WHEN count(*) = 0 THEN '<p class="empty">No job submitted in the period.</p>'
-                   ELSE '<table><thead><tr><th>pipeline</th><th>submitted</th><th>succeeded</th><th>failed</th><th>cancelled</th>'
-                        || '<th>queued or running</th><th>failure rate</th><th></th><th>last error</th></tr></thead><tbody>'
-                        || string_agg(format('<tr class="pipeline" data-pipeline="%s" data-failure-rate="%s"><td>%s</td><td class="n">%s</td><td class="n">%s</td>'
-                                             '<td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td>'
-                                             '<td><svg width="100" height="10" viewBox="0 0 100 10" role="img" aria-label="failure rate">'
-                                             '<rect width="100" height="10" fill="#c8e6c9"/><rect width="%s" height="10" fill="#e53935"/></svg></td>'
-                                             '<td class="detail">%s</td></tr>',
-                                             adr_ops._html(j.pipeline), coalesce(j.rate::text, ''), adr_ops._html(j.pipeline),
-                                             j.submitted, j.succeeded, j.failed, j.cancelled, j.active,
-                                             coalesce(j.rate || '%', '-'), coalesce(j.rate, 0), adr_ops._html(j.last_error)),
-                                      '' ORDER BY j.pipeline)
-                        || '</tbody></table>' END
-           || '</section>' || E'\n'
-      INTO pipes
-      FROM (SELECT p.pipeline, count(*) AS submitted,
-                   count(*) FILTER (WHERE p.status = 'succeeded') AS succeeded,
-                   count(*) FILTER (WHERE p.status = 'failed') AS failed,
-                   count(*) FILTER (WHERE p.status = 'cancelled') AS cancelled,
-                   count(*) FILTER (WHERE p.status IN ('queued', 'running')) AS active,
-                   round(100.0 * count(*) FILTER (WHERE p.status = 'failed')
-                         / nullif(count(*) FILTER (WHERE p.status IN ('succeeded', 'failed')), 0), 1) AS rate,
-                   (array_agg(p.last_error ORDER BY p.completed_at DESC NULLS LAST)
-                      FILTER (WHERE p.status = 'failed'))[1] AS last_error
-              FROM adr_ops.processing_jobs p
-             WHERE p.created_at >= w0 AND p.created_at <= w1
-             GROUP BY p.pipeline) j;
-
-    -- What is open: incidents not closed, and the checks and probes whose
-    -- last alert is not OK.
-    SELECT '<section id="open"><h2>Open incidents and alerts</h2>'
-           || format('<p class="summary" data-incidents="%1$s" data-alerts="%2$s" data-alerts-period="%3$s"><span><b>%1$s</b> incidents not closed</span><span><b>%2$s</b> checks alerting</span><span>%3$s alerts in the period</span></p>',
-                     (SELECT count(*) FROM adr_ops.incidents i WHERE i.status <> 'closed'),
-                     (SELECT count(*) FROM (SELECT DISTINCT ON (a.source, a.check_name) a.to_status FROM adr_ops.alerts a
-                                             ORDER BY a.source, a.check_name, a.id DESC) l WHERE l.to_status <> 'OK'),
-                     (SELECT count(*) FROM adr_ops.alerts a WHERE a.at >= w0 AND a.at <= w1))
-           || coalesce((SELECT '<table><thead><tr><th>incident</th><th>severity</th><th>status</th><th>title</th><th>opened</th><th>overdue</th></tr></thead><tbody>'
-                               || string_agg(format('<tr class="incident"><td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
-                                                    i.id, adr_ops._html(i.severity), adr_ops._html(i.status), adr_ops._html(i.title),
-                                                    adr_ops._html(to_char(i.opened_at, fmt)), CASE WHEN i.overdue THEN 'yes' ELSE 'no' END),
-                                             '' ORDER BY i.severity, i.id)
-                               || '</tbody></table>'
-                          FROM adr_ops.incident_status i WHERE i.status <> 'closed' HAVING count(*) > 0), '')
-           || coalesce((SELECT '<table><thead><tr><th>alerting</th><th>source</th><th>status</th><th>since</th><th>detail</th></tr></thead><tbody>'
-                               || string_agg(format('<tr class="alert"><td>%s</td><td>%s</td><td><span class="badge b-%s">%s</span></td><td>%s</td><td class="detail">%s</td></tr>',
-                                                    adr_ops._html(l.check_name), adr_ops._html(l.source), lower(l.to_status),
-                                                    adr_ops._html(l.to_status), adr_ops._html(to_char(l.at, fmt)), adr_ops._html(l.detail)),
-                                             '' ORDER BY l.check_name)
-                               || '</tbody></table>'
-                          FROM (SELECT DISTINCT ON (a.source, a.check_name) a.* FROM adr_ops.alerts a
-                                 ORDER BY a.source, a.check_name, a.id DESC) l
-                         WHERE l.to_status <> 'OK' HAVING count(*) > 0), '')
-           || '</section>' || E'\n'
-      INTO open_items;
-
-    RETURN head || checks || open_items || queries || pipes || maint || backups || bloat
-        || format('<footer class="meta">Generated %s by adr_ops.adr_report_html(%s).</footer>',
-                  adr_ops._html(to_char(clock_timestamp(), fmt || ':SS TZ')), days)
-        || E'\n</body></html>\n';
-END
-$$;
-
--- integrity: the rotation's queue takes relation sizes from the catalog and locks
--- nothing, so that one relation held in ACCESS EXCLUSIVE mode does not stop a run
-CREATE OR REPLACE FUNCTION adr_ops._integrity_queue(options jsonb,
-    OUT relid oid, OUT tableid oid, OUT relation text, OUT kind text, OUT pages bigint,
-    OUT last_verified timestamptz)
-RETURNS SETOF record
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT r.relid, r.tableid, r.relation, r.kind,
-           (SELECT greatest(c.relpages, 0)::bigint FROM pg_class c WHERE c.oid = r.relid),
-           l.at
-      FROM adr_ops._integrity_relations() r
-      LEFT JOIN LATERAL (SELECT max(x.verified_at) AS at FROM adr_ops.integrity_results x
-                          WHERE x.relid = r.relid) l ON true
-     WHERE options -> 'tables' IS NULL
-        OR EXISTS (SELECT FROM jsonb_array_elements_text(options -> 'tables') t(name)
-                     JOIN pg_class c ON c.oid = r.owner_table
-                     JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE t.name IN (c.relname, n.nspname || '.' || c.relname,
-                                     format('%I.%I', n.nspname, c.relname)))
-     ORDER BY l.at NULLS FIRST, r.relid
-$$;
-
--- anomaly detection: adr_anomalies() also judges the quality checks' metrics
-CREATE OR REPLACE FUNCTION adr_ops.adr_anomalies(days integer DEFAULT 7, direction text DEFAULT 'both',
-    seasonality text DEFAULT 'none', min_history integer DEFAULT 14,
-    threshold double precision DEFAULT 3.5,
-    OUT source text, OUT series text, OUT at timestamptz, OUT value double precision,
-    OUT verdict text, OUT score double precision, OUT expected double precision,
-    OUT mad double precision, OUT history integer, OUT detail text)
-RETURNS SETOF record
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    tz text := adr_ops._anomaly_zone();
-    since timestamptz;
-BEGIN
-    IF adr_anomalies.days IS NULL OR adr_anomalies.days < 1 THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('days must be at least 1, not %s', coalesce(adr_anomalies.days::text, 'null')),
-            DETAIL = 'days is how far back the history of each series is read.';
-    END IF;
-    PERFORM adr_ops._anomaly_check_args(adr_anomalies.direction, adr_anomalies.seasonality,
-                                        adr_anomalies.min_history, adr_anomalies.threshold);
-    since := now() - make_interval(days => adr_anomalies.days);
-
-    RETURN QUERY
-    WITH series AS (
-        -- health: each check's numeric reading
-        SELECT 'health' AS src, h.check_name AS name,
-               array_agg(h.taken_at ORDER BY h.taken_at) AS t, array_agg(h.value::float8 ORDER BY h.taken_at) AS v
-          FROM adr_ops.health_history h
-         WHERE h.taken_at > since AND h.value IS NOT NULL
-           AND h.value::float8 NOT IN ('NaN', 'Infinity', '-Infinity')
-         GROUP BY h.check_name
-        UNION ALL
-        -- size: sizes as stored; the counters (xid, multixact, wal_lsn) as
-        -- their growth per hour between readings, which is what changes
-        SELECT 'size', z.kind || ':' || z.name || CASE WHEN z.counter THEN ' per hour' ELSE '' END,
-               array_agg(z.t ORDER BY z.t), array_agg(z.v ORDER BY z.t)
-          FROM (SELECT s.kind, s.name, c.counter, s.taken_at AS t,
-                       CASE WHEN NOT c.counter THEN s.value::float8
-                            ELSE ((s.value - lag(s.value) OVER w)
-                                  / nullif(extract(epoch FROM s.taken_at - lag(s.taken_at) OVER w), 0)
-                                  * 3600)::float8 END AS v
-                  FROM adr_ops.size_history s
-                 CROSS JOIN LATERAL (SELECT s.kind IN ('xid', 'multixact', 'wal_lsn') AS counter) c
-                 WHERE s.taken_at > since
-                WINDOW w AS (PARTITION BY s.kind, s.name ORDER BY s.taken_at)) z
-         WHERE z.v >= 0
-         GROUP BY z.kind, z.name, z.counter
-        UNION ALL
-        -- statements: the mean time per call of each entry over each
-        -- interval between its stored snapshots; counters that went down
-        -- (a reset) count whole
-        SELECT 'statements',
-               format('queryid %s db %s user %s%s', q.queryid, coalesce(d.datname::text, q.dbid::text),
-                      coalesce(r.rolname::text, q.userid::text), CASE WHEN q.toplevel THEN '' ELSE ' (nested)' END),
-               q.t, q.v
-          FROM (SELECT i.queryid, i.userid, i.dbid, i.toplevel,
-                       array_agg(i.t ORDER BY i.t) AS t, array_agg(i.dt / i.dc ORDER BY i.t) AS v
-                  FROM (SELECT c.queryid, c.userid, c.dbid, c.toplevel, s.taken_at AS t,
-                               CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
-                                    THEN c.calls ELSE c.calls - lag(c.calls) OVER w END AS dc,
-                               CASE WHEN c.calls < lag(c.calls) OVER w OR c.total_ms < lag(c.total_ms) OVER w
-                                    THEN c.total_ms ELSE c.total_ms - lag(c.total_ms) OVER w END AS dt
-                          FROM adr_ops.statement_counters c
-                          JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
-                         WHERE s.taken_at > since
-                        WINDOW w AS (PARTITION BY c.queryid, c.userid, c.dbid, c.toplevel ORDER BY c.snapshot_id)) i
-                 WHERE i.dc > 0
-                 GROUP BY i.queryid, i.userid, i.dbid, i.toplevel) q
-          LEFT JOIN pg_database d ON d.oid = q.dbid
-          LEFT JOIN pg_roles r ON r.oid = q.userid
-        UNION ALL
-        -- quality: each check's metric as its runs stored it (a row_count
-        -- check's metric is its table's row count)
-        SELECT 'quality', r.check_name,
-               array_agg(r.ran_at ORDER BY r.ran_at), array_agg(r.metric ORDER BY r.ran_at)
-          FROM adr_ops.quality_results r
-         WHERE r.ran_at > since AND r.metric IS NOT NULL
-           AND r.metric NOT IN ('NaN', 'Infinity', '-Infinity')
-         GROUP BY r.check_name
-    )
-    SELECT s.src, s.name, s.t[cardinality(s.t)], s.v[cardinality(s.v)],
-           j.verdict, j.score, j.expected, j.mad, j.history, j.detail
-      FROM series s
-     CROSS JOIN LATERAL adr_ops._anomaly_series(s.t, s.v, adr_anomalies.direction, adr_anomalies.seasonality,
-                                                adr_anomalies.min_history, adr_anomalies.threshold, tz) j
-     ORDER BY CASE j.verdict WHEN 'anomaly' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
-              abs(j.score) DESC NULLS LAST, s.src, s.name;
-END
-$$;
-COMMENT ON FUNCTION adr_ops.adr_anomalies(integer, text, text, integer, double precision) IS
-    'the newest point of every stored series (health readings, sizes, statement mean times, quality metrics) judged by adr_anomaly_score''s modified z-score';
 
 -- The metric registry: adr_metrics(), its sources and the view metrics
 -- (src/metrics.sql, whole file: new in 1.1).
@@ -6689,316 +6375,6 @@ BEGIN
 END
 $grants$;
 
--- quality: length checks settle most rows by octet_length() before length()
-CREATE OR REPLACE FUNCTION adr_ops._quality_predicate(c adr_ops.quality_checks) RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    col text := format('%I', c.params ->> 'column');
-    typ text;
-    p text[] := '{}';
-BEGIN
-    IF c.kind NOT IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex') THEN
-        RETURN NULL;
-    END IF;
-    SELECT format_type(a.atttypid, a.atttypmod) INTO typ
-      FROM pg_attribute a
-     WHERE a.attrelid = c.relation AND a.attname = c.params ->> 'column' AND NOT a.attisdropped;
-    IF c.kind = 'null_fraction' THEN
-        RETURN format('%s IS NULL', col);
-    ELSIF c.kind = 'accepted_values' THEN
-        RETURN format('%s IS NOT NULL AND (%s)::text <> ALL (%L::text[])', col, col,
-                      ARRAY(SELECT jsonb_array_elements_text(c.params -> 'values')));
-    ELSIF c.kind = 'regex' THEN
-        RETURN format('%s IS NOT NULL AND (%s)::text !~ %L', col, col, c.params ->> 'pattern');
-    ELSIF c.kind = 'range' THEN
-        IF c.params ? 'min' THEN p := p || format('%s < (%L)::%s', col, c.params ->> 'min', typ); END IF;
-        IF c.params ? 'max' THEN p := p || format('%s > (%L)::%s', col, c.params ->> 'max', typ); END IF;
-    ELSIF c.kind = 'length' AND (typ IN ('text', 'character varying') OR typ LIKE 'character varying(%') THEN
-        -- octet_length() reads the value's header only, length() walks its
-        -- characters (and detoasts it): a string of n bytes has at most n
-        -- and at least n / (the encoding's longest character) characters,
-        -- so the byte count settles most rows and length() runs only on
-        -- the others.  Same rows as length() alone.
-        IF c.params ? 'min' THEN
-            p := p || format('(octet_length((%s)::text) < %L::bigint * %s AND length((%s)::text) < %L::integer)',
-                             col, c.params ->> 'min',
-                             pg_encoding_max_length(pg_char_to_encoding(getdatabaseencoding())),
-                             col, c.params ->> 'min');
-        END IF;
-        IF c.params ? 'max' THEN
-            p := p || format('(octet_length((%s)::text) > %L::integer AND length((%s)::text) > %L::integer)',
-                             col, c.params ->> 'max', col, c.params ->> 'max');
-        END IF;
-    ELSIF c.kind = 'length' THEN
-        IF c.params ? 'min' THEN
-            p := p || format('length((%s)::text) < %L::integer', col, c.params ->> 'min');
-        END IF;
-        IF c.params ? 'max' THEN
-            p := p || format('length((%s)::text) > %L::integer', col, c.params ->> 'max');
-        END IF;
-    END IF;
-    RETURN '(' || array_to_string(p, ' OR ') || ')';
-END
-$$;
-
--- quality: the samples of the checks that fail on few rows in one scan
-CREATE OR REPLACE FUNCTION adr_ops._quality_run(dataset text, names text[], blocking_only boolean,
-                                     source text, job_id bigint, timeout interval, keep interval)
-RETURNS SETOF adr_ops.quality_results
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    g record;
-    c adr_ops.quality_checks;
-    r adr_ops.quality_results;
-    tmo integer := greatest(0, (extract(epoch FROM coalesce(timeout, '0')) * 1000)::integer);
-    rel text;
-    qry text;
-    vals double precision[];
-    n double precision;
-    t0 timestamptz;
-    dur double precision;
-    m double precision;
-    why text;
-    msg text;
-    runnable adr_ops.quality_checks[];
-    state text;
-    i integer;
-    prev adr_ops.quality_results;
-    writes double precision;
-    an record;
-    sampled integer[];
-    samples jsonb;
-    has_anomaly boolean := to_regprocedure('adr_ops.adr_anomaly_score(timestamptz[], double precision[], text, text, integer, double precision)') IS NOT NULL;
-BEGIN
-    IF keep IS NOT NULL THEN
-        DELETE FROM adr_ops.quality_results x WHERE x.ran_at < now() - keep;
-    END IF;
-    FOR g IN
-        SELECT array_agg(qc ORDER BY qc.id) AS checks,
-               qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
-                          'accepted_values', 'range', 'length', 'regex')
-                 OR (qc.kind = 'freshness' AND qc.params ? 'column') AS scan
-          FROM adr_ops.quality_checks qc
-         WHERE qc.enabled
-           AND (_quality_run.dataset IS NULL OR qc.dataset = _quality_run.dataset)
-           AND (_quality_run.names IS NULL OR qc.name = ANY (_quality_run.names))
-           AND (NOT _quality_run.blocking_only OR qc.blocking)
-         GROUP BY 2,
-               CASE WHEN qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
-                                    'accepted_values', 'range', 'length', 'regex')
-                         OR (qc.kind = 'freshness' AND qc.params ? 'column')
-                    THEN ARRAY[qc.relation::oid::text, qc.owner::oid::text,
-                               coalesce(qc.params ->> 'sample_percent', '100')]
-                    ELSE ARRAY[qc.id::text] END
-         ORDER BY min(qc.id)
-    LOOP
-        -- A check that cannot run is UNKNOWN with the reason; the rest of
-        -- its group runs.
-        runnable := '{}';
-        FOREACH c IN ARRAY g.checks LOOP
-            why := adr_ops._quality_unrunnable(c);
-            IF why IS NULL THEN
-                runnable := runnable || c;
-            ELSE
-                INSERT INTO adr_ops.quality_results (check_id, check_name, status, detail, source, job_id)
-                VALUES (c.id, c.name, 'UNKNOWN', why, _quality_run.source, _quality_run.job_id)
-                RETURNING * INTO r;
-                RETURN NEXT r;
-            END IF;
-        END LOOP;
-        CONTINUE WHEN cardinality(runnable) = 0;
-
-        t0 := clock_timestamp();
-        vals := NULL;
-        msg := NULL;
-        c := runnable[1];
-        BEGIN
-            SELECT format('%I.%I', ns.nspname, k.relname) INTO rel
-              FROM pg_class k JOIN pg_namespace ns ON ns.oid = k.relnamespace WHERE k.oid = c.relation;
-            IF g.scan THEN
-                SELECT format('SELECT ARRAY[count(*)::float8, %s]::text FROM %s%s',
-                              string_agg(adr_ops._quality_aggregate(runnable[k]), ', ' ORDER BY k), rel,
-                              CASE WHEN c.params ? 'sample_percent'
-                                   THEN format(' TABLESAMPLE SYSTEM (%s)', (c.params ->> 'sample_percent')::float8)
-                                   ELSE '' END)
-                  INTO qry FROM generate_subscripts(runnable, 1) AS s(k);
-            ELSIF c.kind = 'custom' THEN
-                qry := c.params ->> 'sql';
-            ELSIF c.kind = 'referential' THEN
-                qry := format('SELECT ARRAY[NULL, count(*)::float8]::text FROM %s r WHERE %s',
-                            rel, adr_ops._quality_orphan_predicate(c));
-            ELSIF c.kind = 'schema' THEN
-                qry := format('SELECT ARRAY[NULL, (%L::jsonb IS DISTINCT FROM %L::jsonb)::integer::float8]::text',
-                            c.params -> 'columns_expected', adr_ops._quality_schema(c.relation));
-            ELSIF c.kind = 'freshness' THEN
-                -- the table's last write, as the runs saw its write counter change
-                qry := format('SELECT ARRAY[NULL, (n_tup_ins + n_tup_upd + n_tup_del)::float8]::text '
-                            'FROM pg_stat_all_tables WHERE relid = %s', c.relation::oid);
-            END IF;
-            IF c.kind = 'custom' THEN
-                vals := ARRAY[NULL, adr_ops._quality_exec(c.owner, qry, tmo)::float8];
-            ELSE
-                vals := adr_ops._quality_exec(c.owner, qry, tmo)::float8[];
-            END IF;
-        EXCEPTION
-            WHEN query_canceled THEN
-                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-                IF msg NOT LIKE '%statement timeout%' THEN
-                    RAISE;
-                END IF;
-                msg := format('the check did not finish within its time budget (%s ms)', tmo);
-            WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
-                -- a data exception's message may quote a value: row data
-                -- stays out of results and alerts, which pg_monitor reads
-                IF state LIKE '22%' THEN
-                    msg := format('the check''s query failed on the data (SQLSTATE %s)', state);
-                END IF;
-        END;
-        dur := extract(epoch FROM clock_timestamp() - t0) * 1000;
-        n := vals[1];
-
-        -- The failing rows of the failing checks that fail on fewer than 20
-        -- rows, when there are two or more: one more scan for all of them.
-        -- A query of its own per check, which stops at its fifth failing
-        -- row, reads about 5 / (failing + 1) of the table: most of it when
-        -- such rows are rare, little when they are common, so the others
-        -- keep it.  Not for a block sample, whose count does not bound the
-        -- table's.
-        sampled := '{}';
-        samples := NULL;
-        IF msg IS NULL AND g.scan AND NOT c.params ? 'sample_percent' THEN
-            SELECT coalesce(array_agg(s.k ORDER BY s.k), '{}') INTO sampled
-              FROM generate_subscripts(runnable, 1) AS s(k)
-             WHERE (runnable[s.k]).kind IN ('accepted_values', 'range', 'length', 'regex')
-               AND vals[s.k + 1] BETWEEN 1 AND 19
-               AND adr_ops._quality_judge(runnable[s.k], vals[s.k + 1] / n) <> 'OK';
-            IF cardinality(sampled) < 2 THEN
-                sampled := '{}';
-            END IF;
-        END IF;
-        IF cardinality(sampled) > 0 THEN
-            BEGIN
-                SELECT format('SELECT jsonb_build_array(%s)::text FROM %s',
-                              string_agg(format('to_jsonb((array_agg(jsonb_build_object(%s)) FILTER (WHERE %s))[1:5])',
-                                                (SELECT string_agg(format('%L, %I', x, x), ', ')
-                                                   FROM unnest(adr_ops._quality_columns((runnable[s.k]).params)) x),
-                                                adr_ops._quality_predicate(runnable[s.k])), ', ' ORDER BY s.k),
-                              rel)
-                  INTO qry FROM unnest(sampled) AS s(k);
-                samples := adr_ops._quality_exec(c.owner, qry, tmo)::jsonb;
-            EXCEPTION
-                WHEN query_canceled THEN
-                    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-                    IF msg NOT LIKE '%statement timeout%' THEN
-                        RAISE;
-                    END IF;
-                    msg := NULL;
-                WHEN OTHERS THEN
-                    samples := NULL;
-            END;
-        END IF;
-
-        i := 0;
-        FOREACH c IN ARRAY runnable LOOP
-            i := i + 1;
-            r := NULL;
-            r.check_id := c.id;
-            r.check_name := c.name;
-            r.ran_at := clock_timestamp();
-            r.duration_ms := dur;
-            r.source := coalesce(_quality_run.source, 'manual');
-            r.job_id := _quality_run.job_id;
-            IF msg IS NOT NULL THEN
-                r.status := 'UNKNOWN';
-                r.detail := msg;
-            ELSE
-                m := vals[i + 1];
-                r.rows_scanned := n;
-                IF g.scan AND c.params ? 'sample_percent' THEN
-                    r.sample_percent := (c.params ->> 'sample_percent')::float8;
-                END IF;
-                IF c.kind IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex') THEN
-                    m := CASE WHEN n > 0 THEN m / n ELSE 0 END;
-                    IF r.sample_percent IS NOT NULL THEN
-                        -- normal approximation, or the rule of three when none failed
-                        r.error_bound := CASE WHEN n = 0 THEN 1
-                                              WHEN m = 0 THEN least(1, 3 / n)
-                                              ELSE 1.96 * sqrt(m * (1 - m) / n) END;
-                    END IF;
-                ELSIF c.kind = 'row_count' AND r.sample_percent IS NOT NULL THEN
-                    m := m * 100 / r.sample_percent;
-                    r.error_bound := 1.96 * sqrt(greatest(n, 1)) * 100 / r.sample_percent;
-                ELSIF c.kind = 'freshness' AND NOT c.params ? 'column' THEN
-                    writes := m;
-                    SELECT * INTO prev FROM adr_ops.quality_results x
-                     WHERE x.check_id = c.id AND x.status <> 'UNKNOWN' ORDER BY x.ran_at DESC, x.id DESC LIMIT 1;
-                    IF prev.id IS NULL OR (prev.detail::jsonb ->> 'writes')::float8 IS DISTINCT FROM writes THEN
-                        m := 0;
-                    ELSE
-                        m := extract(epoch FROM clock_timestamp() - prev.ran_at) + prev.metric;
-                    END IF;
-                END IF;
-                r.metric := m;
-                r.status := adr_ops._quality_judge(c, m);
-                r.detail := CASE
-                    WHEN c.kind = 'freshness' AND NOT c.params ? 'column'
-                        THEN jsonb_build_object('writes', writes)::text
-                    WHEN c.kind = 'freshness' AND m IS NULL THEN 'no rows'
-                    WHEN c.kind = 'schema' AND m > 0 THEN
-                        format('columns changed: expected %s, found %s', c.params -> 'columns_expected',
-                               adr_ops._quality_schema(c.relation))
-                    WHEN r.sample_percent IS NOT NULL THEN
-                        format('estimated from a %s%% block sample (%s rows): ±%s at 95%% confidence',
-                               r.sample_percent, n, round(r.error_bound::numeric, 6))
-                END;
-                IF r.status <> 'OK' AND c.kind NOT IN ('custom', 'schema', 'freshness', 'row_count',
-                                                       'distinct_count', 'null_fraction') THEN
-                    IF i = ANY (sampled) THEN
-                        r.sample := nullif(samples -> (array_position(sampled, i) - 1), 'null');
-                    ELSE
-                        BEGIN
-                            r.sample := adr_ops._quality_sample(c, tmo);
-                        EXCEPTION WHEN OTHERS THEN
-                            r.sample := NULL;
-                        END;
-                    END IF;
-                END IF;
-                -- A metric out of its own history is a WARNING, when asked.
-                IF has_anomaly AND c.params ->> 'anomaly' IN ('up', 'down', 'both') AND r.status = 'OK' THEN
-                    BEGIN
-                        EXECUTE 'SELECT * FROM adr_ops.adr_anomaly_score($1, $2, $3, $4)' INTO an
-                          USING (SELECT array_agg(x.ran_at ORDER BY x.ran_at) || r.ran_at FROM adr_ops.quality_results x
-                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
-                                (SELECT array_agg(x.metric ORDER BY x.ran_at) || m FROM adr_ops.quality_results x
-                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
-                                c.params ->> 'anomaly', coalesce(c.params ->> 'seasonality', 'none');
-                        IF an.verdict = 'anomaly' THEN
-                            r.status := 'WARNING';
-                            r.detail := concat_ws('; ', r.detail,
-                                                  format('anomaly: %s, expected about %s (score %s)', m,
-                                                         round(an.expected::numeric, 3), round(an.score::numeric, 2)));
-                        END IF;
-                    EXCEPTION WHEN OTHERS THEN
-                        NULL;
-                    END;
-                END IF;
-            END IF;
-            INSERT INTO adr_ops.quality_results (check_id, check_name, ran_at, status, metric, duration_ms,
-                                                 rows_scanned, sample_percent, error_bound, detail, sample,
-                                                 source, job_id)
-            VALUES (r.check_id, r.check_name, r.ran_at, r.status, r.metric, r.duration_ms, r.rows_scanned,
-                    r.sample_percent, r.error_bound, r.detail, r.sample, r.source, r.job_id)
-            RETURNING * INTO r;
-            RETURN NEXT r;
-        END LOOP;
-    END LOOP;
-END
-$$;
 -- bloat snapshot: the bloat_snapshot task stores adr_bloat_report() estimates in
 -- bloat_history; the registry's bloat source reads the latest
 -- The bloat snapshot: what adr_bloat_report() estimates, stored by the
@@ -7179,470 +6555,3 @@ REVOKE ALL ON FUNCTION adr_ops._metrics_integrity() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._metrics_integrity() TO pg_monitor;
 INSERT INTO adr_ops.metric_sources (name, position) VALUES ('integrity', 110);
 
--- quality: a check whose column was renamed or dropped is UNKNOWN instead of
--- stopping the whole run
-CREATE OR REPLACE FUNCTION adr_ops._quality_unrunnable(c adr_ops.quality_checks) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE
-        WHEN NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = c.owner)
-            THEN format('the owner of the check (role OID %s) no longer exists', c.owner::oid)
-        WHEN c.kind = 'custom' THEN
-            CASE WHEN NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = c.owner)
-                 THEN format('role "%s" owns this custom check and is no longer a superuser', c.owner) END
-        WHEN NOT EXISTS (SELECT FROM pg_class k WHERE k.oid = c.relation)
-            THEN format('relation %s no longer exists', c.relation_name)
-        WHEN c.kind = 'referential' AND to_regclass(c.params ->> 'references') IS NULL
-            THEN format('referenced relation %s no longer exists', c.params ->> 'references')
-        -- has_column_privilege() raises an error for a column name that
-        -- is gone, which would stop the whole run
-        WHEN m.gone IS NOT NULL
-            THEN format('column %s of relation %s no longer exists', m.gone, c.relation)
-        WHEN NOT adr_ops._quality_readable(c.owner, c.relation, adr_ops._quality_columns(c.params))
-            THEN format('permission denied for relation %s: the check''s owner, role "%s", can no longer read %s',
-                        c.relation, c.owner,
-                        CASE WHEN c.params ? 'column' OR c.params ? 'columns'
-                             THEN 'the columns ' || array_to_string(adr_ops._quality_columns(c.params), ', ')
-                             ELSE 'it' END)
-    END
-      FROM (SELECT string_agg(quote_ident(x), ', ') AS gone
-              FROM unnest(adr_ops._quality_columns(c.params)) x
-             WHERE NOT EXISTS (SELECT FROM pg_attribute a
-                                WHERE a.attrelid = c.relation AND a.attname = x
-                                  AND a.attnum > 0 AND NOT a.attisdropped)) m
-$$;
-
--- quality: min and max of a row_count, distinct_count or custom check must be
--- numbers (a word there stopped every run at its judging)
-CREATE OR REPLACE FUNCTION adr_ops.adr_quality_check_add(
-    name text, relation regclass, kind text, params jsonb DEFAULT '{}',
-    warn double precision DEFAULT NULL, crit double precision DEFAULT NULL,
-    dataset text DEFAULT NULL, blocking boolean DEFAULT false, enabled boolean DEFAULT true)
-RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    caller name := adr_ops._calling_role();
-    caller_oid oid;
-    cols text[];
-    x text;
-    ref regclass;
-    refcols text[];
-    p jsonb := coalesce(adr_quality_check_add.params, '{}');
-    new_id bigint;
-BEGIN
-    SELECT r.oid INTO caller_oid FROM pg_roles r WHERE r.rolname = caller;
-    IF adr_quality_check_add.name IS NULL OR adr_quality_check_add.kind IS NULL
-       OR adr_quality_check_add.blocking IS NULL OR adr_quality_check_add.enabled IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
-            MESSAGE = 'name, kind, blocking and enabled must not be null';
-    END IF;
-    IF jsonb_typeof(p) <> 'object' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'params must be a JSON object';
-    END IF;
-    IF adr_quality_check_add.kind NOT IN ('row_count', 'freshness', 'null_fraction', 'distinct_count',
-            'duplicate_count', 'accepted_values', 'range', 'length', 'regex', 'referential',
-            'schema', 'custom') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('unrecognized quality check kind "%s"', adr_quality_check_add.kind),
-            HINT = 'Use row_count, freshness, null_fraction, distinct_count, duplicate_count, accepted_values, range, length, regex, referential, schema or custom.';
-    END IF;
-
-    IF adr_quality_check_add.kind = 'custom' THEN
-        IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller_oid) THEN
-            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = 'permission denied to create a custom quality check',
-                DETAIL = 'A custom check runs SQL of its own; only superusers may define one.';
-        END IF;
-        IF coalesce(p ->> 'sql', '') = '' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'a custom check needs params sql: a query returning one number';
-        END IF;
-    ELSE
-        IF adr_quality_check_add.relation IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
-                MESSAGE = format('a %s check needs a relation', adr_quality_check_add.kind);
-        END IF;
-        IF NOT EXISTS (SELECT FROM pg_class k WHERE k.oid = adr_quality_check_add.relation
-                                                AND k.relkind IN ('r', 'p', 'v', 'm', 'f')) THEN
-            RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
-                MESSAGE = format('"%s" is not a table, view, materialized view or foreign table',
-                                 adr_quality_check_add.relation);
-        END IF;
-        cols := adr_ops._quality_columns(p);
-        IF adr_quality_check_add.kind IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex')
-           AND NOT p ? 'column' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('a %s check needs params column', adr_quality_check_add.kind);
-        END IF;
-        IF adr_quality_check_add.kind IN ('distinct_count', 'duplicate_count', 'referential')
-           AND cardinality(cols) = 0 THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('a %s check needs params column or columns', adr_quality_check_add.kind);
-        END IF;
-        FOREACH x IN ARRAY cols LOOP
-            IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = adr_quality_check_add.relation
-                              AND a.attname = x AND a.attnum > 0 AND NOT a.attisdropped) THEN
-                RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-                    MESSAGE = format('column "%s" of relation "%s" does not exist', x,
-                                     adr_quality_check_add.relation);
-            END IF;
-        END LOOP;
-        -- Refused at creation what the owner could not read directly.
-        IF NOT adr_ops._quality_readable(caller_oid, adr_quality_check_add.relation, cols) THEN
-            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = format('permission denied for relation %s', adr_quality_check_add.relation),
-                DETAIL = format('A check runs with the privileges of its owner, role "%s", who cannot read %s of it.',
-                                caller, CASE WHEN cardinality(cols) = 0 THEN 'any column'
-                                             ELSE 'the columns ' || array_to_string(cols, ', ') END);
-        END IF;
-        IF adr_quality_check_add.kind = 'accepted_values' AND jsonb_typeof(p -> 'values') IS DISTINCT FROM 'array' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'an accepted_values check needs params values: an array';
-        ELSIF adr_quality_check_add.kind IN ('range', 'length') AND NOT (p ? 'min' OR p ? 'max') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('a %s check needs params min or max', adr_quality_check_add.kind);
-        ELSIF adr_quality_check_add.kind = 'regex' THEN
-            IF coalesce(p ->> 'pattern', '') = '' THEN
-                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                    MESSAGE = 'a regex check needs params pattern';
-            END IF;
-            PERFORM '' ~ (p ->> 'pattern');      -- an invalid pattern fails here
-        ELSIF adr_quality_check_add.kind = 'freshness' THEN
-            IF (p ->> 'max_age') IS NULL THEN
-                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                    MESSAGE = 'a freshness check needs params max_age, an interval';
-            END IF;
-            PERFORM (p ->> 'max_age')::interval;
-            IF p ? 'column' AND NOT EXISTS (
-                    SELECT FROM pg_attribute a
-                     WHERE a.attrelid = adr_quality_check_add.relation AND a.attname = p ->> 'column'
-                       AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)) THEN
-                RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
-                    MESSAGE = format('column "%s" of a freshness check must be a timestamp or a date', p ->> 'column');
-            END IF;
-        ELSIF adr_quality_check_add.kind = 'range' THEN
-            -- the bounds must read as the column's type
-            -- the bounds must read as the column's type, cast as the owner
-            -- (a domain's constraint is the owner's code, not ours)
-            PERFORM adr_ops._quality_exec(caller_oid,
-                        format('SELECT %s', string_agg(format('(%L)::%s', p ->> b, format_type(a.atttypid, a.atttypmod)), ', ')),
-                        10000)
-               FROM pg_attribute a, unnest(ARRAY['min', 'max']) b
-              WHERE a.attrelid = adr_quality_check_add.relation AND a.attname = p ->> 'column' AND p ? b;
-        ELSIF adr_quality_check_add.kind = 'referential' THEN
-            ref := to_regclass(p ->> 'references');
-            IF ref IS NULL THEN
-                RAISE EXCEPTION USING ERRCODE = 'undefined_table',
-                    MESSAGE = format('referenced relation "%s" does not exist', p ->> 'references'),
-                    HINT = 'Set params references to the relation the columns point to.';
-            END IF;
-            refcols := CASE WHEN jsonb_typeof(p -> 'referenced_columns') = 'array'
-                            THEN ARRAY(SELECT jsonb_array_elements_text(p -> 'referenced_columns'))
-                            ELSE cols END;
-            IF cardinality(refcols) <> cardinality(cols) THEN
-                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                    MESSAGE = 'params columns and referenced_columns must be as many';
-            END IF;
-            IF NOT adr_ops._quality_readable(caller_oid, ref, refcols) THEN
-                RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                    MESSAGE = format('permission denied for relation %s', ref),
-                    DETAIL = format('A check runs with the privileges of its owner, role "%s".', caller);
-            END IF;
-            p := p || jsonb_build_object('references', format('%I.%I', n.nspname, k.relname),
-                                         'referenced_columns', to_jsonb(refcols))
-              FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ref;
-        ELSIF adr_quality_check_add.kind = 'schema' AND NOT p ? 'columns_expected' THEN
-            p := p || jsonb_build_object('columns_expected', adr_ops._quality_schema(adr_quality_check_add.relation));
-        END IF;
-    END IF;
-    IF adr_quality_check_add.kind IN ('row_count', 'distinct_count', 'custom') THEN
-        PERFORM (p ->> 'min')::float8, (p ->> 'max')::float8;   -- _quality_judge() reads them so
-    END IF;
-    IF p ? 'anomaly' AND (p ->> 'anomaly') NOT IN ('up', 'down', 'both') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('params anomaly must be up, down or both, not "%s"', p ->> 'anomaly');
-    END IF;
-    IF p ? 'sample_percent' AND NOT ((p ->> 'sample_percent')::float8 > 0 AND (p ->> 'sample_percent')::float8 <= 100) THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'params sample_percent must be above 0 and at most 100';
-    END IF;
-
-    INSERT INTO adr_ops.quality_checks (name, relation, relation_name, kind, params, warn_level,
-                                        crit_level, dataset, blocking, enabled, owner)
-    SELECT adr_quality_check_add.name, adr_quality_check_add.relation,
-           (SELECT format('%I.%I', n.nspname, k.relname) FROM pg_class k
-              JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = adr_quality_check_add.relation),
-           adr_quality_check_add.kind, p, adr_quality_check_add.warn, adr_quality_check_add.crit,
-           adr_quality_check_add.dataset, adr_quality_check_add.blocking,
-           adr_quality_check_add.enabled, caller_oid::regrole
-    RETURNING id INTO new_id;
-    RETURN new_id;
-EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-        MESSAGE = format('quality check "%s" already exists', adr_quality_check_add.name);
-END
-$$;
-
--- quality: the next run of a freshness check without a column reads its
--- write counter also when an anomaly was appended to the detail
-CREATE OR REPLACE FUNCTION adr_ops._quality_run(dataset text, names text[], blocking_only boolean,
-                                     source text, job_id bigint, timeout interval, keep interval)
-RETURNS SETOF adr_ops.quality_results
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    g record;
-    c adr_ops.quality_checks;
-    r adr_ops.quality_results;
-    tmo integer := greatest(0, (extract(epoch FROM coalesce(timeout, '0')) * 1000)::integer);
-    rel text;
-    qry text;
-    vals double precision[];
-    n double precision;
-    t0 timestamptz;
-    dur double precision;
-    m double precision;
-    why text;
-    msg text;
-    runnable adr_ops.quality_checks[];
-    state text;
-    i integer;
-    prev adr_ops.quality_results;
-    writes double precision;
-    an record;
-    sampled integer[];
-    samples jsonb;
-    has_anomaly boolean := to_regprocedure('adr_ops.adr_anomaly_score(timestamptz[], double precision[], text, text, integer, double precision)') IS NOT NULL;
-BEGIN
-    IF keep IS NOT NULL THEN
-        DELETE FROM adr_ops.quality_results x WHERE x.ran_at < now() - keep;
-    END IF;
-    FOR g IN
-        SELECT array_agg(qc ORDER BY qc.id) AS checks,
-               qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
-                          'accepted_values', 'range', 'length', 'regex')
-                 OR (qc.kind = 'freshness' AND qc.params ? 'column') AS scan
-          FROM adr_ops.quality_checks qc
-         WHERE qc.enabled
-           AND (_quality_run.dataset IS NULL OR qc.dataset = _quality_run.dataset)
-           AND (_quality_run.names IS NULL OR qc.name = ANY (_quality_run.names))
-           AND (NOT _quality_run.blocking_only OR qc.blocking)
-         GROUP BY 2,
-               CASE WHEN qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
-                                    'accepted_values', 'range', 'length', 'regex')
-                         OR (qc.kind = 'freshness' AND qc.params ? 'column')
-                    THEN ARRAY[qc.relation::oid::text, qc.owner::oid::text,
-                               coalesce(qc.params ->> 'sample_percent', '100')]
-                    ELSE ARRAY[qc.id::text] END
-         ORDER BY min(qc.id)
-    LOOP
-        -- A check that cannot run is UNKNOWN with the reason; the rest of
-        -- its group runs.
-        runnable := '{}';
-        FOREACH c IN ARRAY g.checks LOOP
-            why := adr_ops._quality_unrunnable(c);
-            IF why IS NULL THEN
-                runnable := runnable || c;
-            ELSE
-                INSERT INTO adr_ops.quality_results (check_id, check_name, status, detail, source, job_id)
-                VALUES (c.id, c.name, 'UNKNOWN', why, _quality_run.source, _quality_run.job_id)
-                RETURNING * INTO r;
-                RETURN NEXT r;
-            END IF;
-        END LOOP;
-        CONTINUE WHEN cardinality(runnable) = 0;
-
-        t0 := clock_timestamp();
-        vals := NULL;
-        msg := NULL;
-        c := runnable[1];
-        BEGIN
-            SELECT format('%I.%I', ns.nspname, k.relname) INTO rel
-              FROM pg_class k JOIN pg_namespace ns ON ns.oid = k.relnamespace WHERE k.oid = c.relation;
-            IF g.scan THEN
-                SELECT format('SELECT ARRAY[count(*)::float8, %s]::text FROM %s%s',
-                              string_agg(adr_ops._quality_aggregate(runnable[k]), ', ' ORDER BY k), rel,
-                              CASE WHEN c.params ? 'sample_percent'
-                                   THEN format(' TABLESAMPLE SYSTEM (%s)', (c.params ->> 'sample_percent')::float8)
-                                   ELSE '' END)
-                  INTO qry FROM generate_subscripts(runnable, 1) AS s(k);
-            ELSIF c.kind = 'custom' THEN
-                qry := c.params ->> 'sql';
-            ELSIF c.kind = 'referential' THEN
-                qry := format('SELECT ARRAY[NULL, count(*)::float8]::text FROM %s r WHERE %s',
-                            rel, adr_ops._quality_orphan_predicate(c));
-            ELSIF c.kind = 'schema' THEN
-                qry := format('SELECT ARRAY[NULL, (%L::jsonb IS DISTINCT FROM %L::jsonb)::integer::float8]::text',
-                            c.params -> 'columns_expected', adr_ops._quality_schema(c.relation));
-            ELSIF c.kind = 'freshness' THEN
-                -- the table's last write, as the runs saw its write counter change
-                qry := format('SELECT ARRAY[NULL, (n_tup_ins + n_tup_upd + n_tup_del)::float8]::text '
-                            'FROM pg_stat_all_tables WHERE relid = %s', c.relation::oid);
-            END IF;
-            IF c.kind = 'custom' THEN
-                vals := ARRAY[NULL, adr_ops._quality_exec(c.owner, qry, tmo)::float8];
-            ELSE
-                vals := adr_ops._quality_exec(c.owner, qry, tmo)::float8[];
-            END IF;
-        EXCEPTION
-            WHEN query_canceled THEN
-                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-                IF msg NOT LIKE '%statement timeout%' THEN
-                    RAISE;
-                END IF;
-                msg := format('the check did not finish within its time budget (%s ms)', tmo);
-            WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
-                -- a data exception's message may quote a value: row data
-                -- stays out of results and alerts, which pg_monitor reads
-                IF state LIKE '22%' THEN
-                    msg := format('the check''s query failed on the data (SQLSTATE %s)', state);
-                END IF;
-        END;
-        dur := extract(epoch FROM clock_timestamp() - t0) * 1000;
-        n := vals[1];
-
-        -- The failing rows of the failing checks that fail on fewer than 20
-        -- rows, when there are two or more: one more scan for all of them.
-        -- A query of its own per check, which stops at its fifth failing
-        -- row, reads about 5 / (failing + 1) of the table: most of it when
-        -- such rows are rare, little when they are common, so the others
-        -- keep it.  Not for a block sample, whose count does not bound the
-        -- table's.
-        sampled := '{}';
-        samples := NULL;
-        IF msg IS NULL AND g.scan AND NOT c.params ? 'sample_percent' THEN
-            SELECT coalesce(array_agg(s.k ORDER BY s.k), '{}') INTO sampled
-              FROM generate_subscripts(runnable, 1) AS s(k)
-             WHERE (runnable[s.k]).kind IN ('accepted_values', 'range', 'length', 'regex')
-               AND vals[s.k + 1] BETWEEN 1 AND 19
-               AND adr_ops._quality_judge(runnable[s.k], vals[s.k + 1] / n) <> 'OK';
-            IF cardinality(sampled) < 2 THEN
-                sampled := '{}';
-            END IF;
-        END IF;
-        IF cardinality(sampled) > 0 THEN
-            BEGIN
-                SELECT format('SELECT jsonb_build_array(%s)::text FROM %s',
-                              string_agg(format('to_jsonb((array_agg(jsonb_build_object(%s)) FILTER (WHERE %s))[1:5])',
-                                                (SELECT string_agg(format('%L, %I', x, x), ', ')
-                                                   FROM unnest(adr_ops._quality_columns((runnable[s.k]).params)) x),
-                                                adr_ops._quality_predicate(runnable[s.k])), ', ' ORDER BY s.k),
-                              rel)
-                  INTO qry FROM unnest(sampled) AS s(k);
-                samples := adr_ops._quality_exec(c.owner, qry, tmo)::jsonb;
-            EXCEPTION
-                WHEN query_canceled THEN
-                    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-                    IF msg NOT LIKE '%statement timeout%' THEN
-                        RAISE;
-                    END IF;
-                    msg := NULL;
-                WHEN OTHERS THEN
-                    samples := NULL;
-            END;
-        END IF;
-
-        i := 0;
-        FOREACH c IN ARRAY runnable LOOP
-            i := i + 1;
-            r := NULL;
-            r.check_id := c.id;
-            r.check_name := c.name;
-            r.ran_at := clock_timestamp();
-            r.duration_ms := dur;
-            r.source := coalesce(_quality_run.source, 'manual');
-            r.job_id := _quality_run.job_id;
-            IF msg IS NOT NULL THEN
-                r.status := 'UNKNOWN';
-                r.detail := msg;
-            ELSE
-                m := vals[i + 1];
-                r.rows_scanned := n;
-                IF g.scan AND c.params ? 'sample_percent' THEN
-                    r.sample_percent := (c.params ->> 'sample_percent')::float8;
-                END IF;
-                IF c.kind IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex') THEN
-                    m := CASE WHEN n > 0 THEN m / n ELSE 0 END;
-                    IF r.sample_percent IS NOT NULL THEN
-                        -- normal approximation, or the rule of three when none failed
-                        r.error_bound := CASE WHEN n = 0 THEN 1
-                                              WHEN m = 0 THEN least(1, 3 / n)
-                                              ELSE 1.96 * sqrt(m * (1 - m) / n) END;
-                    END IF;
-                ELSIF c.kind = 'row_count' AND r.sample_percent IS NOT NULL THEN
-                    m := m * 100 / r.sample_percent;
-                    r.error_bound := 1.96 * sqrt(greatest(n, 1)) * 100 / r.sample_percent;
-                ELSIF c.kind = 'freshness' AND NOT c.params ? 'column' THEN
-                    writes := m;
-                    SELECT * INTO prev FROM adr_ops.quality_results x
-                     WHERE x.check_id = c.id AND x.status <> 'UNKNOWN' ORDER BY x.ran_at DESC, x.id DESC LIMIT 1;
-                    -- detail is the counter's JSON, then perhaps '; anomaly: ...'
-                    IF prev.id IS NULL OR (split_part(prev.detail, ';', 1)::jsonb ->> 'writes')::float8
-                                          IS DISTINCT FROM writes THEN
-                        m := 0;
-                    ELSE
-                        m := extract(epoch FROM clock_timestamp() - prev.ran_at) + prev.metric;
-                    END IF;
-                END IF;
-                r.metric := m;
-                r.status := adr_ops._quality_judge(c, m);
-                r.detail := CASE
-                    WHEN c.kind = 'freshness' AND NOT c.params ? 'column'
-                        THEN jsonb_build_object('writes', writes)::text
-                    WHEN c.kind = 'freshness' AND m IS NULL THEN 'no rows'
-                    WHEN c.kind = 'schema' AND m > 0 THEN
-                        format('columns changed: expected %s, found %s', c.params -> 'columns_expected',
-                               adr_ops._quality_schema(c.relation))
-                    WHEN r.sample_percent IS NOT NULL THEN
-                        format('estimated from a %s%% block sample (%s rows): ±%s at 95%% confidence',
-                               r.sample_percent, n, round(r.error_bound::numeric, 6))
-                END;
-                IF r.status <> 'OK' AND c.kind NOT IN ('custom', 'schema', 'freshness', 'row_count',
-                                                       'distinct_count', 'null_fraction') THEN
-                    IF i = ANY (sampled) THEN
-                        r.sample := nullif(samples -> (array_position(sampled, i) - 1), 'null');
-                    ELSE
-                        BEGIN
-                            r.sample := adr_ops._quality_sample(c, tmo);
-                        EXCEPTION WHEN OTHERS THEN
-                            r.sample := NULL;
-                        END;
-                    END IF;
-                END IF;
-                -- A metric out of its own history is a WARNING, when asked.
-                IF has_anomaly AND c.params ->> 'anomaly' IN ('up', 'down', 'both') AND r.status = 'OK' THEN
-                    BEGIN
-                        EXECUTE 'SELECT * FROM adr_ops.adr_anomaly_score($1, $2, $3, $4)' INTO an
-                          USING (SELECT array_agg(x.ran_at ORDER BY x.ran_at) || r.ran_at FROM adr_ops.quality_results x
-                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
-                                (SELECT array_agg(x.metric ORDER BY x.ran_at) || m FROM adr_ops.quality_results x
-                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
-                                c.params ->> 'anomaly', coalesce(c.params ->> 'seasonality', 'none');
-                        IF an.verdict = 'anomaly' THEN
-                            r.status := 'WARNING';
-                            r.detail := concat_ws('; ', r.detail,
-                                                  format('anomaly: %s, expected about %s (score %s)', m,
-                                                         round(an.expected::numeric, 3), round(an.score::numeric, 2)));
-                        END IF;
-                    EXCEPTION WHEN OTHERS THEN
-                        NULL;
-                    END;
-                END IF;
-            END IF;
-            INSERT INTO adr_ops.quality_results (check_id, check_name, ran_at, status, metric, duration_ms,
-                                                 rows_scanned, sample_percent, error_bound, detail, sample,
-                                                 source, job_id)
-            VALUES (r.check_id, r.check_name, r.ran_at, r.status, r.metric, r.duration_ms, r.rows_scanned,
-                    r.sample_percent, r.error_bound, r.detail, r.sample, r.source, r.job_id)
-            RETURNING * INTO r;
-            RETURN NEXT r;
-        END LOOP;
-    END LOOP;
-END
-$$;
