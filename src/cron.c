@@ -28,8 +28,9 @@
  * offending token; the glue in maint_schedule.c turns them into an
  * ereport.  The character classes are ASCII and written out here rather
  * than taken from <ctype.h>, whose answers for bytes above 0x7F depend on
- * the backend's LC_CTYPE.  Numbers saturate instead of overflowing, and the text is read
- * no further than its terminator or ADR_CRON_MAXLEN + 1 bytes.
+ * the backend's LC_CTYPE.  Numbers saturate instead of overflowing, and
+ * the text is read no further than its terminator or ADR_CRON_MAXLEN + 1
+ * bytes.
  *
  * adr_cron_next searches forward from the minute after the start, skipping
  * a whole year, month, day or hour as soon as it cannot match, so a search

@@ -451,17 +451,6 @@ ig_relations(const char *sql, int nargs, Oid *argtypes, Datum *args, MemoryConte
 	return result;
 }
 
-/* The boolean option key, false when absent. */
-static bool
-ig_option_bool(Jsonb *options, const char *key)
-{
-	JsonbValue	v;
-
-	if (getKeyJsonValueFromContainer(&options->root, key, strlen(key), &v) == NULL)
-		return false;
-	return v.type == jbvBool && v.val.boolean;
-}
-
 static void
 ig_append(StringInfo buf, const char *sep, const char *fmt, const char *a, const char *b)
 {
@@ -482,7 +471,7 @@ ig_task_run(AdrTaskRun *run)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	const char *budget_text = adr_option_string(run->options, "time_budget");
-	bool		heapallindexed = ig_option_bool(run->options, "heapallindexed");
+	bool		heapallindexed = adr_option_bool(run->options, "heapallindexed");
 	int			budget_ms = IG_DEFAULT_BUDGET_MS;
 	IgFunctions fns = {0};
 	char	   *missing = NULL;

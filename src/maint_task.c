@@ -258,6 +258,17 @@ adr_option_string(Jsonb *options, const char *key)
 	return pnstrdup(v.val.string.val, v.val.string.len);
 }
 
+/* The value of a boolean option, false when absent. */
+bool
+adr_option_bool(Jsonb *options, const char *key)
+{
+	JsonbValue	v;
+
+	if (getKeyJsonValueFromContainer(&options->root, key, strlen(key), &v) == NULL)
+		return false;
+	return v.type == jbvBool && v.val.boolean;
+}
+
 /*
  * Arm statement_timeout for one statement of the run: postgres.c arms it
  * only for a client's statements.  Disarmed on every way out.
@@ -425,9 +436,6 @@ tk_sql_call(AdrTaskRun *run, const char *sql)
 
 	adr_task_xact_end(caller);
 }
-
-
-
 
 /*
  * A task added after the oldest released version needs the SQL objects of

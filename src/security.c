@@ -1394,8 +1394,6 @@ sec_roles_check(char **newval, void **extra, GucSource source)
 }
 
 /* Called from _PG_init. */
-static void sec_launcher_sync(bool in_recovery, bool extension_ready);
-
 void
 adr_security_init(void)
 {

@@ -621,7 +621,6 @@ typedef struct LogScan
 				pdetail;
 } LogScan;
 
-
 /* A statement logged by log_statement, waiting for its duration entry. */
 typedef struct SlowStatement
 {
