@@ -133,4 +133,16 @@ DROP OWNED BY adr_pipeline;
 DROP ROLE adr_pipeline;
 DROP ROLE adr_dashboard;
 DROP FUNCTION try_action(text, text, boolean, boolean);
+
+-- A job's events go with it, deleted or truncated (a trigger: job_events
+-- has no foreign key).
+SELECT count(*) > 0 AS has_events FROM adr_ops.job_events;
+DELETE FROM adr_ops.processing_jobs WHERE pipeline = 'granted';
+SELECT count(*) AS orphan_events FROM adr_ops.job_events e
+ WHERE NOT EXISTS (SELECT FROM adr_ops.processing_jobs p WHERE p.id = e.job_id);
+SELECT count(*) > 0 AS has_events FROM adr_ops.job_events;
 DELETE FROM adr_ops.processing_jobs;
+SELECT count(*) AS events FROM adr_ops.job_events;
+SELECT adr_ops.adr_job_submit('truncated') > 0 AS submitted;
+TRUNCATE adr_ops.processing_jobs CASCADE;
+SELECT count(*) AS events FROM adr_ops.job_events;

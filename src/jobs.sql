@@ -42,10 +42,15 @@ CREATE TABLE adr_ops.job_checkpoints (
 COMMENT ON TABLE adr_ops.job_checkpoints IS 'the stages each job completed, in order';
 
 -- One index serves the timelines and the key: every transition writes a
--- row here, so each index costs on every claim and completion.
+-- row here, so each index costs on every claim and completion.  No foreign
+-- key: an event is written only by the functions below, in the transaction
+-- that moves its job and under the job's row lock, so the job exists; a key
+-- check on each of a job's two events cost 7% of a job's work
+-- (docs/performance.md).  Deleting or truncating jobs deletes their events,
+-- as ON DELETE CASCADE did (_job_events_cascade below).
 CREATE TABLE adr_ops.job_events (
     id bigserial,
-    job_id bigint NOT NULL REFERENCES adr_ops.processing_jobs (id) ON DELETE CASCADE,
+    job_id bigint NOT NULL,
     at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     from_status text,
     to_status text NOT NULL,
@@ -56,6 +61,31 @@ CREATE TABLE adr_ops.job_events (
 );
 COMMENT ON TABLE adr_ops.job_events IS
     'every status transition of every job, with the role that made it: the post-incident timeline';
+
+-- The cascade of a job's deletion to its events.  SECURITY DEFINER, as a
+-- foreign key's cascade runs as the table's owner: whoever may delete jobs
+-- deletes their events too.  A trigger function cannot be called otherwise.
+CREATE FUNCTION adr_ops._job_events_cascade() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE adr_ops.job_events;
+    ELSE
+        DELETE FROM adr_ops.job_events e USING deleted_jobs d WHERE e.job_id = d.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._job_events_cascade() IS
+    'API: private. Deletes the events of deleted or truncated jobs';
+REVOKE ALL ON FUNCTION adr_ops._job_events_cascade() FROM PUBLIC;
+CREATE TRIGGER job_events_cascade AFTER DELETE ON adr_ops.processing_jobs
+    REFERENCING OLD TABLE AS deleted_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
+CREATE TRIGGER job_events_truncate AFTER TRUNCATE ON adr_ops.processing_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
 
 -- The one place where status transitions are allowed: what each action may
 -- do from each status.  Anything not here is refused.
@@ -96,16 +126,18 @@ COMMENT ON FUNCTION adr_ops._job_stale_after() IS
 
 -- Move one job by an action, under its row lock: check the transition
 -- against job_transitions, update the row, record the event, and NOTIFY
--- adr_jobs when the job becomes runnable.  Every adr_job_* function that
--- changes a status goes through here.  An allowed move is one UPDATE joined
--- to job_transitions (it locks the row, and under a concurrent change
--- rechecks the join against the new status); only when it matches no row
--- is the row locked and read to say why, or, if its status changed in
--- between to one the action allows, moved by the same UPDATE again.
+-- adr_jobs when the job becomes runnable.  Every status change goes through
+-- here but the two a pipeline makes for every job, which make the same move
+-- in one statement each, also joined to job_transitions: the claim
+-- (adr_job_claim) and a completion without a quality gate
+-- (adr_job_complete).  An allowed move is one UPDATE joined to
+-- job_transitions (it locks the row, and under a concurrent change rechecks
+-- the join against the new status); only when it matches no row is the row
+-- locked and read to say why, or, if its status changed in between to one
+-- the action allows, moved by the same UPDATE again.
 CREATE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
-                                  force boolean DEFAULT false, worker text DEFAULT NULL,
-                                  error text DEFAULT NULL, run_after timestamptz DEFAULT NULL,
-                                  detail jsonb DEFAULT NULL)
+                                  force boolean DEFAULT false, error text DEFAULT NULL,
+                                  run_after timestamptz DEFAULT NULL, detail jsonb DEFAULT NULL)
 RETURNS adr_ops.processing_jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -121,11 +153,8 @@ BEGIN
     FOR pass IN 1..2 LOOP
         UPDATE adr_ops.processing_jobs p
            SET status = x.to_status,
-               attempts = p.attempts + CASE WHEN _job_move.action = 'claim' THEN 1 ELSE 0 END,
-               started_at = CASE WHEN _job_move.action = 'claim' THEN now() ELSE p.started_at END,
                heartbeat_at = CASE WHEN x.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
-               worker = CASE WHEN _job_move.action = 'claim' THEN _job_move.worker
-                             WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
+               worker = CASE WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
                completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
                                    WHEN x.to_status = 'queued' THEN NULL ELSE p.completed_at END,
                run_after = CASE WHEN x.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
@@ -177,7 +206,7 @@ BEGIN
     RETURN j;
 END
 $$;
-COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb) IS
+COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) IS
     'API: private. The one place a job changes status';
 
 -- What a claim returns: the job, and where to resume.
@@ -226,31 +255,42 @@ COMMENT ON FUNCTION adr_ops.adr_job_submit(text, jsonb, integer) IS
     'queues a job of a pipeline; returns its id';
 
 -- Claimers skip each other's locked rows, so two never get the same job.
+-- One statement picks the job, moves it (the claim of job_transitions:
+-- queued to running, attempts + 1, started now by this worker), records the
+-- event and finds where to resume.
 CREATE FUNCTION adr_ops.adr_job_claim(pipeline text, worker text)
 RETURNS adr_ops.job_claim
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    picked bigint;
-    j adr_ops.processing_jobs;
     c adr_ops.job_claim;
 BEGIN
-    SELECT p.id INTO picked
-      FROM adr_ops.processing_jobs p
-     WHERE p.pipeline = adr_job_claim.pipeline AND p.status = 'queued' AND p.run_after <= now()
-     ORDER BY p.run_after, p.id
-     LIMIT 1
-       FOR UPDATE SKIP LOCKED;
-    IF picked IS NULL THEN
+    WITH moved AS (
+        UPDATE adr_ops.processing_jobs p
+           SET status = x.to_status, attempts = p.attempts + 1, started_at = now(),
+               heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
+          FROM adr_ops.job_transitions x
+         WHERE p.id = (SELECT q.id FROM adr_ops.processing_jobs q
+                        WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
+                          AND q.run_after <= now()
+                        ORDER BY q.run_after, q.id
+                        LIMIT 1
+                          FOR UPDATE SKIP LOCKED)
+           AND x.action = 'claim' AND x.from_status = p.status AND NOT x.needs_force
+        RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts, x.from_status, x.to_status
+    ), event AS (
+        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+        SELECT m.id, m.from_status, m.to_status, adr_ops._calling_role(), 'claim' FROM moved m
+    )
+    SELECT m.id, m.pipeline, m.payload, m.attempts, m.max_attempts, k.stage, k.state
+      INTO c
+      FROM moved m
+      LEFT JOIN LATERAL (SELECT x.stage, x.state FROM adr_ops.job_checkpoints x
+                          WHERE x.job_id = m.id ORDER BY x.seq DESC LIMIT 1) k ON true;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    j := adr_ops._job_move(picked, 'claim', worker => adr_job_claim.worker);
-    SELECT j.id, j.pipeline, j.payload, j.attempts, j.max_attempts, k.stage, k.state
-      INTO c
-      FROM (SELECT 1) one
-      LEFT JOIN LATERAL (SELECT x.stage, x.state FROM adr_ops.job_checkpoints x
-                          WHERE x.job_id = j.id ORDER BY x.seq DESC LIMIT 1) k ON true;
     RETURN c;
 END
 $$;
@@ -291,12 +331,37 @@ $$;
 COMMENT ON FUNCTION adr_ops.adr_job_checkpoint(bigint, text, jsonb) IS
     'records that a running job completed a stage; returns its sequence number';
 
--- The pipeline's blocking quality checks are its gate (quality.sql).
+-- The pipeline's blocking quality checks are its gate (quality.sql).  A
+-- running job of a pipeline without one is completed by one statement (the
+-- complete of job_transitions, as _job_move makes it); anything else, a
+-- gate or a refusal, goes to _job_quality_gate.
 CREATE FUNCTION adr_ops.adr_job_complete(id bigint) RETURNS adr_ops.processing_jobs
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    j adr_ops.processing_jobs;
 BEGIN
+    WITH moved AS (
+        UPDATE adr_ops.processing_jobs p
+           SET status = x.to_status, completed_at = now()
+          FROM adr_ops.job_transitions x
+         WHERE p.id = adr_job_complete.id
+           AND x.action = 'complete' AND x.from_status = p.status AND NOT x.needs_force
+           AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
+                            WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
+        RETURNING p.*, x.from_status AS moved_from, x.to_status AS moved_to
+    ), event AS (
+        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+        SELECT m.id, m.moved_from, m.moved_to, adr_ops._calling_role(), 'complete' FROM moved m
+    )
+    SELECT m.id, m.pipeline, m.status, m.payload, m.attempts, m.max_attempts, m.run_after,
+           m.created_at, m.started_at, m.completed_at, m.heartbeat_at, m.worker, m.last_error
+      INTO j
+      FROM moved m;
+    IF FOUND THEN
+        RETURN j;
+    END IF;
     RETURN adr_ops._job_quality_gate(adr_job_complete.id);
 END
 $$;
@@ -476,7 +541,7 @@ DECLARE
 BEGIN
     FOREACH f IN ARRAY ARRAY[
         'adr_ops._job_stale_after()',
-        'adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb)',
+        'adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb)',
         'adr_ops.adr_job_submit(text, jsonb, integer)', 'adr_ops.adr_job_claim(text, text)',
         'adr_ops.adr_job_heartbeat(bigint)', 'adr_ops.adr_job_checkpoint(bigint, text, jsonb)',
         'adr_ops.adr_job_complete(bigint)', 'adr_ops.adr_job_fail(bigint, text)',

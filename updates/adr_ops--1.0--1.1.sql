@@ -4796,7 +4796,29 @@ CREATE OR REPLACE FUNCTION adr_ops.adr_job_complete(id bigint) RETURNS adr_ops.p
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    j adr_ops.processing_jobs;
 BEGIN
+    WITH moved AS (
+        UPDATE adr_ops.processing_jobs p
+           SET status = x.to_status, completed_at = now()
+          FROM adr_ops.job_transitions x
+         WHERE p.id = adr_job_complete.id
+           AND x.action = 'complete' AND x.from_status = p.status AND NOT x.needs_force
+           AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
+                            WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
+        RETURNING p.*, x.from_status AS moved_from, x.to_status AS moved_to
+    ), event AS (
+        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+        SELECT m.id, m.moved_from, m.moved_to, adr_ops._calling_role(), 'complete' FROM moved m
+    )
+    SELECT m.id, m.pipeline, m.status, m.payload, m.attempts, m.max_attempts, m.run_after,
+           m.created_at, m.started_at, m.completed_at, m.heartbeat_at, m.worker, m.last_error
+      INTO j
+      FROM moved m;
+    IF FOUND THEN
+        RETURN j;
+    END IF;
     RETURN adr_ops._job_quality_gate(adr_job_complete.id);
 END
 $$;
@@ -5828,13 +5850,14 @@ INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
 
 -- Pipeline jobs, faster claim and completion (src/jobs.sql): _job_move
 -- moves a job in one UPDATE joined to job_transitions, and the one-call
--- wrappers are PL/pgSQL, whose statement is planned once a session
--- (adr_job_complete already is, above, with the quality gate).
+-- wrappers are PL/pgSQL, whose statement is planned once a session; a claim
+-- is one statement of adr_job_claim (so _job_move loses its worker), as is
+-- a completion without a quality gate (adr_job_complete, above).
 
-CREATE OR REPLACE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
-                                  force boolean DEFAULT false, worker text DEFAULT NULL,
-                                  error text DEFAULT NULL, run_after timestamptz DEFAULT NULL,
-                                  detail jsonb DEFAULT NULL)
+DROP FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb);
+CREATE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
+                                  force boolean DEFAULT false, error text DEFAULT NULL,
+                                  run_after timestamptz DEFAULT NULL, detail jsonb DEFAULT NULL)
 RETURNS adr_ops.processing_jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -5850,11 +5873,8 @@ BEGIN
     FOR pass IN 1..2 LOOP
         UPDATE adr_ops.processing_jobs p
            SET status = x.to_status,
-               attempts = p.attempts + CASE WHEN _job_move.action = 'claim' THEN 1 ELSE 0 END,
-               started_at = CASE WHEN _job_move.action = 'claim' THEN now() ELSE p.started_at END,
                heartbeat_at = CASE WHEN x.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
-               worker = CASE WHEN _job_move.action = 'claim' THEN _job_move.worker
-                             WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
+               worker = CASE WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
                completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
                                    WHEN x.to_status = 'queued' THEN NULL ELSE p.completed_at END,
                run_after = CASE WHEN x.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
@@ -5906,6 +5926,73 @@ BEGIN
     RETURN j;
 END
 $$;
+COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) IS
+    'API: private. The one place a job changes status';
+REVOKE ALL ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION adr_ops.adr_job_claim(pipeline text, worker text)
+RETURNS adr_ops.job_claim
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c adr_ops.job_claim;
+BEGIN
+    WITH moved AS (
+        UPDATE adr_ops.processing_jobs p
+           SET status = x.to_status, attempts = p.attempts + 1, started_at = now(),
+               heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
+          FROM adr_ops.job_transitions x
+         WHERE p.id = (SELECT q.id FROM adr_ops.processing_jobs q
+                        WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
+                          AND q.run_after <= now()
+                        ORDER BY q.run_after, q.id
+                        LIMIT 1
+                          FOR UPDATE SKIP LOCKED)
+           AND x.action = 'claim' AND x.from_status = p.status AND NOT x.needs_force
+        RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts, x.from_status, x.to_status
+    ), event AS (
+        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+        SELECT m.id, m.from_status, m.to_status, adr_ops._calling_role(), 'claim' FROM moved m
+    )
+    SELECT m.id, m.pipeline, m.payload, m.attempts, m.max_attempts, k.stage, k.state
+      INTO c
+      FROM moved m
+      LEFT JOIN LATERAL (SELECT x.stage, x.state FROM adr_ops.job_checkpoints x
+                          WHERE x.job_id = m.id ORDER BY x.seq DESC LIMIT 1) k ON true;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_claim(text, text) IS
+    'claims the next runnable job of a pipeline, with where to resume; NULL when there is none';
+
+-- job_events loses its foreign key (a check at each of a job's two events);
+-- a trigger deletes the events of deleted or truncated jobs instead.
+ALTER TABLE adr_ops.job_events DROP CONSTRAINT job_events_job_id_fkey;
+CREATE FUNCTION adr_ops._job_events_cascade() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE adr_ops.job_events;
+    ELSE
+        DELETE FROM adr_ops.job_events e USING deleted_jobs d WHERE e.job_id = d.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._job_events_cascade() IS
+    'API: private. Deletes the events of deleted or truncated jobs';
+REVOKE ALL ON FUNCTION adr_ops._job_events_cascade() FROM PUBLIC;
+CREATE TRIGGER job_events_cascade AFTER DELETE ON adr_ops.processing_jobs
+    REFERENCING OLD TABLE AS deleted_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
+CREATE TRIGGER job_events_truncate AFTER TRUNCATE ON adr_ops.processing_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
 
 CREATE OR REPLACE FUNCTION adr_ops.adr_job_heartbeat(id bigint) RETURNS timestamptz
 LANGUAGE plpgsql SECURITY DEFINER
