@@ -44,13 +44,15 @@
  * the frames say.
  *
  * The hook runs for every such call in the backend, so it is an append to a
- * preallocated array; it does not use the per-frame "private" Datum, which
- * belongs to whichever hook of the chain (sepgsql's) uses it.  Frames are
- * matched by function OID and depth: an end that does not match the top (a
- * frame started before the library was loaded, or a later hook that failed
- * after ours had pushed) marks the stack incomplete.  Aborting a
- * subtransaction drops what was pushed in it; the end of the transaction
- * empties the stack and makes it complete again.
+ * preallocated array.  It keeps nothing in the hook's Datum argument: that
+ * is one per call site (fmgr_security_definer's cache), not one per frame,
+ * and every hook of the chain (sepgsql's) gets the same one.  An end is
+ * matched with the top frame by function OID.  An end with no frame pushed
+ * is that of a frame started before the library was loaded, and is
+ * ignored; one that does not match the top (a later hook that failed after
+ * ours had pushed) marks the stack incomplete, and so does aborting a
+ * subtransaction whose frames are still pushed (it drops them).  The end of
+ * the transaction empties the stack and makes it complete again.
  *
  * IDENTIFICATION
  *	  src/caller.c
@@ -113,7 +115,7 @@ cf_reserve(void)
 }
 
 static void
-cf_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+cf_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 {
 	if (event == FHET_START)
 	{
@@ -121,7 +123,7 @@ cf_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 
 		cf_reserve();
 		if (cf_prev_fmgr_hook)
-			(*cf_prev_fmgr_hook) (event, flinfo, private);
+			(*cf_prev_fmgr_hook) (event, flinfo, arg);
 		f = &cf_frames[cf_depth++];
 		f->fn_oid = flinfo->fn_oid;
 		f->userid = GetUserId();
@@ -147,7 +149,7 @@ cf_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 		cf_depth = 0;
 	}
 	if (cf_prev_fmgr_hook)
-		(*cf_prev_fmgr_hook) (event, flinfo, private);
+		(*cf_prev_fmgr_hook) (event, flinfo, arg);
 }
 
 static void
