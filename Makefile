@@ -12,6 +12,7 @@ OBJS = \
 	src/backup_run.o \
 	src/backup_worker.o \
 	src/bloat.o \
+	src/caller.o \
 	src/capacity.o \
 	src/cron.o \
 	src/dumpfilter.o \

@@ -23,6 +23,7 @@
 #include "alert.h"
 #include "backup.h"
 #include "bloat.h"
+#include "caller.h"
 #include "capacity.h"
 #include "health_task.h"
 #include "incident.h"
@@ -44,6 +45,7 @@ void
 _PG_init(void)
 {
 	adr_guc_init();
+	adr_caller_init();
 	adr_serverlog_init();
 	adr_maint_tables_init();
 	adr_health_task_init();

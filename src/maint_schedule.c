@@ -36,7 +36,6 @@
 
 PG_FUNCTION_INFO_V1(adr_next_run);
 PG_FUNCTION_INFO_V1(adr_schedule_validate);
-PG_FUNCTION_INFO_V1(adr_calling_role);
 PG_FUNCTION_INFO_V1(adr_schedule_valid);
 
 #define SECS_PER_DAY_T ((pg_time_t) 86400)
@@ -337,29 +336,6 @@ adr_schedule_validate(PG_FUNCTION_ARGS)
 		ereport(WARNING,
 				(errmsg("schedules run only when adr_ops is in \"shared_preload_libraries\"")));
 	PG_RETURN_VOID();
-}
-
-/*
- * _calling_role() returns the role that called: the current user as SET
- * ROLE left it, which a SECURITY DEFINER function (adr_schedule) does not
- * change, so that created_by names who scheduled, not the owner.
- *
- * Inside a security-restricted operation (ANALYZE, VACUUM, an index build,
- * REFRESH MATERIALIZED VIEW ... running a table owner's code as that owner)
- * the role that SET ROLE left is whoever started the operation, often a
- * superuser, while the code calling is the owner's: no answer is right, so
- * none is given.
- */
-Datum
-adr_calling_role(PG_FUNCTION_ARGS)
-{
-	if (InSecurityRestrictedOperation())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot call an adr_ops function that acts for its caller within a security-restricted operation"),
-				 errdetail("The code running is a table owner's, not the role that started the operation.")));
-	PG_RETURN_DATUM(DirectFunctionCall1(namein,
-										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
 }
 
 /* _schedule_valid(schedule text): does it parse?  For a CHECK constraint. */

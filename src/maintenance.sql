@@ -93,6 +93,13 @@ LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION adr_ops._calling_role() IS
     'API: private. The role that called, unchanged by SECURITY DEFINER';
 
+CREATE FUNCTION adr_ops._calling_role_strict() RETURNS name
+AS 'MODULE_PATHNAME', 'adr_calling_role_strict'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION adr_ops._calling_role_strict() IS
+    'API: private. The role that called, for where it grants power: refuses while the calling functions are unknown';
+REVOKE ALL ON FUNCTION adr_ops._calling_role_strict() FROM PUBLIC;
+
 CREATE FUNCTION adr_ops._launcher_schedules(
     OUT schedule_id bigint, OUT next_fire timestamptz, OUT standby_skip_at timestamptz)
 RETURNS SETOF record

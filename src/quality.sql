@@ -254,7 +254,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    caller name := adr_ops._calling_role();
+    caller name := adr_ops._calling_role_strict();
     caller_oid oid;
     cols text[];
     x text;
@@ -425,7 +425,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c adr_ops.quality_checks;
-    caller name := adr_ops._calling_role();
+    caller name := adr_ops._calling_role_strict();
 BEGIN
     SELECT * INTO c FROM adr_ops.quality_checks q WHERE q.name = adr_quality_check_drop.name FOR UPDATE;
     IF NOT FOUND THEN
@@ -828,7 +828,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    caller name := adr_ops._calling_role();
+    caller name := adr_ops._calling_role_strict();
 BEGIN
     IF adr_dataset_validate.dataset IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'dataset must not be null';

@@ -341,7 +341,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r pg_roles;
-    actor name := adr_ops._calling_role();
+    actor name := adr_ops._calling_role_strict();
     terminated integer := 0;
 BEGIN
     IF adr_lock_role.role IS NULL OR adr_lock_role.terminate IS NULL THEN

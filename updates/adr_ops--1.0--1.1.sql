@@ -5104,7 +5104,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    caller name := adr_ops._calling_role();
+    caller name := adr_ops._calling_role_strict();
     caller_oid oid;
     cols text[];
     x text;
@@ -5275,7 +5275,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c adr_ops.quality_checks;
-    caller name := adr_ops._calling_role();
+    caller name := adr_ops._calling_role_strict();
 BEGIN
     SELECT * INTO c FROM adr_ops.quality_checks q WHERE q.name = adr_quality_check_drop.name FOR UPDATE;
     IF NOT FOUND THEN
@@ -5678,7 +5678,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    caller name := adr_ops._calling_role();
+    caller name := adr_ops._calling_role_strict();
 BEGIN
     IF adr_dataset_validate.dataset IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'dataset must not be null';
@@ -6645,3 +6645,61 @@ REVOKE ALL ON FUNCTION adr_ops._metrics_integrity() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adr_ops._metrics_integrity() TO pg_monitor;
 INSERT INTO adr_ops.metric_sources (name, position) VALUES ('integrity', 110);
 
+
+-- The caller, taken at the SECURITY DEFINER boundary (src/caller.c): where
+-- the calling role grants power (a quality check's owner, adr_lock_role()'s
+-- checks) it is refused while the functions that called are unknown.
+CREATE FUNCTION adr_ops._calling_role_strict() RETURNS name
+AS 'MODULE_PATHNAME', 'adr_calling_role_strict'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION adr_ops._calling_role_strict() IS
+    'API: private. The role that called, for where it grants power: refuses while the calling functions are unknown';
+REVOKE ALL ON FUNCTION adr_ops._calling_role_strict() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION adr_ops.adr_lock_role(role name, terminate boolean DEFAULT true)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r pg_roles;
+    actor name := adr_ops._calling_role_strict();
+    terminated integer := 0;
+BEGIN
+    IF adr_lock_role.role IS NULL OR adr_lock_role.terminate IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'role and terminate must not be null';
+    END IF;
+    SELECT * INTO r FROM pg_roles WHERE rolname = adr_lock_role.role;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('role "%s" does not exist', adr_lock_role.role);
+    END IF;
+    IF r.oid = 10 OR r.rolname = actor THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('cannot lock role "%s"', r.rolname),
+            DETAIL = CASE WHEN r.oid = 10 THEN 'It is the bootstrap superuser.'
+                          ELSE 'It is your own role.' END;
+    END IF;
+    IF r.rolname ~ '^pg_' THEN
+        RAISE EXCEPTION USING ERRCODE = 'reserved_name',
+            MESSAGE = format('cannot lock predefined role "%s"', r.rolname);
+    END IF;
+    IF r.rolsuper AND NOT (SELECT s.rolsuper FROM pg_roles s WHERE s.rolname = actor) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied to lock superuser "%s"', r.rolname),
+            HINT = 'Only a superuser may lock a superuser.';
+    END IF;
+
+    EXECUTE format('ALTER ROLE %I NOLOGIN', r.rolname);
+    IF adr_lock_role.terminate THEN
+        WITH victims AS MATERIALIZED (
+            SELECT a.pid FROM pg_stat_activity a
+             WHERE a.usesysid = r.oid AND a.pid <> pg_backend_pid())
+        SELECT count(*) INTO terminated FROM victims v WHERE pg_terminate_backend(v.pid);
+    END IF;
+    INSERT INTO adr_ops.security_actions (actor, action, target, detail)
+    VALUES (actor, 'lock role', r.rolname, terminated || ' sessions terminated');
+    RETURN terminated;
+END
+$$;
