@@ -4801,16 +4801,14 @@ DECLARE
 BEGIN
     WITH moved AS (
         UPDATE adr_ops.processing_jobs p
-           SET status = x.to_status, completed_at = now()
-          FROM adr_ops.job_transitions x
-         WHERE p.id = adr_job_complete.id
-           AND x.action = 'complete' AND x.from_status = p.status AND NOT x.needs_force
+           SET status = 'succeeded', completed_at = greatest(now(), p.created_at)
+         WHERE p.id = adr_job_complete.id AND p.status = 'running'
            AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
                             WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
-        RETURNING p.*, x.from_status AS moved_from, x.to_status AS moved_to
+        RETURNING p.*
     ), event AS (
         INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
-        SELECT m.id, m.moved_from, m.moved_to, adr_ops._calling_role(), 'complete' FROM moved m
+        SELECT m.id, 'running', 'succeeded', adr_ops._calling_role(), 'complete' FROM moved m
     )
     SELECT m.id, m.pipeline, m.status, m.payload, m.attempts, m.max_attempts, m.run_after,
            m.created_at, m.started_at, m.completed_at, m.heartbeat_at, m.worker, m.last_error
@@ -5875,7 +5873,8 @@ BEGIN
            SET status = x.to_status,
                heartbeat_at = CASE WHEN x.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
                worker = CASE WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
-               completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
+               completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled')
+                                   THEN greatest(now(), p.created_at)
                                    WHEN x.to_status = 'queued' THEN NULL ELSE p.completed_at END,
                run_after = CASE WHEN x.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
                                 ELSE p.run_after END,
@@ -5940,20 +5939,19 @@ DECLARE
 BEGIN
     WITH moved AS (
         UPDATE adr_ops.processing_jobs p
-           SET status = x.to_status, attempts = p.attempts + 1, started_at = now(),
+           SET status = 'running', attempts = p.attempts + 1, started_at = now(),
                heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
-          FROM adr_ops.job_transitions x
          WHERE p.id = (SELECT q.id FROM adr_ops.processing_jobs q
                         WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
                           AND q.run_after <= now()
                         ORDER BY q.run_after, q.id
                         LIMIT 1
                           FOR UPDATE SKIP LOCKED)
-           AND x.action = 'claim' AND x.from_status = p.status AND NOT x.needs_force
-        RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts, x.from_status, x.to_status
+           AND p.status = 'queued'
+        RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts
     ), event AS (
         INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
-        SELECT m.id, m.from_status, m.to_status, adr_ops._calling_role(), 'claim' FROM moved m
+        SELECT m.id, 'queued', 'running', adr_ops._calling_role(), 'claim' FROM moved m
     )
     SELECT m.id, m.pipeline, m.payload, m.attempts, m.max_attempts, k.stage, k.state
       INTO c
@@ -5993,6 +5991,118 @@ CREATE TRIGGER job_events_cascade AFTER DELETE ON adr_ops.processing_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
 CREATE TRIGGER job_events_truncate AFTER TRUNCATE ON adr_ops.processing_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
+
+-- processing_jobs loses its created_at index (an entry at every update of
+-- a job); recent_jobs and adr_weekly_review find the jobs created since a
+-- time through the status and completed_at indexes, and completed_at is
+-- never before created_at.
+DROP INDEX adr_ops.processing_jobs_created;
+CREATE OR REPLACE VIEW adr_ops.recent_jobs AS
+    SELECT j.id, j.pipeline, j.status, j.attempts, j.max_attempts, j.worker,
+           j.created_at, j.started_at, j.completed_at,
+           j.completed_at OPERATOR(pg_catalog.-) j.started_at AS duration,
+           (SELECT c.stage FROM adr_ops.job_checkpoints c
+             WHERE c.job_id OPERATOR(pg_catalog.=) j.id ORDER BY c.seq DESC LIMIT 1) AS last_stage,
+           j.last_error
+      FROM adr_ops.processing_jobs j
+     WHERE j.created_at OPERATOR(pg_catalog.>)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval)
+       -- found through the status and completed_at indexes
+       AND (j.status OPERATOR(pg_catalog.=) 'queued' OR j.status OPERATOR(pg_catalog.=) 'running'
+            OR j.completed_at OPERATOR(pg_catalog.>)
+               (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval))
+     ORDER BY j.created_at DESC, j.id DESC;
+
+CREATE OR REPLACE FUNCTION adr_ops.adr_weekly_review(week_ending timestamptz DEFAULT now(),
+    OUT section text, OUT item text, OUT value numeric, OUT unit text, OUT detail text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT week_ending - interval '7 days' AS w0, week_ending AS w1, week_ending - interval '14 days' AS p0
+    ), forecast AS (
+        SELECT * FROM adr_ops.adr_capacity_forecast(7)
+    ), health AS (
+        SELECT h.check_name, h.status, h.taken_at,
+               lead(h.taken_at) OVER (PARTITION BY h.check_name ORDER BY h.taken_at) AS next_at
+          FROM adr_ops.health_history h, w WHERE h.taken_at >= w.w0 AND h.taken_at < w.w1
+    ), counters AS (
+        -- each statement's cumulative counters at the three bounds
+        SELECT c.queryid, c.userid, c.dbid, c.toplevel, b.bound,
+               (array_agg(c.calls ORDER BY s.taken_at DESC))[1] AS calls,
+               (array_agg(c.total_ms ORDER BY s.taken_at DESC))[1] AS total_ms
+          FROM adr_ops.statement_counters c
+          JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
+          JOIN w ON true
+          CROSS JOIN LATERAL (VALUES (0, w.p0), (1, w.w0), (2, w.w1)) AS b(bound, at)
+         WHERE s.taken_at <= b.at
+         GROUP BY c.queryid, c.userid, c.dbid, c.toplevel, b.bound
+    ), means AS (
+        -- a statement's mean time this week and the week before (a reset
+        -- of pg_stat_statements in between gives no figure)
+        SELECT k2.queryid, k2.dbid, k2.userid,
+               (k2.total_ms - k1.total_ms) / nullif(k2.calls - k1.calls, 0) AS mean_now,
+               (k1.total_ms - k0.total_ms) / nullif(k1.calls - k0.calls, 0) AS mean_before,
+               k2.calls - k1.calls AS calls
+          FROM counters k2
+          JOIN counters k1 USING (queryid, userid, dbid, toplevel)
+          JOIN counters k0 USING (queryid, userid, dbid, toplevel)
+         WHERE k2.bound = 2 AND k1.bound = 1 AND k0.bound = 0
+           AND k2.calls >= k1.calls AND k1.calls >= k0.calls
+    )
+    SELECT 'growth', f.kind || ' ' || f.name, f.growth_per_day,
+           CASE f.kind WHEN 'xid' THEN 'transactions/day' ELSE 'bytes/day' END,
+           coalesce(format('%s days to the critical level, %s to full', f.days_to_crit, f.days_to_full), f.note)
+      FROM forecast f WHERE f.kind IN ('filesystem', 'database', 'wal')
+    UNION ALL
+    SELECT 'xid', CASE f.kind WHEN 'xid' THEN 'transaction ID age' ELSE 'multixact ID age' END,
+           f.current, CASE f.kind WHEN 'xid' THEN 'transactions' ELSE 'multixacts' END,
+           coalesce(format('%s per day; %s days to the xid_wraparound warning level, %s to the hard stop',
+                           f.growth_per_day, f.days_to_warn, f.days_to_full), f.note)
+      FROM forecast f WHERE f.kind IN ('xid', 'multixact')
+    UNION ALL
+    SELECT 'checks', h.check_name, count(*), 'snapshots not OK',
+           format('%s; about %s not OK, first %s, last %s',
+                  string_agg(DISTINCT h.status, '/'),
+                  justify_interval(sum(coalesce(h.next_at, w.w1) - h.taken_at)),
+                  date_trunc('minute', min(h.taken_at)), date_trunc('minute', max(h.taken_at)))
+      FROM health h, w WHERE h.status <> 'OK'
+     GROUP BY h.check_name
+    UNION ALL
+    SELECT 'maintenance', r.task, count(*), 'runs',
+           format('%s succeeded, %s failed, %s skipped', count(*) FILTER (WHERE r.status = 'succeeded'),
+                  count(*) FILTER (WHERE r.status = 'failed'), count(*) FILTER (WHERE r.status = 'skipped'))
+      FROM adr_ops.task_runs r, w WHERE r.started_at >= w.w0 AND r.started_at < w.w1
+     GROUP BY r.task
+    UNION ALL
+    SELECT 'backups', 'verifications', count(v.id), 'verifications',
+           format('%s passed, %s failed; last passed: %s',
+                  count(*) FILTER (WHERE v.status = 'passed'), count(*) FILTER (WHERE v.status = 'failed'),
+                  coalesce((SELECT l.path || ' at ' || date_trunc('minute', l.finished_at)
+                              FROM adr_ops.backup_verifications l WHERE l.status = 'passed'
+                             ORDER BY l.finished_at DESC LIMIT 1), 'never'))
+      FROM w LEFT JOIN adr_ops.backup_verifications v ON v.started_at >= w.w0 AND v.started_at < w.w1
+    UNION ALL
+    (SELECT 'queries', m.queryid::text, round((100 * (m.mean_now / m.mean_before - 1))::numeric, 1), '% slower',
+            format('mean %s ms over %s calls, was %s ms: %s', round(m.mean_now::numeric, 2), m.calls,
+                   round(m.mean_before::numeric, 2), left(regexp_replace(t.query, '\s+', ' ', 'g'), 100))
+       FROM means m
+       LEFT JOIN adr_ops.statement_texts t USING (queryid, userid, dbid)
+      WHERE m.mean_before > 0 AND m.mean_now > 1.2 * m.mean_before
+      ORDER BY m.mean_now / m.mean_before DESC LIMIT 10)
+    UNION ALL
+    SELECT 'pipelines', j.pipeline, round(100.0 * count(*) FILTER (WHERE j.status = 'failed') / count(*), 1),
+           '% failed',
+           format('%s submitted in the week: %s succeeded, %s failed, %s cancelled, %s queued or running',
+                  count(*), count(*) FILTER (WHERE j.status = 'succeeded'), count(*) FILTER (WHERE j.status = 'failed'),
+                  count(*) FILTER (WHERE j.status = 'cancelled'), count(*) FILTER (WHERE j.status IN ('queued', 'running')))
+      FROM adr_ops.processing_jobs j, w
+     WHERE j.created_at >= w.w0 AND j.created_at < w.w1
+       -- through the status and completed_at indexes (see jobs.sql)
+       AND (j.status = 'queued' OR j.status = 'running' OR j.completed_at >= w.w0)
+     GROUP BY j.pipeline
+$$;
 
 CREATE OR REPLACE FUNCTION adr_ops.adr_job_heartbeat(id bigint) RETURNS timestamptz
 LANGUAGE plpgsql SECURITY DEFINER
