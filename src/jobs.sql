@@ -130,7 +130,7 @@ COMMENT ON FUNCTION adr_ops._job_stale_after() IS
 -- Move one job by an action, under its row lock: check the transition
 -- against job_transitions, update the row, record the event, and NOTIFY
 -- adr_jobs when the job becomes runnable.  Every status change goes through
--- here but the two a pipeline makes for every job, each one statement that
+-- here but the two a pipeline makes for every job, each one UPDATE that
 -- makes its one row of job_transitions (sql/jobs.sql checks every action
 -- from every status against the table): the claim (adr_job_claim) and a
 -- completion without a quality gate (adr_job_complete).  An allowed move is one UPDATE joined to
@@ -259,9 +259,10 @@ COMMENT ON FUNCTION adr_ops.adr_job_submit(text, jsonb, integer) IS
     'queues a job of a pipeline; returns its id';
 
 -- Claimers skip each other's locked rows, so two never get the same job.
--- One statement picks the job, moves it (the claim row of job_transitions,
--- queued to running: attempts + 1, started now by this worker), records the
--- event and finds where to resume.
+-- The claim row of job_transitions, queued to running, made here in one
+-- UPDATE: attempts + 1, started now by this worker.  Only a job claimed
+-- before can have checkpoints (they are made while it runs, and started_at
+-- is never cleared), so only then is its last one looked up.
 CREATE FUNCTION adr_ops.adr_job_claim(pipeline text, worker text)
 RETURNS adr_ops.job_claim
 LANGUAGE plpgsql SECURITY DEFINER
@@ -269,30 +270,29 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c adr_ops.job_claim;
+    claimed_before boolean;
 BEGIN
-    WITH moved AS (
-        UPDATE adr_ops.processing_jobs p
-           SET status = 'running', attempts = p.attempts + 1, started_at = now(),
-               heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
-         WHERE p.id = (SELECT q.id FROM adr_ops.processing_jobs q
-                        WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
-                          AND q.run_after <= now()
-                        ORDER BY q.run_after, q.id
-                        LIMIT 1
-                          FOR UPDATE SKIP LOCKED)
-           AND p.status = 'queued'
-        RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts
-    ), event AS (
-        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
-        SELECT m.id, 'queued', 'running', adr_ops._calling_role(), 'claim' FROM moved m
-    )
-    SELECT m.id, m.pipeline, m.payload, m.attempts, m.max_attempts, k.stage, k.state
-      INTO c
-      FROM moved m
-      LEFT JOIN LATERAL (SELECT x.stage, x.state FROM adr_ops.job_checkpoints x
-                          WHERE x.job_id = m.id ORDER BY x.seq DESC LIMIT 1) k ON true;
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'running', attempts = p.attempts + 1, started_at = now(),
+           heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
+      FROM (SELECT q.id, q.started_at IS NOT NULL AS claimed_before
+              FROM adr_ops.processing_jobs q
+             WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
+               AND q.run_after <= now()
+             ORDER BY q.run_after, q.id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED) pick
+     WHERE p.id = pick.id AND p.status = 'queued'
+    RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts, pick.claimed_before
+         INTO c.id, c.pipeline, c.payload, c.attempts, c.max_attempts, claimed_before;
     IF NOT FOUND THEN
         RETURN NULL;
+    END IF;
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (c.id, 'queued', 'running', adr_ops._calling_role(), 'claim');
+    IF claimed_before THEN
+        SELECT x.stage, x.state INTO c.resume_stage, c.resume_state
+          FROM adr_ops.job_checkpoints x WHERE x.job_id = c.id ORDER BY x.seq DESC LIMIT 1;
     END IF;
     RETURN c;
 END
@@ -335,9 +335,9 @@ COMMENT ON FUNCTION adr_ops.adr_job_checkpoint(bigint, text, jsonb) IS
     'records that a running job completed a stage; returns its sequence number';
 
 -- The pipeline's blocking quality checks are its gate (quality.sql).  A
--- running job of a pipeline without one is completed by one statement (the
--- complete row of job_transitions, running to succeeded, as _job_move makes
--- it); anything else, a gate or a refusal, goes to _job_quality_gate.
+-- running job of a pipeline without one is completed here (the complete
+-- row of job_transitions, running to succeeded, as _job_move makes it);
+-- anything else, a gate or a refusal, goes to _job_quality_gate.
 CREATE FUNCTION adr_ops.adr_job_complete(id bigint) RETURNS adr_ops.processing_jobs
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -345,25 +345,18 @@ AS $$
 DECLARE
     j adr_ops.processing_jobs;
 BEGIN
-    WITH moved AS (
-        UPDATE adr_ops.processing_jobs p
-           SET status = 'succeeded', completed_at = greatest(now(), p.created_at)
-         WHERE p.id = adr_job_complete.id AND p.status = 'running'
-           AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
-                            WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
-        RETURNING p.*
-    ), event AS (
-        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
-        SELECT m.id, 'running', 'succeeded', adr_ops._calling_role(), 'complete' FROM moved m
-    )
-    SELECT m.id, m.pipeline, m.status, m.payload, m.attempts, m.max_attempts, m.run_after,
-           m.created_at, m.started_at, m.completed_at, m.heartbeat_at, m.worker, m.last_error
-      INTO j
-      FROM moved m;
-    IF FOUND THEN
-        RETURN j;
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'succeeded', completed_at = greatest(now(), p.created_at)
+     WHERE p.id = adr_job_complete.id AND p.status = 'running'
+       AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
+                        WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
+    RETURNING * INTO j;
+    IF NOT FOUND THEN
+        RETURN adr_ops._job_quality_gate(adr_job_complete.id);
     END IF;
-    RETURN adr_ops._job_quality_gate(adr_job_complete.id);
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (j.id, 'running', 'succeeded', adr_ops._calling_role(), 'complete');
+    RETURN j;
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS

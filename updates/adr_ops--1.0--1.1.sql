@@ -4799,25 +4799,18 @@ AS $$
 DECLARE
     j adr_ops.processing_jobs;
 BEGIN
-    WITH moved AS (
-        UPDATE adr_ops.processing_jobs p
-           SET status = 'succeeded', completed_at = greatest(now(), p.created_at)
-         WHERE p.id = adr_job_complete.id AND p.status = 'running'
-           AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
-                            WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
-        RETURNING p.*
-    ), event AS (
-        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
-        SELECT m.id, 'running', 'succeeded', adr_ops._calling_role(), 'complete' FROM moved m
-    )
-    SELECT m.id, m.pipeline, m.status, m.payload, m.attempts, m.max_attempts, m.run_after,
-           m.created_at, m.started_at, m.completed_at, m.heartbeat_at, m.worker, m.last_error
-      INTO j
-      FROM moved m;
-    IF FOUND THEN
-        RETURN j;
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'succeeded', completed_at = greatest(now(), p.created_at)
+     WHERE p.id = adr_job_complete.id AND p.status = 'running'
+       AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
+                        WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
+    RETURNING * INTO j;
+    IF NOT FOUND THEN
+        RETURN adr_ops._job_quality_gate(adr_job_complete.id);
     END IF;
-    RETURN adr_ops._job_quality_gate(adr_job_complete.id);
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (j.id, 'running', 'succeeded', adr_ops._calling_role(), 'complete');
+    RETURN j;
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS
@@ -5936,30 +5929,29 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c adr_ops.job_claim;
+    claimed_before boolean;
 BEGIN
-    WITH moved AS (
-        UPDATE adr_ops.processing_jobs p
-           SET status = 'running', attempts = p.attempts + 1, started_at = now(),
-               heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
-         WHERE p.id = (SELECT q.id FROM adr_ops.processing_jobs q
-                        WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
-                          AND q.run_after <= now()
-                        ORDER BY q.run_after, q.id
-                        LIMIT 1
-                          FOR UPDATE SKIP LOCKED)
-           AND p.status = 'queued'
-        RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts
-    ), event AS (
-        INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
-        SELECT m.id, 'queued', 'running', adr_ops._calling_role(), 'claim' FROM moved m
-    )
-    SELECT m.id, m.pipeline, m.payload, m.attempts, m.max_attempts, k.stage, k.state
-      INTO c
-      FROM moved m
-      LEFT JOIN LATERAL (SELECT x.stage, x.state FROM adr_ops.job_checkpoints x
-                          WHERE x.job_id = m.id ORDER BY x.seq DESC LIMIT 1) k ON true;
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'running', attempts = p.attempts + 1, started_at = now(),
+           heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
+      FROM (SELECT q.id, q.started_at IS NOT NULL AS claimed_before
+              FROM adr_ops.processing_jobs q
+             WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
+               AND q.run_after <= now()
+             ORDER BY q.run_after, q.id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED) pick
+     WHERE p.id = pick.id AND p.status = 'queued'
+    RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts, pick.claimed_before
+         INTO c.id, c.pipeline, c.payload, c.attempts, c.max_attempts, claimed_before;
     IF NOT FOUND THEN
         RETURN NULL;
+    END IF;
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (c.id, 'queued', 'running', adr_ops._calling_role(), 'claim');
+    IF claimed_before THEN
+        SELECT x.stage, x.state INTO c.resume_stage, c.resume_state
+          FROM adr_ops.job_checkpoints x WHERE x.job_id = c.id ORDER BY x.seq DESC LIMIT 1;
     END IF;
     RETURN c;
 END
