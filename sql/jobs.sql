@@ -159,5 +159,11 @@ SELECT count(*) > 0 AS has_events FROM adr_ops.job_events;
 DELETE FROM adr_ops.processing_jobs;
 SELECT count(*) AS events FROM adr_ops.job_events;
 SELECT adr_ops.adr_job_submit('truncated') > 0 AS submitted;
+-- A status outside the five is refused, even written by hand.
+SELECT s AS status, adr_ops._job_status_valid(s) AS valid
+  FROM unnest('{queued,running,succeeded,failed,cancelled,Queued,queue,queuedd,"",done}'::text[]) s;
+\set VERBOSITY terse
+UPDATE adr_ops.processing_jobs SET status = 'done' WHERE pipeline = 'truncated';
+\set VERBOSITY default
 TRUNCATE adr_ops.processing_jobs CASCADE;
 SELECT count(*) AS events FROM adr_ops.job_events;

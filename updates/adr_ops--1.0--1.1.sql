@@ -5989,6 +5989,18 @@ CREATE TRIGGER job_events_truncate AFTER TRUNCATE ON adr_ops.processing_jobs
 -- time through the status and completed_at indexes, and completed_at is
 -- never before created_at.
 DROP INDEX adr_ops.processing_jobs_created;
+
+-- The check of processing_jobs.status calls a C function instead of
+-- comparing with an array constant (half the cost, at every UPDATE).
+CREATE FUNCTION adr_ops._job_status_valid(status text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'adr_job_status_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION adr_ops._job_status_valid(text) IS
+    'API: private. Whether a job may have this status (the check of processing_jobs.status)';
+REVOKE ALL ON FUNCTION adr_ops._job_status_valid(text) FROM PUBLIC;
+ALTER TABLE adr_ops.processing_jobs DROP CONSTRAINT processing_jobs_status_check;
+ALTER TABLE adr_ops.processing_jobs ADD CONSTRAINT processing_jobs_status_check
+    CHECK (adr_ops._job_status_valid(status));
 CREATE OR REPLACE VIEW adr_ops.recent_jobs AS
     SELECT j.id, j.pipeline, j.status, j.attempts, j.max_attempts, j.worker,
            j.created_at, j.started_at, j.completed_at,
