@@ -54,8 +54,8 @@ adr_jobs_init(void)
  * _job_status_valid(status): whether a job may have this status, for the
  * CHECK constraint of processing_jobs.status.  PostgreSQL reads a check
  * constraint back from its stored form and prepares it at every UPDATE of
- * the table, that is twice a job; prepared, this call costs half of what
- * the list of statuses as an array constant did (docs/performance.md).
+ * the table, that is twice a job; this call costs a third of what the
+ * list of statuses as an array constant did (docs/performance.md).
  */
 Datum
 adr_job_status_valid(PG_FUNCTION_ARGS)

@@ -143,11 +143,12 @@ COMMENT ON FUNCTION adr_ops._job_stale_after() IS
 -- here but the two a pipeline makes for every job, each one UPDATE that
 -- makes its one row of job_transitions (sql/jobs.sql checks every action
 -- from every status against the table): the claim (adr_job_claim) and a
--- completion without a quality gate (adr_job_complete).  An allowed move is one UPDATE joined to
--- job_transitions (it locks the row, and under a concurrent change rechecks
--- the join against the new status); only when it matches no row is the row
--- locked and read to say why, or, if its status changed in between to one
--- the action allows, moved by the same UPDATE again.
+-- completion without a quality gate (adr_job_complete).  An allowed move
+-- is one UPDATE joined to job_transitions (it locks the row, and under a
+-- concurrent change rechecks the join against the new status); only when
+-- it matches no row is the row locked and read to say why, or, if its
+-- status changed in between to one the action allows, moved by the same
+-- UPDATE again.
 CREATE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
                                   force boolean DEFAULT false, error text DEFAULT NULL,
                                   run_after timestamptz DEFAULT NULL, detail jsonb DEFAULT NULL)
@@ -221,7 +222,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) IS
-    'API: private. The one place a job changes status';
+    'API: private. Moves a job by an action as job_transitions allows (a claim and a gate-less completion have their own UPDATE)';
 
 -- What a claim returns: the job, and where to resume.
 CREATE TYPE adr_ops.job_claim AS (

@@ -5919,7 +5919,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) IS
-    'API: private. The one place a job changes status';
+    'API: private. Moves a job by an action as job_transitions allows (a claim and a gate-less completion have their own UPDATE)';
 REVOKE ALL ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION adr_ops.adr_job_claim(pipeline text, worker text)
@@ -5991,7 +5991,7 @@ CREATE TRIGGER job_events_truncate AFTER TRUNCATE ON adr_ops.processing_jobs
 DROP INDEX adr_ops.processing_jobs_created;
 
 -- The check of processing_jobs.status calls a C function instead of
--- comparing with an array constant (half the cost, at every UPDATE).
+-- comparing with an array constant (a third of the cost, at every UPDATE).
 CREATE FUNCTION adr_ops._job_status_valid(status text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'adr_job_status_valid'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
