@@ -89,7 +89,7 @@ SELECT count(*) FROM (SELECT adr_ops.adr_job_claim('etl', 'w') FROM generate_ser
 UPDATE adr_ops.processing_jobs SET heartbeat_at = now() - interval '1 hour'
  WHERE id = (SELECT min(id) FROM adr_ops.processing_jobs);
 SELECT adr_ops.adr_job_fail(max(id), 'boom') IS NOT NULL AS failed FROM adr_ops.processing_jobs;
-UPDATE adr_ops.processing_jobs SET attempts = max_attempts, status = 'failed'
+UPDATE adr_ops.processing_jobs SET attempts = max_attempts, status = 'failed', completed_at = now()
  WHERE id = (SELECT max(id) - 1 FROM adr_ops.processing_jobs);
 SELECT * FROM adr_ops.adr_job_reap();
 SELECT id - (SELECT min(id) FROM adr_ops.processing_jobs) AS n, status, attempts, last_error,
@@ -97,6 +97,21 @@ SELECT id - (SELECT min(id) FROM adr_ops.processing_jobs) AS n, status, attempts
   FROM adr_ops.processing_jobs ORDER BY id;
 SELECT * FROM adr_ops.adr_job_reap();
 SELECT adr_ops.adr_job_claim('etl', 'w') IS NULL AS not_yet_runnable;
+
+-- completed_at is never before created_at, even when the completing
+-- transaction began before the job was submitted (here: a job submitted
+-- "an hour from now"), so recent_jobs and the weekly review find the jobs
+-- created since a time through the status and completed_at indexes.
+SELECT adr_ops.adr_job_submit('late') AS late \gset
+SELECT adr_ops.adr_job_submit('late') AS late2 \gset
+UPDATE adr_ops.processing_jobs SET created_at = now() + interval '1 hour' WHERE pipeline = 'late';
+SELECT count(*) AS claimed FROM (SELECT adr_ops.adr_job_claim('late', 'w') FROM generate_series(1, 2)) c;
+SELECT completed_at = created_at AS completed_when_created FROM adr_ops.adr_job_complete(:late);
+SELECT completed_at = created_at AS failed_when_created FROM adr_ops.adr_job_fail(:late2, 'boom');
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM adr_ops.recent_jobs;
+RESET enable_seqscan;
+DELETE FROM adr_ops.processing_jobs WHERE pipeline = 'late';
 
 -- Status for dashboards.
 SELECT pipeline, queued, running, succeeded, failed, cancelled, stuck_running
@@ -133,4 +148,22 @@ DROP OWNED BY adr_pipeline;
 DROP ROLE adr_pipeline;
 DROP ROLE adr_dashboard;
 DROP FUNCTION try_action(text, text, boolean, boolean);
+
+-- A job's events go with it, deleted or truncated (a trigger: job_events
+-- has no foreign key).
+SELECT count(*) > 0 AS has_events FROM adr_ops.job_events;
+DELETE FROM adr_ops.processing_jobs WHERE pipeline = 'granted';
+SELECT count(*) AS orphan_events FROM adr_ops.job_events e
+ WHERE NOT EXISTS (SELECT FROM adr_ops.processing_jobs p WHERE p.id = e.job_id);
+SELECT count(*) > 0 AS has_events FROM adr_ops.job_events;
 DELETE FROM adr_ops.processing_jobs;
+SELECT count(*) AS events FROM adr_ops.job_events;
+SELECT adr_ops.adr_job_submit('truncated') > 0 AS submitted;
+-- A status outside the five is refused, even written by hand.
+SELECT s AS status, adr_ops._job_status_valid(s) AS valid
+  FROM unnest('{queued,running,succeeded,failed,cancelled,Queued,queue,queuedd,"",done}'::text[]) s;
+\set VERBOSITY terse
+UPDATE adr_ops.processing_jobs SET status = 'done' WHERE pipeline = 'truncated';
+\set VERBOSITY default
+TRUNCATE adr_ops.processing_jobs CASCADE;
+SELECT count(*) AS events FROM adr_ops.job_events;

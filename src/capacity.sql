@@ -369,7 +369,10 @@ AS $$
            format('%s submitted in the week: %s succeeded, %s failed, %s cancelled, %s queued or running',
                   count(*), count(*) FILTER (WHERE j.status = 'succeeded'), count(*) FILTER (WHERE j.status = 'failed'),
                   count(*) FILTER (WHERE j.status = 'cancelled'), count(*) FILTER (WHERE j.status IN ('queued', 'running')))
-      FROM adr_ops.processing_jobs j, w WHERE j.created_at >= w.w0 AND j.created_at < w.w1
+      FROM adr_ops.processing_jobs j, w
+     WHERE j.created_at >= w.w0 AND j.created_at < w.w1
+       -- through the status and completed_at indexes (see jobs.sql)
+       AND (j.status = 'queued' OR j.status = 'running' OR j.completed_at >= w.w0)
      GROUP BY j.pipeline
 $$;
 COMMENT ON FUNCTION adr_ops.adr_weekly_review(timestamptz) IS

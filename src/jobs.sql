@@ -1,11 +1,21 @@
 
 -- jobs: pipeline jobs with checkpoints (runbook: Data Pipeline Management) --
 
+-- Whether a job may have this status: queued, running, succeeded, failed or
+-- cancelled.  In C because a check constraint is read back and prepared at
+-- every UPDATE, twice a job, and the list as an array constant cost 5% of
+-- a job's work.
+CREATE FUNCTION adr_ops._job_status_valid(status text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'adr_job_status_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION adr_ops._job_status_valid(text) IS
+    'API: private. Whether a job may have this status (the check of processing_jobs.status)';
+REVOKE ALL ON FUNCTION adr_ops._job_status_valid(text) FROM PUBLIC;
+
 CREATE TABLE adr_ops.processing_jobs (
     id bigserial PRIMARY KEY,
     pipeline text NOT NULL,
-    status text NOT NULL DEFAULT 'queued'
-        CHECK (status OPERATOR(pg_catalog.=) ANY ('{queued,running,succeeded,failed,cancelled}'::text[])),
+    status text NOT NULL DEFAULT 'queued' CHECK (adr_ops._job_status_valid(status)),
     payload jsonb NOT NULL DEFAULT '{}',
     attempts integer NOT NULL DEFAULT 0,
     max_attempts integer NOT NULL DEFAULT 3 CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
@@ -26,8 +36,11 @@ CREATE INDEX processing_jobs_running ON adr_ops.processing_jobs (heartbeat_at)
     WHERE status OPERATOR(pg_catalog.=) 'running';
 CREATE INDEX processing_jobs_failed ON adr_ops.processing_jobs (id)
     WHERE status OPERATOR(pg_catalog.=) 'failed';
-CREATE INDEX processing_jobs_created ON adr_ops.processing_jobs (created_at);
--- Partial: a claim (completed_at NULL) then inserts no entry here.
+-- Partial: a claim (completed_at NULL) then inserts no entry here.  It also
+-- finds the jobs created since a time: those not queued or running
+-- completed since, as completed_at is never before created_at.  (Every
+-- update of a job writes an entry in each index it is in: an index on
+-- created_at cost 5% of a job's work.)
 CREATE INDEX processing_jobs_completed ON adr_ops.processing_jobs (completed_at)
     WHERE completed_at IS NOT NULL;
 
@@ -42,10 +55,15 @@ CREATE TABLE adr_ops.job_checkpoints (
 COMMENT ON TABLE adr_ops.job_checkpoints IS 'the stages each job completed, in order';
 
 -- One index serves the timelines and the key: every transition writes a
--- row here, so each index costs on every claim and completion.
+-- row here, so each index costs on every claim and completion.  No foreign
+-- key: an event is written only by the functions below, in the transaction
+-- that moves its job and under the job's row lock, so the job exists; a key
+-- check on each of a job's two events cost 7% of a job's work
+-- (docs/performance.md).  Deleting or truncating jobs deletes their events,
+-- as ON DELETE CASCADE did (_job_events_cascade below).
 CREATE TABLE adr_ops.job_events (
     id bigserial,
-    job_id bigint NOT NULL REFERENCES adr_ops.processing_jobs (id) ON DELETE CASCADE,
+    job_id bigint NOT NULL,
     at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     from_status text,
     to_status text NOT NULL,
@@ -56,6 +74,31 @@ CREATE TABLE adr_ops.job_events (
 );
 COMMENT ON TABLE adr_ops.job_events IS
     'every status transition of every job, with the role that made it: the post-incident timeline';
+
+-- The cascade of a job's deletion to its events.  SECURITY DEFINER, as a
+-- foreign key's cascade runs as the table's owner: whoever may delete jobs
+-- deletes their events too.  A trigger function cannot be called otherwise.
+CREATE FUNCTION adr_ops._job_events_cascade() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE adr_ops.job_events;
+    ELSE
+        DELETE FROM adr_ops.job_events e USING deleted_jobs d WHERE e.job_id = d.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._job_events_cascade() IS
+    'API: private. Deletes the events of deleted or truncated jobs';
+REVOKE ALL ON FUNCTION adr_ops._job_events_cascade() FROM PUBLIC;
+CREATE TRIGGER job_events_cascade AFTER DELETE ON adr_ops.processing_jobs
+    REFERENCING OLD TABLE AS deleted_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
+CREATE TRIGGER job_events_truncate AFTER TRUNCATE ON adr_ops.processing_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
 
 -- The one place where status transitions are allowed: what each action may
 -- do from each status.  Anything not here is refused.
@@ -96,16 +139,19 @@ COMMENT ON FUNCTION adr_ops._job_stale_after() IS
 
 -- Move one job by an action, under its row lock: check the transition
 -- against job_transitions, update the row, record the event, and NOTIFY
--- adr_jobs when the job becomes runnable.  Every adr_job_* function that
--- changes a status goes through here.  An allowed move is one UPDATE joined
--- to job_transitions (it locks the row, and under a concurrent change
--- rechecks the join against the new status); only when it matches no row
--- is the row locked and read to say why, or, if its status changed in
--- between to one the action allows, moved by the same UPDATE again.
+-- adr_jobs when the job becomes runnable.  Every status change goes through
+-- here but the two a pipeline makes for every job, each one UPDATE that
+-- makes its one row of job_transitions (sql/jobs.sql checks every action
+-- from every status against the table): the claim (adr_job_claim) and a
+-- completion without a quality gate (adr_job_complete).  An allowed move
+-- is one UPDATE joined to job_transitions (it locks the row, and under a
+-- concurrent change rechecks the join against the new status); only when
+-- it matches no row is the row locked and read to say why, or, if its
+-- status changed in between to one the action allows, moved by the same
+-- UPDATE again.
 CREATE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
-                                  force boolean DEFAULT false, worker text DEFAULT NULL,
-                                  error text DEFAULT NULL, run_after timestamptz DEFAULT NULL,
-                                  detail jsonb DEFAULT NULL)
+                                  force boolean DEFAULT false, error text DEFAULT NULL,
+                                  run_after timestamptz DEFAULT NULL, detail jsonb DEFAULT NULL)
 RETURNS adr_ops.processing_jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -121,12 +167,10 @@ BEGIN
     FOR pass IN 1..2 LOOP
         UPDATE adr_ops.processing_jobs p
            SET status = x.to_status,
-               attempts = p.attempts + CASE WHEN _job_move.action = 'claim' THEN 1 ELSE 0 END,
-               started_at = CASE WHEN _job_move.action = 'claim' THEN now() ELSE p.started_at END,
                heartbeat_at = CASE WHEN x.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
-               worker = CASE WHEN _job_move.action = 'claim' THEN _job_move.worker
-                             WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
-               completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
+               worker = CASE WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
+               completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled')
+                                   THEN greatest(now(), p.created_at)
                                    WHEN x.to_status = 'queued' THEN NULL ELSE p.completed_at END,
                run_after = CASE WHEN x.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
                                 ELSE p.run_after END,
@@ -177,8 +221,8 @@ BEGIN
     RETURN j;
 END
 $$;
-COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb) IS
-    'API: private. The one place a job changes status';
+COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) IS
+    'API: private. Moves a job by an action as job_transitions allows (a claim and a gate-less completion have their own UPDATE)';
 
 -- What a claim returns: the job, and where to resume.
 CREATE TYPE adr_ops.job_claim AS (
@@ -226,31 +270,41 @@ COMMENT ON FUNCTION adr_ops.adr_job_submit(text, jsonb, integer) IS
     'queues a job of a pipeline; returns its id';
 
 -- Claimers skip each other's locked rows, so two never get the same job.
+-- The claim row of job_transitions, queued to running, made here in one
+-- UPDATE: attempts + 1, started now by this worker.  Only a job claimed
+-- before can have checkpoints (they are made while it runs, and started_at
+-- is never cleared), so only then is its last one looked up.
 CREATE FUNCTION adr_ops.adr_job_claim(pipeline text, worker text)
 RETURNS adr_ops.job_claim
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    picked bigint;
-    j adr_ops.processing_jobs;
     c adr_ops.job_claim;
+    claimed_before boolean;
 BEGIN
-    SELECT p.id INTO picked
-      FROM adr_ops.processing_jobs p
-     WHERE p.pipeline = adr_job_claim.pipeline AND p.status = 'queued' AND p.run_after <= now()
-     ORDER BY p.run_after, p.id
-     LIMIT 1
-       FOR UPDATE SKIP LOCKED;
-    IF picked IS NULL THEN
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'running', attempts = p.attempts + 1, started_at = now(),
+           heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
+      FROM (SELECT q.id, q.started_at IS NOT NULL AS claimed_before
+              FROM adr_ops.processing_jobs q
+             WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
+               AND q.run_after <= now()
+             ORDER BY q.run_after, q.id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED) pick
+     WHERE p.id = pick.id AND p.status = 'queued'
+    RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts, pick.claimed_before
+         INTO c.id, c.pipeline, c.payload, c.attempts, c.max_attempts, claimed_before;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    j := adr_ops._job_move(picked, 'claim', worker => adr_job_claim.worker);
-    SELECT j.id, j.pipeline, j.payload, j.attempts, j.max_attempts, k.stage, k.state
-      INTO c
-      FROM (SELECT 1) one
-      LEFT JOIN LATERAL (SELECT x.stage, x.state FROM adr_ops.job_checkpoints x
-                          WHERE x.job_id = j.id ORDER BY x.seq DESC LIMIT 1) k ON true;
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (c.id, 'queued', 'running', adr_ops._calling_role(), 'claim');
+    IF claimed_before THEN
+        SELECT x.stage, x.state INTO c.resume_stage, c.resume_state
+          FROM adr_ops.job_checkpoints x WHERE x.job_id = c.id ORDER BY x.seq DESC LIMIT 1;
+    END IF;
     RETURN c;
 END
 $$;
@@ -291,13 +345,29 @@ $$;
 COMMENT ON FUNCTION adr_ops.adr_job_checkpoint(bigint, text, jsonb) IS
     'records that a running job completed a stage; returns its sequence number';
 
--- The pipeline's blocking quality checks are its gate (quality.sql).
+-- The pipeline's blocking quality checks are its gate (quality.sql).  A
+-- running job of a pipeline without one is completed here (the complete
+-- row of job_transitions, running to succeeded, as _job_move makes it);
+-- anything else, a gate or a refusal, goes to _job_quality_gate.
 CREATE FUNCTION adr_ops.adr_job_complete(id bigint) RETURNS adr_ops.processing_jobs
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    j adr_ops.processing_jobs;
 BEGIN
-    RETURN adr_ops._job_quality_gate(adr_job_complete.id);
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'succeeded', completed_at = greatest(now(), p.created_at)
+     WHERE p.id = adr_job_complete.id AND p.status = 'running'
+       AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
+                        WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
+    RETURNING * INTO j;
+    IF NOT FOUND THEN
+        RETURN adr_ops._job_quality_gate(adr_job_complete.id);
+    END IF;
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (j.id, 'running', 'succeeded', adr_ops._calling_role(), 'complete');
+    RETURN j;
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS
@@ -456,6 +526,10 @@ CREATE VIEW adr_ops.recent_jobs AS
       FROM adr_ops.processing_jobs j
      WHERE j.created_at OPERATOR(pg_catalog.>)
            (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval)
+       -- found through the status and completed_at indexes
+       AND (j.status OPERATOR(pg_catalog.=) 'queued' OR j.status OPERATOR(pg_catalog.=) 'running'
+            OR j.completed_at OPERATOR(pg_catalog.>)
+               (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval))
      ORDER BY j.created_at DESC, j.id DESC;
 COMMENT ON VIEW adr_ops.recent_jobs IS 'the jobs of the last 24 hours, newest first';
 
@@ -476,7 +550,7 @@ DECLARE
 BEGIN
     FOREACH f IN ARRAY ARRAY[
         'adr_ops._job_stale_after()',
-        'adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb)',
+        'adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb)',
         'adr_ops.adr_job_submit(text, jsonb, integer)', 'adr_ops.adr_job_claim(text, text)',
         'adr_ops.adr_job_heartbeat(bigint)', 'adr_ops.adr_job_checkpoint(bigint, text, jsonb)',
         'adr_ops.adr_job_complete(bigint)', 'adr_ops.adr_job_fail(bigint, text)',

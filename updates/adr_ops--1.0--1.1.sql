@@ -4796,8 +4796,21 @@ CREATE OR REPLACE FUNCTION adr_ops.adr_job_complete(id bigint) RETURNS adr_ops.p
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    j adr_ops.processing_jobs;
 BEGIN
-    RETURN adr_ops._job_quality_gate(adr_job_complete.id);
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'succeeded', completed_at = greatest(now(), p.created_at)
+     WHERE p.id = adr_job_complete.id AND p.status = 'running'
+       AND NOT EXISTS (SELECT FROM adr_ops.quality_checks q
+                        WHERE q.dataset = p.pipeline AND q.blocking AND q.enabled)
+    RETURNING * INTO j;
+    IF NOT FOUND THEN
+        RETURN adr_ops._job_quality_gate(adr_job_complete.id);
+    END IF;
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (j.id, 'running', 'succeeded', adr_ops._calling_role(), 'complete');
+    RETURN j;
 END
 $$;
 COMMENT ON FUNCTION adr_ops.adr_job_complete(bigint) IS
@@ -5828,13 +5841,14 @@ INSERT INTO adr_ops.schedules (name, schedule, task, database) VALUES
 
 -- Pipeline jobs, faster claim and completion (src/jobs.sql): _job_move
 -- moves a job in one UPDATE joined to job_transitions, and the one-call
--- wrappers are PL/pgSQL, whose statement is planned once a session
--- (adr_job_complete already is, above, with the quality gate).
+-- wrappers are PL/pgSQL, whose statement is planned once a session; a claim
+-- is one statement of adr_job_claim (so _job_move loses its worker), as is
+-- a completion without a quality gate (adr_job_complete, above).
 
-CREATE OR REPLACE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
-                                  force boolean DEFAULT false, worker text DEFAULT NULL,
-                                  error text DEFAULT NULL, run_after timestamptz DEFAULT NULL,
-                                  detail jsonb DEFAULT NULL)
+DROP FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, text, timestamptz, jsonb);
+CREATE FUNCTION adr_ops._job_move(job_id bigint, action text, note text DEFAULT NULL,
+                                  force boolean DEFAULT false, error text DEFAULT NULL,
+                                  run_after timestamptz DEFAULT NULL, detail jsonb DEFAULT NULL)
 RETURNS adr_ops.processing_jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -5850,12 +5864,10 @@ BEGIN
     FOR pass IN 1..2 LOOP
         UPDATE adr_ops.processing_jobs p
            SET status = x.to_status,
-               attempts = p.attempts + CASE WHEN _job_move.action = 'claim' THEN 1 ELSE 0 END,
-               started_at = CASE WHEN _job_move.action = 'claim' THEN now() ELSE p.started_at END,
                heartbeat_at = CASE WHEN x.to_status = 'running' THEN clock_timestamp() ELSE p.heartbeat_at END,
-               worker = CASE WHEN _job_move.action = 'claim' THEN _job_move.worker
-                             WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
-               completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled') THEN now()
+               worker = CASE WHEN x.to_status = 'queued' THEN NULL ELSE p.worker END,
+               completed_at = CASE WHEN x.to_status IN ('succeeded', 'failed', 'cancelled')
+                                   THEN greatest(now(), p.created_at)
                                    WHEN x.to_status = 'queued' THEN NULL ELSE p.completed_at END,
                run_after = CASE WHEN x.to_status = 'queued' THEN coalesce(_job_move.run_after, now())
                                 ELSE p.run_after END,
@@ -5905,6 +5917,195 @@ BEGIN
     END IF;
     RETURN j;
 END
+$$;
+COMMENT ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) IS
+    'API: private. Moves a job by an action as job_transitions allows (a claim and a gate-less completion have their own UPDATE)';
+REVOKE ALL ON FUNCTION adr_ops._job_move(bigint, text, text, boolean, text, timestamptz, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION adr_ops.adr_job_claim(pipeline text, worker text)
+RETURNS adr_ops.job_claim
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c adr_ops.job_claim;
+    claimed_before boolean;
+BEGIN
+    UPDATE adr_ops.processing_jobs p
+       SET status = 'running', attempts = p.attempts + 1, started_at = now(),
+           heartbeat_at = clock_timestamp(), worker = adr_job_claim.worker
+      FROM (SELECT q.id, q.started_at IS NOT NULL AS claimed_before
+              FROM adr_ops.processing_jobs q
+             WHERE q.pipeline = adr_job_claim.pipeline AND q.status = 'queued'
+               AND q.run_after <= now()
+             ORDER BY q.run_after, q.id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED) pick
+     WHERE p.id = pick.id AND p.status = 'queued'
+    RETURNING p.id, p.pipeline, p.payload, p.attempts, p.max_attempts, pick.claimed_before
+         INTO c.id, c.pipeline, c.payload, c.attempts, c.max_attempts, claimed_before;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO adr_ops.job_events (job_id, from_status, to_status, actor, note)
+    VALUES (c.id, 'queued', 'running', adr_ops._calling_role(), 'claim');
+    IF claimed_before THEN
+        SELECT x.stage, x.state INTO c.resume_stage, c.resume_state
+          FROM adr_ops.job_checkpoints x WHERE x.job_id = c.id ORDER BY x.seq DESC LIMIT 1;
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION adr_ops.adr_job_claim(text, text) IS
+    'claims the next runnable job of a pipeline, with where to resume; NULL when there is none';
+
+-- job_events loses its foreign key (a check at each of a job's two events);
+-- a trigger deletes the events of deleted or truncated jobs instead.
+ALTER TABLE adr_ops.job_events DROP CONSTRAINT job_events_job_id_fkey;
+CREATE FUNCTION adr_ops._job_events_cascade() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE adr_ops.job_events;
+    ELSE
+        DELETE FROM adr_ops.job_events e USING deleted_jobs d WHERE e.job_id = d.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION adr_ops._job_events_cascade() IS
+    'API: private. Deletes the events of deleted or truncated jobs';
+REVOKE ALL ON FUNCTION adr_ops._job_events_cascade() FROM PUBLIC;
+CREATE TRIGGER job_events_cascade AFTER DELETE ON adr_ops.processing_jobs
+    REFERENCING OLD TABLE AS deleted_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
+CREATE TRIGGER job_events_truncate AFTER TRUNCATE ON adr_ops.processing_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION adr_ops._job_events_cascade();
+
+-- processing_jobs loses its created_at index (an entry at every update of
+-- a job); recent_jobs and adr_weekly_review find the jobs created since a
+-- time through the status and completed_at indexes, and completed_at is
+-- never before created_at.
+DROP INDEX adr_ops.processing_jobs_created;
+
+-- The check of processing_jobs.status calls a C function instead of
+-- comparing with an array constant (a third of the cost, at every UPDATE).
+CREATE FUNCTION adr_ops._job_status_valid(status text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'adr_job_status_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION adr_ops._job_status_valid(text) IS
+    'API: private. Whether a job may have this status (the check of processing_jobs.status)';
+REVOKE ALL ON FUNCTION adr_ops._job_status_valid(text) FROM PUBLIC;
+ALTER TABLE adr_ops.processing_jobs DROP CONSTRAINT processing_jobs_status_check;
+ALTER TABLE adr_ops.processing_jobs ADD CONSTRAINT processing_jobs_status_check
+    CHECK (adr_ops._job_status_valid(status));
+CREATE OR REPLACE VIEW adr_ops.recent_jobs AS
+    SELECT j.id, j.pipeline, j.status, j.attempts, j.max_attempts, j.worker,
+           j.created_at, j.started_at, j.completed_at,
+           j.completed_at OPERATOR(pg_catalog.-) j.started_at AS duration,
+           (SELECT c.stage FROM adr_ops.job_checkpoints c
+             WHERE c.job_id OPERATOR(pg_catalog.=) j.id ORDER BY c.seq DESC LIMIT 1) AS last_stage,
+           j.last_error
+      FROM adr_ops.processing_jobs j
+     WHERE j.created_at OPERATOR(pg_catalog.>)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval)
+       -- found through the status and completed_at indexes
+       AND (j.status OPERATOR(pg_catalog.=) 'queued' OR j.status OPERATOR(pg_catalog.=) 'running'
+            OR j.completed_at OPERATOR(pg_catalog.>)
+               (pg_catalog.now() OPERATOR(pg_catalog.-) '24 hours'::pg_catalog.interval))
+     ORDER BY j.created_at DESC, j.id DESC;
+
+CREATE OR REPLACE FUNCTION adr_ops.adr_weekly_review(week_ending timestamptz DEFAULT now(),
+    OUT section text, OUT item text, OUT value numeric, OUT unit text, OUT detail text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT week_ending - interval '7 days' AS w0, week_ending AS w1, week_ending - interval '14 days' AS p0
+    ), forecast AS (
+        SELECT * FROM adr_ops.adr_capacity_forecast(7)
+    ), health AS (
+        SELECT h.check_name, h.status, h.taken_at,
+               lead(h.taken_at) OVER (PARTITION BY h.check_name ORDER BY h.taken_at) AS next_at
+          FROM adr_ops.health_history h, w WHERE h.taken_at >= w.w0 AND h.taken_at < w.w1
+    ), counters AS (
+        -- each statement's cumulative counters at the three bounds
+        SELECT c.queryid, c.userid, c.dbid, c.toplevel, b.bound,
+               (array_agg(c.calls ORDER BY s.taken_at DESC))[1] AS calls,
+               (array_agg(c.total_ms ORDER BY s.taken_at DESC))[1] AS total_ms
+          FROM adr_ops.statement_counters c
+          JOIN adr_ops.statement_snapshots s ON s.id = c.snapshot_id
+          JOIN w ON true
+          CROSS JOIN LATERAL (VALUES (0, w.p0), (1, w.w0), (2, w.w1)) AS b(bound, at)
+         WHERE s.taken_at <= b.at
+         GROUP BY c.queryid, c.userid, c.dbid, c.toplevel, b.bound
+    ), means AS (
+        -- a statement's mean time this week and the week before (a reset
+        -- of pg_stat_statements in between gives no figure)
+        SELECT k2.queryid, k2.dbid, k2.userid,
+               (k2.total_ms - k1.total_ms) / nullif(k2.calls - k1.calls, 0) AS mean_now,
+               (k1.total_ms - k0.total_ms) / nullif(k1.calls - k0.calls, 0) AS mean_before,
+               k2.calls - k1.calls AS calls
+          FROM counters k2
+          JOIN counters k1 USING (queryid, userid, dbid, toplevel)
+          JOIN counters k0 USING (queryid, userid, dbid, toplevel)
+         WHERE k2.bound = 2 AND k1.bound = 1 AND k0.bound = 0
+           AND k2.calls >= k1.calls AND k1.calls >= k0.calls
+    )
+    SELECT 'growth', f.kind || ' ' || f.name, f.growth_per_day,
+           CASE f.kind WHEN 'xid' THEN 'transactions/day' ELSE 'bytes/day' END,
+           coalesce(format('%s days to the critical level, %s to full', f.days_to_crit, f.days_to_full), f.note)
+      FROM forecast f WHERE f.kind IN ('filesystem', 'database', 'wal')
+    UNION ALL
+    SELECT 'xid', CASE f.kind WHEN 'xid' THEN 'transaction ID age' ELSE 'multixact ID age' END,
+           f.current, CASE f.kind WHEN 'xid' THEN 'transactions' ELSE 'multixacts' END,
+           coalesce(format('%s per day; %s days to the xid_wraparound warning level, %s to the hard stop',
+                           f.growth_per_day, f.days_to_warn, f.days_to_full), f.note)
+      FROM forecast f WHERE f.kind IN ('xid', 'multixact')
+    UNION ALL
+    SELECT 'checks', h.check_name, count(*), 'snapshots not OK',
+           format('%s; about %s not OK, first %s, last %s',
+                  string_agg(DISTINCT h.status, '/'),
+                  justify_interval(sum(coalesce(h.next_at, w.w1) - h.taken_at)),
+                  date_trunc('minute', min(h.taken_at)), date_trunc('minute', max(h.taken_at)))
+      FROM health h, w WHERE h.status <> 'OK'
+     GROUP BY h.check_name
+    UNION ALL
+    SELECT 'maintenance', r.task, count(*), 'runs',
+           format('%s succeeded, %s failed, %s skipped', count(*) FILTER (WHERE r.status = 'succeeded'),
+                  count(*) FILTER (WHERE r.status = 'failed'), count(*) FILTER (WHERE r.status = 'skipped'))
+      FROM adr_ops.task_runs r, w WHERE r.started_at >= w.w0 AND r.started_at < w.w1
+     GROUP BY r.task
+    UNION ALL
+    SELECT 'backups', 'verifications', count(v.id), 'verifications',
+           format('%s passed, %s failed; last passed: %s',
+                  count(*) FILTER (WHERE v.status = 'passed'), count(*) FILTER (WHERE v.status = 'failed'),
+                  coalesce((SELECT l.path || ' at ' || date_trunc('minute', l.finished_at)
+                              FROM adr_ops.backup_verifications l WHERE l.status = 'passed'
+                             ORDER BY l.finished_at DESC LIMIT 1), 'never'))
+      FROM w LEFT JOIN adr_ops.backup_verifications v ON v.started_at >= w.w0 AND v.started_at < w.w1
+    UNION ALL
+    (SELECT 'queries', m.queryid::text, round((100 * (m.mean_now / m.mean_before - 1))::numeric, 1), '% slower',
+            format('mean %s ms over %s calls, was %s ms: %s', round(m.mean_now::numeric, 2), m.calls,
+                   round(m.mean_before::numeric, 2), left(regexp_replace(t.query, '\s+', ' ', 'g'), 100))
+       FROM means m
+       LEFT JOIN adr_ops.statement_texts t USING (queryid, userid, dbid)
+      WHERE m.mean_before > 0 AND m.mean_now > 1.2 * m.mean_before
+      ORDER BY m.mean_now / m.mean_before DESC LIMIT 10)
+    UNION ALL
+    SELECT 'pipelines', j.pipeline, round(100.0 * count(*) FILTER (WHERE j.status = 'failed') / count(*), 1),
+           '% failed',
+           format('%s submitted in the week: %s succeeded, %s failed, %s cancelled, %s queued or running',
+                  count(*), count(*) FILTER (WHERE j.status = 'succeeded'), count(*) FILTER (WHERE j.status = 'failed'),
+                  count(*) FILTER (WHERE j.status = 'cancelled'), count(*) FILTER (WHERE j.status IN ('queued', 'running')))
+      FROM adr_ops.processing_jobs j, w
+     WHERE j.created_at >= w.w0 AND j.created_at < w.w1
+       -- through the status and completed_at indexes (see jobs.sql)
+       AND (j.status = 'queued' OR j.status = 'running' OR j.completed_at >= w.w0)
+     GROUP BY j.pipeline
 $$;
 
 CREATE OR REPLACE FUNCTION adr_ops.adr_job_heartbeat(id bigint) RETURNS timestamptz
