@@ -146,14 +146,6 @@ adr_alert_init(void)
 	adr_task_register(&al_task);
 }
 
-static char *
-al_getstr(int row, int col, MemoryContext cxt)
-{
-	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-
-	return v ? MemoryContextStrdup(cxt, v) : NULL;
-}
-
 /*
  * Post the undelivered alerts that are due, and less than a day old, to
  * adr_ops.alert_webhook_url, and record each outcome.  Appends a summary to the run's detail.
@@ -211,9 +203,9 @@ adr_alert_deliver(AdrTaskRun *run)
 	res = MemoryContextAllocZero(caller, sizeof(AdrHttpResult) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		ids[i] = pg_strtoint64(al_getstr(i, 1, caller));
+		ids[i] = pg_strtoint64(adr_spi_getstr(i, 1, caller));
 		reqs[i].url = url;
-		reqs[i].post_json = adr_incident_payload_finish(al_getstr(i, 2, caller), caller);
+		reqs[i].post_json = adr_incident_payload_finish(adr_spi_getstr(i, 2, caller), caller);
 		reqs[i].timeout_ms = AL_WEBHOOK_TIMEOUT_MS;
 		reqs[i].expect_status = 0;
 	}

@@ -246,6 +246,18 @@ adr_task_validate(const char *name, Jsonb *options)
 	}
 }
 
+/*
+ * Column col (from 1) of row row of the last SPI result as text, copied
+ * into cxt (a task's caller context, which outlives SPI_finish), or NULL.
+ */
+char *
+adr_spi_getstr(int row, int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
 /* The text of a string option, or NULL when absent. */
 const char *
 adr_option_string(Jsonb *options, const char *key)

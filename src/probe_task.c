@@ -48,14 +48,6 @@ adr_probe_task_init(void)
 	adr_task_register(&prt_task);
 }
 
-static char *
-prt_getstr(int row, int col, MemoryContext cxt)
-{
-	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-
-	return v ? MemoryContextStrdup(cxt, v) : NULL;
-}
-
 /*
  * The task http_probe: every enabled probe of adr_ops.probes at once, in
  * one batch; the results go to adr_ops.probe_history (whose trigger
@@ -89,12 +81,12 @@ prt_task_http_probe(AdrTaskRun *run)
 	res = MemoryContextAllocZero(caller, sizeof(AdrHttpResult) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		char	   *send_token = prt_getstr(i, 5, caller);
+		char	   *send_token = adr_spi_getstr(i, 5, caller);
 
-		names[i] = prt_getstr(i, 1, caller);
-		reqs[i].url = prt_getstr(i, 2, caller);
-		reqs[i].expect_status = pg_strtoint32(prt_getstr(i, 3, caller));
-		reqs[i].timeout_ms = pg_strtoint32(prt_getstr(i, 4, caller));
+		names[i] = adr_spi_getstr(i, 1, caller);
+		reqs[i].url = adr_spi_getstr(i, 2, caller);
+		reqs[i].expect_status = pg_strtoint32(adr_spi_getstr(i, 3, caller));
+		reqs[i].timeout_ms = pg_strtoint32(adr_spi_getstr(i, 4, caller));
 		reqs[i].bearer_token = (send_token && send_token[0] == 't') ? token : NULL;
 	}
 	adr_task_xact_end(caller);

@@ -169,6 +169,7 @@ extern void adr_task_timer_on(void);
 extern void adr_task_timer_off(void);
 extern const char *adr_option_string(Jsonb *options, const char *key);
 extern bool adr_option_bool(Jsonb *options, const char *key);
+extern char *adr_spi_getstr(int row, int col, MemoryContext cxt);
 extern char *adr_utility(const char *sql);
 extern char *adr_utility_code(const char *sql, int *sqlerrcode);
 
