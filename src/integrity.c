@@ -393,18 +393,15 @@ ig_result_values(const IgRelation *rel, bool heapallindexed, Datum *values, bool
 	nulls[10] = rel->detail == NULL;
 }
 
-/* Store rel's result in integrity_results. */
+/* Store rel's result, its row from ig_result_values(), in integrity_results. */
 static void
-ig_store(const IgRelation *rel, bool heapallindexed)
+ig_store(const IgRelation *rel, Datum *values, const bool *nulls)
 {
 	Oid			argtypes[IG_RESULT_COLUMNS] = {TIMESTAMPTZOID, OIDOID, TEXTOID, TEXTOID, INT8OID,
 	BOOLOID, INTERVALOID, TEXTOID, INT4OID, INT8OID, TEXTOID};
-	Datum		values[IG_RESULT_COLUMNS];
-	bool		nulls[IG_RESULT_COLUMNS];
 	char		nullflags[IG_RESULT_COLUMNS];
 	int			i;
 
-	ig_result_values(rel, heapallindexed, values, nulls);
 	for (i = 0; i < IG_RESULT_COLUMNS; i++)
 		nullflags[i] = nulls[i] ? 'n' : ' ';
 	if (SPI_execute_with_args("INSERT INTO adr_ops.integrity_results "
@@ -552,6 +549,8 @@ ig_task_run(AdrTaskRun *run)
 	{
 		IgRelation *rel = lfirst(lc);
 		bool		locked;
+		Datum		values[IG_RESULT_COLUMNS];
+		bool		nulls[IG_RESULT_COLUMNS];
 
 		CHECK_FOR_INTERRUPTS();
 		if (run->objects > 0 && GetCurrentTimestamp() >= deadline)
@@ -575,7 +574,8 @@ ig_task_run(AdrTaskRun *run)
 			adr_task_timer_on();
 			ig_verify(rel, &fns);
 			adr_task_timer_off();
-			ig_store(rel, heapallindexed);
+			ig_result_values(rel, heapallindexed, values, nulls);
+			ig_store(rel, values, nulls);
 			run->objects++;
 			pages += rel->pages;
 			if (strcmp(rel->status, "corrupt") == 0)
@@ -598,8 +598,7 @@ ig_task_run(AdrTaskRun *run)
 	if (SPI_execute("SELECT adr_ops._integrity_after_run()", false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not record the checksum failure counters");
-	news = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	news = news ? MemoryContextStrdup(caller, news) : NULL;
+	news = adr_spi_getstr(0, 1, caller);
 	adr_task_xact_end(caller);
 
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
@@ -715,8 +714,8 @@ adr_verify_integrity(PG_FUNCTION_ARGS)
 
 		CHECK_FOR_INTERRUPTS();
 		ig_verify(rel, &fns);
-		ig_store(rel, heapallindexed);
 		ig_result_values(rel, heapallindexed, values, nulls);
+		ig_store(rel, values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
