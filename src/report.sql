@@ -301,6 +301,8 @@ BEGIN
                       FILTER (WHERE p.status = 'failed'))[1] AS last_error
               FROM adr_ops.processing_jobs p
              WHERE p.created_at >= w0 AND p.created_at <= w1
+               -- through the status and completed_at indexes (see jobs.sql)
+               AND (p.status = 'queued' OR p.status = 'running' OR p.completed_at >= w0)
              GROUP BY p.pipeline) j;
 
     -- What is open: incidents not closed, and the checks and probes whose

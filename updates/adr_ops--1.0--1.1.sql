@@ -4441,6 +4441,8 @@ BEGIN
                       FILTER (WHERE p.status = 'failed'))[1] AS last_error
               FROM adr_ops.processing_jobs p
              WHERE p.created_at >= w0 AND p.created_at <= w1
+               -- through the status and completed_at indexes (see jobs.sql)
+               AND (p.status = 'queued' OR p.status = 'running' OR p.completed_at >= w0)
              GROUP BY p.pipeline) j;
 
     -- What is open: incidents not closed, and the checks and probes whose
@@ -4957,9 +4959,11 @@ BEGIN
     IF c.kind NOT IN ('null_fraction', 'accepted_values', 'range', 'length', 'regex') THEN
         RETURN NULL;
     END IF;
-    SELECT format_type(a.atttypid, a.atttypmod) INTO typ
-      FROM pg_attribute a
-     WHERE a.attrelid = c.relation AND a.attname = c.params ->> 'column' AND NOT a.attisdropped;
+    IF c.kind IN ('range', 'length') THEN
+        SELECT format_type(a.atttypid, a.atttypmod) INTO typ
+          FROM pg_attribute a
+         WHERE a.attrelid = c.relation AND a.attname = c.params ->> 'column' AND NOT a.attisdropped;
+    END IF;
     IF c.kind = 'null_fraction' THEN
         RETURN format('%s IS NULL', col);
     ELSIF c.kind = 'accepted_values' THEN
@@ -5272,8 +5276,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    IF NOT (pg_has_role(caller, c.owner, 'USAGE')
-            OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = caller)) THEN
+    IF NOT pg_has_role(caller, c.owner, 'USAGE') THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
             MESSAGE = format('must be a member of role "%s" to drop quality check "%s"', c.owner, c.name);
     END IF;
@@ -5411,29 +5414,29 @@ DECLARE
     an record;
     sampled integer[];
     samples jsonb;
-    has_anomaly boolean := to_regprocedure('adr_ops.adr_anomaly_score(timestamptz[], double precision[], text, text, integer, double precision)') IS NOT NULL;
+    hist_at timestamptz[];
+    hist_v double precision[];
 BEGIN
     IF keep IS NOT NULL THEN
         DELETE FROM adr_ops.quality_results x WHERE x.ran_at < now() - keep;
     END IF;
     FOR g IN
-        SELECT array_agg(qc ORDER BY qc.id) AS checks,
-               qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
-                          'accepted_values', 'range', 'length', 'regex')
-                 OR (qc.kind = 'freshness' AND qc.params ? 'column') AS scan
-          FROM adr_ops.quality_checks qc
-         WHERE qc.enabled
-           AND (_quality_run.dataset IS NULL OR qc.dataset = _quality_run.dataset)
-           AND (_quality_run.names IS NULL OR qc.name = ANY (_quality_run.names))
-           AND (NOT _quality_run.blocking_only OR qc.blocking)
-         GROUP BY 2,
-               CASE WHEN qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
-                                    'accepted_values', 'range', 'length', 'regex')
-                         OR (qc.kind = 'freshness' AND qc.params ? 'column')
-                    THEN ARRAY[qc.relation::oid::text, qc.owner::oid::text,
-                               coalesce(qc.params ->> 'sample_percent', '100')]
-                    ELSE ARRAY[qc.id::text] END
-         ORDER BY min(qc.id)
+        SELECT array_agg(k.qc ORDER BY (k.qc).id) AS checks, k.scan
+          FROM (SELECT qc,
+                       qc.kind IN ('row_count', 'null_fraction', 'distinct_count', 'duplicate_count',
+                                   'accepted_values', 'range', 'length', 'regex')
+                         OR (qc.kind = 'freshness' AND qc.params ? 'column') AS scan
+                  FROM adr_ops.quality_checks qc
+                 WHERE qc.enabled
+                   AND (_quality_run.dataset IS NULL OR qc.dataset = _quality_run.dataset)
+                   AND (_quality_run.names IS NULL OR qc.name = ANY (_quality_run.names))
+                   AND (NOT _quality_run.blocking_only OR qc.blocking)) k
+         GROUP BY k.scan,
+               CASE WHEN k.scan
+                    THEN ARRAY[(k.qc).relation::oid::text, (k.qc).owner::oid::text,
+                               coalesce((k.qc).params ->> 'sample_percent', '100')]
+                    ELSE ARRAY[(k.qc).id::text] END
+         ORDER BY min((k.qc).id)
     LOOP
         -- A check that cannot run is UNKNOWN with the reason; the rest of
         -- its group runs.
@@ -5610,14 +5613,14 @@ BEGIN
                     END IF;
                 END IF;
                 -- A metric out of its own history is a WARNING, when asked.
-                IF has_anomaly AND c.params ->> 'anomaly' IN ('up', 'down', 'both') AND r.status = 'OK' THEN
+                IF c.params ->> 'anomaly' IN ('up', 'down', 'both') AND r.status = 'OK' THEN
                     BEGIN
-                        EXECUTE 'SELECT * FROM adr_ops.adr_anomaly_score($1, $2, $3, $4)' INTO an
-                          USING (SELECT array_agg(x.ran_at ORDER BY x.ran_at) || r.ran_at FROM adr_ops.quality_results x
-                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
-                                (SELECT array_agg(x.metric ORDER BY x.ran_at) || m FROM adr_ops.quality_results x
-                                  WHERE x.check_id = c.id AND x.metric IS NOT NULL),
-                                c.params ->> 'anomaly', coalesce(c.params ->> 'seasonality', 'none');
+                        SELECT array_agg(x.ran_at ORDER BY x.ran_at) || r.ran_at,
+                               array_agg(x.metric ORDER BY x.ran_at) || m
+                          INTO hist_at, hist_v
+                          FROM adr_ops.quality_results x WHERE x.check_id = c.id AND x.metric IS NOT NULL;
+                        SELECT * INTO an FROM adr_ops.adr_anomaly_score(hist_at, hist_v, c.params ->> 'anomaly',
+                                                                         coalesce(c.params ->> 'seasonality', 'none'));
                         IF an.verdict = 'anomaly' THEN
                             r.status := 'WARNING';
                             r.detail := concat_ws('; ', r.detail,
@@ -5712,13 +5715,12 @@ DECLARE
     res jsonb;
     bad integer;
 BEGIN
-    SELECT * INTO j FROM adr_ops.processing_jobs p WHERE p.id = _job_quality_gate.job_id;
+    SELECT * INTO j FROM adr_ops.processing_jobs p WHERE p.id = _job_quality_gate.job_id FOR UPDATE;
     IF NOT FOUND OR j.status <> 'running'
        OR NOT EXISTS (SELECT FROM adr_ops.quality_checks q
                        WHERE q.dataset = j.pipeline AND q.blocking AND q.enabled) THEN
         RETURN adr_ops._job_move(_job_quality_gate.job_id, 'complete');
     END IF;
-    PERFORM FROM adr_ops.processing_jobs p WHERE p.id = j.id FOR UPDATE;
     SELECT jsonb_agg(jsonb_build_object('check', r.check_name, 'status', r.status,
                                         'metric', r.metric, 'detail', r.detail) ORDER BY r.check_name),
            count(*) FILTER (WHERE r.status IN ('CRITICAL', 'UNKNOWN'))
