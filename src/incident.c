@@ -23,6 +23,7 @@
 
 #include "adr_ops.h"
 #include "incident.h"
+#include "probe.h"
 #include "scheduler.h"
 
 typedef enum
@@ -46,8 +47,7 @@ char	   *adr_ops_pagerduty_routing_key = NULL;
 static const char *
 in_routing_key_show(void)
 {
-	return (adr_ops_pagerduty_routing_key != NULL &&
-			adr_ops_pagerduty_routing_key[0] != '\0') ? "********" : "";
+	return adr_http_secret_show(adr_ops_pagerduty_routing_key);
 }
 
 /* The escalation pass, registered by adr_incident_init(). */
