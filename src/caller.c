@@ -184,10 +184,9 @@ cf_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 	level = GetCurrentTransactionNestLevel();
-	if (cf_depth > 0 && cf_frames[cf_depth - 1].nest_level >= level)
+	while (cf_depth > 0 && cf_frames[cf_depth - 1].nest_level >= level)
 	{
-		while (cf_depth > 0 && cf_frames[cf_depth - 1].nest_level >= level)
-			cf_depth--;
+		cf_depth--;
 		cf_complete = false;
 	}
 }
