@@ -89,23 +89,15 @@ adr_task_register(const AdrTask *task)
 	tk_registered[tk_nregistered++] = task;
 }
 
-/* The i-th task registered; NULL past the last. */
-static const AdrTask *
-tk_nth(int i)
-{
-	return i < tk_nregistered ? tk_registered[i] : NULL;
-}
-
 /* The task of that name, or NULL. */
 const AdrTask *
 adr_task_find(const char *name)
 {
-	const AdrTask *t;
 	int			i;
 
-	for (i = 0; (t = tk_nth(i)) != NULL; i++)
-		if (strcmp(t->name, name) == 0)
-			return t;
+	for (i = 0; i < tk_nregistered; i++)
+		if (strcmp(tk_registered[i]->name, name) == 0)
+			return tk_registered[i];
 	return NULL;
 }
 
@@ -115,15 +107,14 @@ adr_task_lookup(const char *name)
 {
 	StringInfoData known;
 	const AdrTask *task = adr_task_find(name);
-	const AdrTask *t;
 	int			i;
 
 	if (task != NULL)
 		return task;
 
 	initStringInfo(&known);
-	for (i = 0; (t = tk_nth(i)) != NULL; i++)
-		appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", t->name);
+	for (i = 0; i < tk_nregistered; i++)
+		appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", tk_registered[i]->name);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unrecognized task \"%s\"", name),
@@ -511,12 +502,12 @@ Datum
 adr_tasks(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	const AdrTask *t;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (i = 0; (t = tk_nth(i)) != NULL; i++)
+	for (i = 0; i < tk_nregistered; i++)
 	{
+		const AdrTask *t = tk_registered[i];
 		Datum		values[5];
 		bool		nulls[5] = {0};
 		Datum	   *opts = palloc(sizeof(Datum) * 8);
