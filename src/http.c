@@ -114,34 +114,42 @@ typedef struct HtXfer
 #define ADR_CURL_LIB "libcurl.so.4"
 #endif
 
-/* The libcurl functions used here, with curl.h's types, resolved by ht_curl_load(). */
+/*
+ * The libcurl functions used here, once: the struct of pointers with
+ * curl.h's types, and ht_curl_load() resolving them, are both made from it.
+ */
+#define HT_FUNCS(X) \
+	X(global_init) \
+	X(global_cleanup) \
+	X(easy_init) \
+	X(easy_setopt) \
+	X(easy_getinfo) \
+	X(easy_cleanup) \
+	X(easy_strerror) \
+	X(free) \
+	X(multi_init) \
+	X(multi_add_handle) \
+	X(multi_remove_handle) \
+	X(multi_perform) \
+	X(multi_poll) \
+	X(multi_info_read) \
+	X(multi_cleanup) \
+	X(multi_strerror) \
+	X(slist_append) \
+	X(slist_free_all) \
+	X(url) \
+	X(url_cleanup) \
+	X(url_get) \
+	X(url_set) \
+	X(url_strerror) \
+	X(version_info)
+
+#define HT_FIELD(name) __typeof__(&curl_##name) name;
 static struct
 {
-	__typeof__(&curl_global_init) global_init;
-	__typeof__(&curl_global_cleanup) global_cleanup;
-	__typeof__(&curl_easy_init) easy_init;
-	__typeof__(&curl_easy_setopt) easy_setopt;
-	__typeof__(&curl_easy_getinfo) easy_getinfo;
-	__typeof__(&curl_easy_cleanup) easy_cleanup;
-	__typeof__(&curl_easy_strerror) easy_strerror;
-	__typeof__(&curl_free) free;
-	__typeof__(&curl_multi_init) multi_init;
-	__typeof__(&curl_multi_add_handle) multi_add_handle;
-	__typeof__(&curl_multi_remove_handle) multi_remove_handle;
-	__typeof__(&curl_multi_perform) multi_perform;
-	__typeof__(&curl_multi_poll) multi_poll;
-	__typeof__(&curl_multi_info_read) multi_info_read;
-	__typeof__(&curl_multi_cleanup) multi_cleanup;
-	__typeof__(&curl_multi_strerror) multi_strerror;
-	__typeof__(&curl_slist_append) slist_append;
-	__typeof__(&curl_slist_free_all) slist_free_all;
-	__typeof__(&curl_url) url;
-	__typeof__(&curl_url_cleanup) url_cleanup;
-	__typeof__(&curl_url_get) url_get;
-	__typeof__(&curl_url_set) url_set;
-	__typeof__(&curl_url_strerror) url_strerror;
-	__typeof__(&curl_version_info) version_info;
+	HT_FUNCS(HT_FIELD)
 }			ht_lib;
+#undef HT_FIELD
 
 static bool ht_lib_loaded = false;
 
@@ -169,31 +177,8 @@ ht_curl_load(void)
 		ht_lib.name = (__typeof__(ht_lib.name)) dlsym(h, "curl_" #name); \
 		if (ht_lib.name == NULL && missing == NULL) \
 			missing = "curl_" #name; \
-	} while (0)
-	HT_SYM(global_init);
-	HT_SYM(global_cleanup);
-	HT_SYM(easy_init);
-	HT_SYM(easy_setopt);
-	HT_SYM(easy_getinfo);
-	HT_SYM(easy_cleanup);
-	HT_SYM(easy_strerror);
-	HT_SYM(free);
-	HT_SYM(multi_init);
-	HT_SYM(multi_add_handle);
-	HT_SYM(multi_remove_handle);
-	HT_SYM(multi_perform);
-	HT_SYM(multi_poll);
-	HT_SYM(multi_info_read);
-	HT_SYM(multi_cleanup);
-	HT_SYM(multi_strerror);
-	HT_SYM(slist_append);
-	HT_SYM(slist_free_all);
-	HT_SYM(url);
-	HT_SYM(url_cleanup);
-	HT_SYM(url_get);
-	HT_SYM(url_set);
-	HT_SYM(url_strerror);
-	HT_SYM(version_info);
+	} while (0);
+	HT_FUNCS(HT_SYM)
 #undef HT_SYM
 	if (missing != NULL)
 	{
