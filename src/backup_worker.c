@@ -361,6 +361,32 @@ bv_restrict_key(void)
 	return bv_random_alnum(32, "key for psql's \\restrict");
 }
 
+/* The dump filter's rules: the lines of this verification's extensions. */
+static void
+bv_filter_rules(BvState *st, AdrDumpFilterRules *rules)
+{
+	const char **drop_lines = palloc0(sizeof(char *) * (list_length(st->skip_schemas) + 1));
+	const char **drop_prefixes = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
+	const char **skip_copies = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
+	ListCell   *lc;
+
+	foreach(lc, st->skip_schemas)
+		drop_lines[rules->ndrop_lines++] = psprintf("CREATE SCHEMA %s;", quote_identifier(lfirst(lc)));
+	foreach(lc, st->ext_rels)
+	{
+		List	   *r = lfirst(lc);
+		char	   *qname = psprintf("%s.%s", quote_identifier(linitial(r)),
+									 quote_identifier(lsecond(r)));
+
+		skip_copies[rules->nskip_copies++] = psprintf("COPY %s ", qname);
+		drop_prefixes[rules->ndrop_prefixes++] =
+			psprintf("SELECT pg_catalog.setval(%s, ", quote_literal_cstr(qname));
+	}
+	rules->drop_lines = drop_lines;
+	rules->drop_prefixes = drop_prefixes;
+	rules->skip_copies = skip_copies;
+}
+
 /*
  * Run a program from the server's bindir (adr_backup_run): with the
  * backup as its descriptor 3, and the restore role's password when
@@ -378,35 +404,18 @@ bv_run(BvState *st, const char *const *argv, gzFile gz, const char *restrict_key
 {
 	AdrBackupProgram prog = {0};
 	AdrDumpFilterRules rules = {0};
-	const char **drop_lines = palloc0(sizeof(char *) * (list_length(st->skip_schemas) + 1));
-	const char **drop_prefixes = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
-	const char **skip_copies = palloc0(sizeof(char *) * (list_length(st->ext_rels) + 1));
-	ListCell   *lc;
 	int			rc;
 
-	foreach(lc, st->skip_schemas)
-		drop_lines[rules.ndrop_lines++] = psprintf("CREATE SCHEMA %s;", quote_identifier(lfirst(lc)));
-	foreach(lc, st->ext_rels)
-	{
-		List	   *r = lfirst(lc);
-		char	   *qname = psprintf("%s.%s", quote_identifier(linitial(r)),
-									 quote_identifier(lsecond(r)));
-
-		skip_copies[rules.nskip_copies++] = psprintf("COPY %s ", qname);
-		drop_prefixes[rules.ndrop_prefixes++] =
-			psprintf("SELECT pg_catalog.setval(%s, ", quote_literal_cstr(qname));
-	}
-	rules.drop_lines = drop_lines;
-	rules.drop_prefixes = drop_prefixes;
-	rules.skip_copies = skip_copies;
-
+	/* only a dump piped through the filter reads its rules */
+	if (gz)
+		bv_filter_rules(st, &rules);
 	prog.argv = argv;
 	prog.backup_fd = st->fd;
 	prog.password = st->use_password ? st->password : NULL;
 	prog.input = input;
 	prog.dump = gz;
 	prog.restrict_key = restrict_key;
-	prog.rules = &rules;
+	prog.rules = gz ? &rules : NULL;
 	prog.watch_space = watch_space;
 	prog.out = out;
 	prog.err = err;
@@ -1870,7 +1879,6 @@ adr_verify_main(Datum main_arg)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		adr_backup_kill_program(0, 0);
 		RESUME_INTERRUPTS();
 		bv_fail(&st, "error: %s", edata->message);
 	}
